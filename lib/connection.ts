@@ -1,0 +1,596 @@
+/**
+ * Framed connections over TCP: reading frames with bounded buffers and read
+ * timeouts, serialised writes, and request/response matching by request id.
+ *
+ * @module
+ */
+import {
+  DEFAULT_MAX_FRAME_SIZE,
+  encodeDataHeader,
+  encodeJsonFrame,
+  type Frame,
+  FrameDecoder,
+  ProtocolError,
+} from "./wire.ts";
+
+/** Size of the buffer each connection reads into: large reads, few calls. */
+const READ_BUFFER_SIZE = 1024 * 1024;
+
+/**
+ * An error reported by the remote side in an `error` reply
+ * (`{ type: "error", code, message }`).
+ *
+ * @example Telling "not found" apart
+ * ```ts
+ * import { RemoteError } from "./connection.ts";
+ * const error = new RemoteError("not_found", "No such file");
+ * if (error.code !== "not_found") throw new Error("wrong code");
+ * ```
+ */
+export class RemoteError extends Error {
+  /** Machine-readable code, e.g. `not_found`, `unknown_peer`, `bad_request`. */
+  readonly code: string;
+  /**
+   * Creates the error.
+   *
+   * @param code Machine-readable code.
+   * @param message Human-readable text from the remote side.
+   */
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = "RemoteError";
+    this.code = code;
+  }
+}
+
+/**
+ * A wait that ran out: a connect, read or reply that took too long.
+ *
+ * @example Recognising a timeout
+ * ```ts
+ * import { TimeoutError } from "./connection.ts";
+ * const error = new TimeoutError("No reply within 100 ms");
+ * if (!(error instanceof TimeoutError)) throw new Error("unreachable");
+ * ```
+ */
+export class TimeoutError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What timed out, with the limit.
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "TimeoutError";
+  }
+}
+
+/** A parsed `host:port` pair. */
+export interface HostPort {
+  /** Host name or IP address (IPv6 without brackets). */
+  hostname: string;
+  /** TCP port, 1–65535. */
+  port: number;
+}
+
+/**
+ * Parses `host:port`, `[v6]:port` or `:port` (host defaults to `defaultHost`).
+ *
+ * @param text The address.
+ * @param defaultHost Host used when `text` starts with `:`.
+ * @returns The host and port.
+ * @throws {TypeError} If the text is not an address with a valid port.
+ *
+ * @example Parsing addresses
+ * ```ts
+ * import { parseHostPort } from "./connection.ts";
+ * const { hostname, port } = parseHostPort("localhost:9000");
+ * if (hostname !== "localhost" || port !== 9000) throw new Error("bad parse");
+ * ```
+ */
+export function parseHostPort(
+  text: string,
+  defaultHost = "127.0.0.1",
+): HostPort {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s\[\]]*)):(\d{1,5})$/.exec(text);
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port < 1 || port > 65535) {
+    throw new TypeError(
+      `Cannot parse address "${text}": expected host:port with a port from 1 to 65535`,
+    );
+  }
+  const hostname = match[1] ?? match[2] ?? "";
+  return { hostname: hostname === "" ? defaultHost : hostname, port };
+}
+
+/**
+ * Formats a host and port as `host:port` (`[v6]:port` for IPv6).
+ *
+ * @param hostname Host or IP.
+ * @param port Port.
+ * @returns The address text.
+ *
+ * @example Formatting an IPv6 address
+ * ```ts
+ * import { formatHostPort } from "./connection.ts";
+ * if (formatHostPort("::1", 80) !== "[::1]:80") throw new Error("bad format");
+ * ```
+ */
+export function formatHostPort(hostname: string, port: number): string {
+  return hostname.includes(":")
+    ? `[${hostname}]:${port}`
+    : `${hostname}:${port}`;
+}
+
+/**
+ * Opens a TCP connection with a time limit.
+ *
+ * @param address `host:port`.
+ * @param timeoutMs Give up after this many milliseconds.
+ * @returns The connection.
+ * @throws {TimeoutError} If the connection is not made in time.
+ *
+ * @example Connecting to a listener
+ * ```ts
+ * import { connectWithTimeout } from "./connection.ts";
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const accepted = listener.accept();
+ * const conn = await connectWithTimeout(`127.0.0.1:${listener.addr.port}`, 1000);
+ * conn.close();
+ * (await accepted).close();
+ * ```
+ */
+export async function connectWithTimeout(
+  address: string,
+  timeoutMs: number,
+): Promise<Deno.TcpConn> {
+  const { hostname, port } = parseHostPort(address);
+  const pending = Deno.connect({ hostname, port });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new TimeoutError(
+            `Cannot connect to ${address}: no answer within ${timeoutMs} ms`,
+          ),
+        ),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([pending, timeout]);
+  } catch (error) {
+    pending.then((conn) => conn.close(), () => {});
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Writes all bytes to a connection or file (a single `write` may be partial).
+ *
+ * @param writer The connection or file.
+ * @param bytes The bytes to write.
+ *
+ * @example Writing to a connection
+ * ```ts
+ * import { writeAll } from "./connection.ts";
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const accepted = listener.accept();
+ * const conn = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+ * await writeAll(conn, new Uint8Array([1, 2, 3]));
+ * conn.close();
+ * (await accepted).close();
+ * ```
+ */
+export async function writeAll(
+  writer: Writer,
+  bytes: Uint8Array,
+): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) {
+    offset += await writer.write(bytes.subarray(offset));
+  }
+}
+
+/** Anything with a `write` that may write fewer bytes than given. */
+export interface Writer {
+  /** Writes some of `p`, returning how many bytes were written. */
+  write(p: Uint8Array): Promise<number>;
+}
+
+/** Options for {@linkcode FrameConnection}. */
+export interface FrameConnectionOptions {
+  /**
+   * Largest frame payload accepted.
+   *
+   * @default {DEFAULT_MAX_FRAME_SIZE}
+   */
+  maxFrameSize?: number;
+  /**
+   * Close the connection if no byte arrives for this long while a frame is
+   * expected (0 disables).
+   *
+   * @default {30000}
+   */
+  readTimeoutMs?: number;
+  /** Bytes already read from the connection (protocol sniffing). */
+  prefix?: Uint8Array;
+}
+
+/**
+ * A TCP connection that carries frames: an async iterator of incoming frames
+ * (bounded: one frame at a time) and serialised frame writes.
+ *
+ * @example Exchanging a frame
+ * ```ts
+ * import { FrameConnection } from "./connection.ts";
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const accepted = listener.accept();
+ * const client = new FrameConnection(
+ *   await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
+ * );
+ * const server = new FrameConnection(await accepted);
+ * await client.send({ type: "ping" });
+ * const frame = (await server.frames().next()).value;
+ * if (frame?.kind !== "json") throw new Error("expected json");
+ * client.close();
+ * server.close();
+ * ```
+ */
+export class FrameConnection {
+  /** The underlying TCP connection. */
+  readonly conn: Deno.Conn;
+  readonly #decoder: FrameDecoder;
+  readonly #readTimeoutMs: number;
+  #prefix: Uint8Array | undefined;
+  #writeChain: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  /**
+   * Wraps a connection.
+   *
+   * @param conn The TCP connection (owned from now on).
+   * @param options Limits and sniffed prefix.
+   */
+  constructor(conn: Deno.Conn, options: FrameConnectionOptions = {}) {
+    this.conn = conn;
+    // Frames are written whole; Nagle's algorithm would only add latency.
+    (conn as Deno.TcpConn).setNoDelay?.(true);
+    this.#decoder = new FrameDecoder({
+      maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
+    });
+    this.#readTimeoutMs = options.readTimeoutMs ?? 30_000;
+    this.#prefix = options.prefix;
+  }
+
+  /** True once {@linkcode FrameConnection.close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Yields incoming frames until the remote side closes.
+   *
+   * @returns The frames, in order.
+   * @throws {ProtocolError} On a malformed frame or a stream ending mid-frame.
+   * @throws {TimeoutError} If a read stalls longer than the read timeout.
+   */
+  async *frames(): AsyncGenerator<Frame, void, void> {
+    if (this.#prefix) {
+      const prefix = this.#prefix;
+      this.#prefix = undefined;
+      yield* this.#decoder.push(prefix);
+    }
+    const buffer = new Uint8Array(READ_BUFFER_SIZE);
+    while (true) {
+      const n = await this.#readWithTimeout(buffer);
+      if (n === null) {
+        if (!this.#decoder.idle) {
+          throw new ProtocolError(
+            `Cannot accept stream: it ended inside a frame (${this.#decoder.bufferedBytes} bytes pending)`,
+          );
+        }
+        return;
+      }
+      yield* this.#decoder.push(buffer.subarray(0, n));
+    }
+  }
+
+  async #readWithTimeout(buffer: Uint8Array): Promise<number | null> {
+    if (this.#closed) return null;
+    if (this.#readTimeoutMs <= 0) return await this.#read(buffer);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      this.close();
+    }, this.#readTimeoutMs);
+    try {
+      return await this.#read(buffer);
+    } finally {
+      clearTimeout(timer);
+      if (timedOut) {
+        // deno-lint-ignore no-unsafe-finally
+        throw new TimeoutError(
+          `Cannot read from ${
+            describe(this.conn)
+          }: idle for ${this.#readTimeoutMs} ms`,
+        );
+      }
+    }
+  }
+
+  async #read(buffer: Uint8Array): Promise<number | null> {
+    try {
+      return await this.conn.read(buffer);
+    } catch (error) {
+      if (this.#closed || isDisconnect(error)) return null;
+      throw error;
+    }
+  }
+
+  /**
+   * Sends a JSON message as one frame. Writes are queued, never interleaved.
+   *
+   * @param message The message object.
+   */
+  send(message: unknown): Promise<void> {
+    return this.#enqueue([encodeJsonFrame(message)]);
+  }
+
+  /**
+   * Sends data bytes answering request `rid`, without copying them.
+   *
+   * @param rid Request id.
+   * @param bytes The data.
+   */
+  sendData(rid: number, bytes: Uint8Array): Promise<void> {
+    const header = encodeDataHeader(rid, bytes.length);
+    if (bytes.length > 64 * 1024) return this.#enqueue([header, bytes]);
+    // Small payloads: one write, one segment.
+    const frame = new Uint8Array(header.length + bytes.length);
+    frame.set(header);
+    frame.set(bytes, header.length);
+    return this.#enqueue([frame]);
+  }
+
+  #enqueue(parts: Uint8Array[]): Promise<void> {
+    const next = this.#writeChain.then(async () => {
+      if (this.#closed) {
+        throw new Deno.errors.BadResource("Cannot write: connection closed");
+      }
+      for (const part of parts) await writeAll(this.conn, part);
+    });
+    this.#writeChain = next.catch(() => {});
+    return next;
+  }
+
+  /** Closes the connection (idempotent). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.conn.close();
+    } catch {
+      // Already closed by the runtime.
+    }
+  }
+}
+
+/** Whether an error means the remote side went away. */
+export function isDisconnect(error: unknown): boolean {
+  return error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.BrokenPipe ||
+    error instanceof Deno.errors.BadResource ||
+    error instanceof Deno.errors.Interrupted ||
+    error instanceof Deno.errors.ConnectionAborted ||
+    error instanceof Deno.errors.NotConnected ||
+    error instanceof Deno.errors.UnexpectedEof;
+}
+
+function describe(conn: Deno.Conn): string {
+  const addr = conn.remoteAddr as Deno.NetAddr;
+  return formatHostPort(addr.hostname, addr.port);
+}
+
+/** A reply to a request: a JSON object or a data frame's bytes. */
+export type Reply = Record<string, unknown> | Uint8Array;
+
+/** Options for {@linkcode RpcClient}. */
+export interface RpcClientOptions extends FrameConnectionOptions {
+  /**
+   * How long a request waits for its reply.
+   *
+   * @default {10000}
+   */
+  requestTimeoutMs?: number;
+}
+
+interface Pending {
+  resolve(reply: Reply): void;
+  reject(error: Error): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/**
+ * The client side of a framed connection: sends requests tagged with a
+ * request id (`rid`) and matches replies, so many requests can be in flight
+ * on one connection (pipelining).
+ *
+ * @example Asking a peer for a chunk
+ * ```ts ignore
+ * import { RpcClient } from "./connection.ts";
+ * await using client = await RpcClient.connect("127.0.0.1:10001");
+ * const bytes = await client.request({ type: "chunk", id: "…", index: 0 });
+ * ```
+ */
+export class RpcClient {
+  /** The framed connection. */
+  readonly connection: FrameConnection;
+  readonly #requestTimeoutMs: number;
+  readonly #pending = new Map<number, Pending>();
+  #nextRid = 1;
+  #failure: Error | undefined;
+  readonly #loop: Promise<void>;
+
+  /**
+   * Wraps an open connection and starts reading replies.
+   *
+   * @param conn The TCP connection (owned from now on).
+   * @param options Limits.
+   */
+  constructor(conn: Deno.Conn, options: RpcClientOptions = {}) {
+    this.connection = new FrameConnection(conn, {
+      ...options,
+      // Idle time between requests is fine; a stalled reply is caught by the
+      // per-request timeout instead.
+      readTimeoutMs: 0,
+    });
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+    this.#loop = this.#readLoop();
+  }
+
+  /**
+   * Connects to `address` and returns a client.
+   *
+   * @param address `host:port`.
+   * @param options Limits; `requestTimeoutMs` also bounds the connect.
+   * @returns The client.
+   */
+  static async connect(
+    address: string,
+    options: RpcClientOptions = {},
+  ): Promise<RpcClient> {
+    const conn = await connectWithTimeout(
+      address,
+      options.requestTimeoutMs ?? 10_000,
+    );
+    return new RpcClient(conn, options);
+  }
+
+  /** Number of requests waiting for a reply. */
+  get inFlight(): number {
+    return this.#pending.size;
+  }
+
+  /** Whether the connection failed or was closed. */
+  get failed(): boolean {
+    return this.#failure !== undefined;
+  }
+
+  async #readLoop(): Promise<void> {
+    try {
+      for await (const frame of this.connection.frames()) {
+        let rid: unknown;
+        let reply: Reply;
+        if (frame.kind === "data") {
+          rid = frame.rid;
+          reply = frame.bytes;
+        } else {
+          const message = frame.message as Record<string, unknown>;
+          rid = message.rid;
+          reply = message;
+        }
+        const pending = typeof rid === "number"
+          ? this.#pending.get(rid)
+          : undefined;
+        if (!pending) continue; // A late reply to a request that timed out.
+        this.#pending.delete(rid as number);
+        clearTimeout(pending.timer);
+        if (!(reply instanceof Uint8Array) && reply.type === "error") {
+          pending.reject(
+            new RemoteError(
+              String(reply.code ?? "error").slice(0, 64),
+              String(reply.message ?? "Remote error").slice(0, 512),
+            ),
+          );
+        } else {
+          pending.resolve(reply);
+        }
+      }
+      this.#fail(new Deno.errors.ConnectionReset("Connection closed by peer"));
+    } catch (error) {
+      this.#fail(error as Error);
+    }
+  }
+
+  #fail(error: Error): void {
+    this.#failure ??= error;
+    for (const [rid, pending] of this.#pending) {
+      clearTimeout(pending.timer);
+      pending.reject(this.#failure);
+      this.#pending.delete(rid);
+    }
+    this.connection.close();
+  }
+
+  /**
+   * Sends a request and waits for its reply.
+   *
+   * @param message The request (a `rid` is added).
+   * @param timeoutMs Override of the request timeout.
+   * @returns The reply object, or the bytes of a data reply.
+   * @throws {RemoteError} If the remote side answers with an error.
+   * @throws {TimeoutError} If no reply comes in time.
+   */
+  request(
+    message: Record<string, unknown>,
+    timeoutMs: number = this.#requestTimeoutMs,
+  ): Promise<Reply> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    const rid = this.#nextRid;
+    this.#nextRid = this.#nextRid >= 0x7fffffff ? 1 : this.#nextRid + 1;
+    return new Promise<Reply>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(rid);
+        reject(
+          new TimeoutError(
+            `Cannot complete ${
+              String(message.type)
+            } request: no reply within ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      this.#pending.set(rid, { resolve, reject, timer });
+      this.connection.send({ ...message, rid }).catch((error) =>
+        this.#fail(error as Error)
+      );
+    });
+  }
+
+  /**
+   * Sends a request and expects a JSON reply of type `expected`.
+   *
+   * @param message The request.
+   * @param expected The reply type.
+   * @returns The reply object.
+   * @throws {ProtocolError} If the reply has another type or is data.
+   */
+  async call(
+    message: Record<string, unknown>,
+    expected: string,
+  ): Promise<Record<string, unknown>> {
+    const reply = await this.request(message);
+    if (reply instanceof Uint8Array || reply.type !== expected) {
+      throw new ProtocolError(
+        `Cannot accept reply to ${
+          String(message.type)
+        }: expected "${expected}"`,
+      );
+    }
+    return reply;
+  }
+
+  /** Closes the connection and fails pending requests. */
+  async close(): Promise<void> {
+    this.#fail(new Deno.errors.BadResource("Connection closed"));
+    await this.#loop;
+  }
+
+  /** Same as {@linkcode RpcClient.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

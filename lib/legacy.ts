@@ -1,0 +1,336 @@
+/**
+ * The seed protocol Shoal grew from: one newline-terminated JSON object per
+ * request, one request per connection; a `download` reply is a JSON line
+ * `{"status":"ok","size":N}` followed by exactly N raw bytes.
+ *
+ * @module
+ */
+import { connectWithTimeout, TimeoutError, writeAll } from "./connection.ts";
+import { validateName } from "./names.ts";
+import { ProtocolError } from "./wire.ts";
+
+/** Default limit on one request or reply line: 1 MiB. */
+export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
+/** Most file names a seed-protocol `register` or `heartbeat` may carry. */
+export const MAX_LEGACY_FILES = 10_000;
+
+/** A validated seed-protocol request. */
+export interface LegacyRequest {
+  /** `register`, `heartbeat`, `list`, `getpeers` or `download`. */
+  command: "register" | "heartbeat" | "list" | "getpeers" | "download";
+  /** `host:port` the sender serves on (register, heartbeat). */
+  address?: string;
+  /** Names the sender shares (register, heartbeat). */
+  files?: string[];
+  /** The file asked about (getpeers, download). */
+  filename?: string;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Encodes a reply object as one JSON line.
+ *
+ * @param reply The reply.
+ * @returns The bytes, newline included.
+ *
+ * @example
+ * ```ts
+ * import { encodeLine } from "./legacy.ts";
+ * const bytes = encodeLine({ status: "ok" });
+ * if (bytes.at(-1) !== 10) throw new Error("no newline");
+ * ```
+ */
+export function encodeLine(reply: unknown): Uint8Array {
+  return encoder.encode(JSON.stringify(reply) + "\n");
+}
+
+/** A line read from a connection, and the bytes that followed it. */
+export interface LineResult {
+  /** The line, without its newline. */
+  line: string;
+  /** Bytes already read past the newline. */
+  rest: Uint8Array;
+}
+
+/**
+ * Reads one newline-terminated line, bounded in size and time.
+ *
+ * @param conn The connection.
+ * @param prefix Bytes already read from it.
+ * @param maxBytes Longest accepted line.
+ * @param timeoutMs Longest wait for the whole line.
+ * @returns The line and any bytes after it.
+ * @throws {ProtocolError} If the line is too long, not UTF-8, or the
+ *   connection ends first.
+ * @throws {TimeoutError} If the line does not arrive in time.
+ */
+export async function readLine(
+  conn: Deno.Conn,
+  prefix: Uint8Array,
+  maxBytes: number = DEFAULT_MAX_LINE_BYTES,
+  timeoutMs = 10_000,
+): Promise<LineResult> {
+  let buffer = new Uint8Array(Math.min(maxBytes + 1, 64 * 1024));
+  let filled = 0;
+  const append = (bytes: Uint8Array) => {
+    if (filled + bytes.length > buffer.length) {
+      const grown = new Uint8Array(
+        Math.min(
+          Math.max(buffer.length * 2, filled + bytes.length),
+          maxBytes + 1 + bytes.length,
+        ),
+      );
+      grown.set(buffer.subarray(0, filled));
+      buffer = grown;
+    }
+    buffer.set(bytes, filled);
+    filled += bytes.length;
+  };
+  append(prefix);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      conn.close();
+    } catch { /* already closed */ }
+  }, timeoutMs);
+  try {
+    const chunk = new Uint8Array(64 * 1024);
+    let searched = 0;
+    while (true) {
+      const newline = buffer.subarray(searched, filled).indexOf(10);
+      if (newline >= 0) {
+        const end = searched + newline;
+        if (end > maxBytes) break;
+        let line: string;
+        try {
+          line = decoder.decode(buffer.subarray(0, end));
+        } catch {
+          throw new ProtocolError("Cannot accept line: it is not valid UTF-8");
+        }
+        return { line, rest: buffer.slice(end + 1, filled) };
+      }
+      searched = filled;
+      if (filled > maxBytes) break;
+      let n: number | null;
+      try {
+        n = await conn.read(chunk);
+      } catch (error) {
+        if (timedOut) break;
+        throw error;
+      }
+      if (n === null) {
+        if (timedOut) break;
+        throw new ProtocolError(
+          "Cannot accept line: the connection ended before a newline",
+        );
+      }
+      append(chunk.subarray(0, n));
+    }
+    if (timedOut) {
+      throw new TimeoutError(
+        `Cannot read line: no newline within ${timeoutMs} ms`,
+      );
+    }
+    throw new ProtocolError(
+      `Cannot accept line: it exceeds the ${maxBytes}-byte limit`,
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Validates a seed-protocol request.
+ *
+ * @param value Parsed JSON.
+ * @returns The request.
+ * @throws {ProtocolError} Saying which field is wrong.
+ *
+ * @example
+ * ```ts
+ * import { validateLegacyRequest } from "./legacy.ts";
+ * const request = validateLegacyRequest({ command: "getpeers", filename: "a.txt" });
+ * if (request.filename !== "a.txt") throw new Error("lost filename");
+ * ```
+ */
+export function validateLegacyRequest(value: unknown): LegacyRequest {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new ProtocolError("Cannot accept request: not a JSON object");
+  }
+  const obj = value as Record<string, unknown>;
+  const command = obj.command;
+  if (
+    command !== "register" && command !== "heartbeat" && command !== "list" &&
+    command !== "getpeers" && command !== "download"
+  ) {
+    throw new ProtocolError(
+      `Cannot accept request: unknown command ${
+        JSON.stringify(command)?.slice(0, 40) ?? "undefined"
+      }`,
+    );
+  }
+  const request: LegacyRequest = { command };
+  if (command === "register" || command === "heartbeat") {
+    if (
+      typeof obj.address !== "string" || obj.address.length > 300 ||
+      !/:\d{1,5}$/.test(obj.address)
+    ) {
+      throw new ProtocolError(
+        'Cannot accept request: "address" is not host:port',
+      );
+    }
+    request.address = obj.address;
+    if (obj.files !== undefined || command === "register") {
+      if (!Array.isArray(obj.files) || obj.files.length > MAX_LEGACY_FILES) {
+        throw new ProtocolError(
+          `Cannot accept request: "files" is not a list of at most ${MAX_LEGACY_FILES} names`,
+        );
+      }
+      request.files = obj.files.map((name) => validateName(name));
+    }
+  }
+  if (command === "getpeers" || command === "download") {
+    request.filename = validateName(obj.filename);
+  }
+  return request;
+}
+
+/**
+ * Sends one seed-protocol request and reads its one-line reply.
+ *
+ * @param address `host:port` of a tracker or peer.
+ * @param request The request object.
+ * @param timeoutMs Bound on connect and reply.
+ * @returns The parsed reply.
+ * @throws {ProtocolError} If the reply is not a JSON object line.
+ *
+ * @example Listing a seed-protocol tracker
+ * ```ts ignore
+ * import { legacyRequest } from "./legacy.ts";
+ * const reply = await legacyRequest("127.0.0.1:9000", { command: "list" });
+ * console.log(reply.filemap);
+ * ```
+ */
+export async function legacyRequest(
+  address: string,
+  request: Record<string, unknown>,
+  timeoutMs = 10_000,
+): Promise<Record<string, unknown>> {
+  const conn = await connectWithTimeout(address, timeoutMs);
+  try {
+    await writeAll(conn, encodeLine(request));
+    const { line } = await readLine(
+      conn,
+      new Uint8Array(),
+      DEFAULT_MAX_LINE_BYTES,
+      timeoutMs,
+    );
+    return parseReply(line);
+  } finally {
+    try {
+      conn.close();
+    } catch { /* closed by a timeout */ }
+  }
+}
+
+function parseReply(line: string): Record<string, unknown> {
+  let reply: unknown;
+  try {
+    reply = JSON.parse(line);
+  } catch {
+    throw new ProtocolError("Cannot accept reply: it is not JSON");
+  }
+  if (reply === null || typeof reply !== "object" || Array.isArray(reply)) {
+    throw new ProtocolError("Cannot accept reply: it is not a JSON object");
+  }
+  return reply as Record<string, unknown>;
+}
+
+/** Options for {@linkcode legacyDownload}. */
+export interface LegacyDownloadOptions {
+  /** Bound on connecting and on each read, in ms. @default {10000} */
+  timeoutMs?: number;
+  /** Refuse a reply announcing more bytes than this. */
+  maxSize?: number;
+  /** Called with the byte count so far after each write. */
+  onProgress?: (bytes: number, total: number) => void;
+  /** Stops the transfer when aborted. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Downloads a whole file from a seed-protocol peer into an open file,
+ * streaming with a fixed buffer, and checks the byte count.
+ *
+ * @param address Peer `host:port`.
+ * @param filename Name at that peer.
+ * @param file Destination, positioned at 0.
+ * @param options Limits and progress.
+ * @returns The number of bytes written.
+ * @throws {ProtocolError} On an error status, a bad header or a short body.
+ */
+export async function legacyDownload(
+  address: string,
+  filename: string,
+  file: Deno.FsFile,
+  options: LegacyDownloadOptions = {},
+): Promise<number> {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const conn = await connectWithTimeout(address, timeoutMs);
+  const abort = () => conn.close();
+  options.signal?.addEventListener("abort", abort, { once: true });
+  try {
+    await writeAll(conn, encodeLine({ command: "download", filename }));
+    const { line, rest } = await readLine(
+      conn,
+      new Uint8Array(),
+      64 * 1024,
+      timeoutMs,
+    );
+    const reply = parseReply(line);
+    if (reply.status !== "ok") {
+      throw new ProtocolError(
+        `Cannot download ${filename} from ${address}: ${
+          String(reply.status).slice(0, 200)
+        }`,
+      );
+    }
+    const size = reply.size;
+    if (
+      !Number.isSafeInteger(size) || (size as number) < 0 ||
+      (options.maxSize !== undefined && (size as number) > options.maxSize)
+    ) {
+      throw new ProtocolError(
+        `Cannot download ${filename} from ${address}: bad size ${String(size)}`,
+      );
+    }
+    const total = size as number;
+    let received = Math.min(rest.length, total);
+    await writeAll(file, rest.subarray(0, received));
+    const buffer = new Uint8Array(1024 * 1024);
+    while (received < total) {
+      options.signal?.throwIfAborted();
+      const n = await conn.read(
+        buffer.subarray(0, Math.min(buffer.length, total - received)),
+      );
+      if (n === null) break;
+      await writeAll(file, buffer.subarray(0, n));
+      received += n;
+      options.onProgress?.(received, total);
+    }
+    if (received !== total) {
+      throw new ProtocolError(
+        `Cannot download ${filename} from ${address}: got ${received} of ${total} bytes`,
+      );
+    }
+    return received;
+  } finally {
+    options.signal?.removeEventListener("abort", abort);
+    try {
+      conn.close();
+    } catch { /* closed by abort */ }
+  }
+}

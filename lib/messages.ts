@@ -1,0 +1,430 @@
+/**
+ * Shoal's framed protocol messages and their validators: every field that
+ * arrives from the network is checked here, with bounds, before use.
+ *
+ * @module
+ */
+import { ProtocolError } from "./wire.ts";
+import { validateName } from "./names.ts";
+import { isContentId, MAX_FILE_SIZE } from "./manifest.ts";
+
+/** Longest search query accepted by the tracker. */
+export const MAX_QUERY_LENGTH = 256;
+/** Default cap on the files one peer may announce. */
+export const DEFAULT_MAX_FILES_PER_PEER = 10_000;
+
+/** A file as a peer announces it to the tracker. */
+export interface FileAnnouncement {
+  /** Relative POSIX name at the announcing peer. */
+  name: string;
+  /** Content id. */
+  id: string;
+  /** Size in bytes. */
+  size: number;
+}
+
+/** `register`: a peer joins with the files it shares. */
+export interface RegisterRequest {
+  /** Discriminant. */
+  type: "register";
+  /** Port the peer serves on. */
+  port: number;
+  /** Advertised host, used only if the tracker trusts advertised addresses. */
+  host?: string;
+  /** Every file the peer shares. */
+  files: FileAnnouncement[];
+}
+
+/** `heartbeat`: a peer is alive; `files`, if present, replaces its list. */
+export interface HeartbeatRequest {
+  /** Discriminant. */
+  type: "heartbeat";
+  /** Port the peer serves on (with the source IP, identifies the peer). */
+  port: number;
+  /** Advertised host (trusted mode only). */
+  host?: string;
+  /** The full current file list, when it changed. */
+  files?: FileAnnouncement[];
+}
+
+/** `unregister`: a graceful leave. */
+export interface UnregisterRequest {
+  /** Discriminant. */
+  type: "unregister";
+  /** Port the peer serves on. */
+  port: number;
+  /** Advertised host (trusted mode only). */
+  host?: string;
+}
+
+/** `list`: files on the network, optionally filtered. */
+export interface ListRequest {
+  /** Discriminant. */
+  type: "list";
+  /** Substring, or glob with `*` and `?`, matched against names. */
+  query?: string;
+}
+
+/** `getpeers`: holders of a content id, or of any content with a name. */
+export interface GetPeersRequest {
+  /** Discriminant. */
+  type: "getpeers";
+  /** Content id. */
+  id?: string;
+  /** Exact file name. */
+  name?: string;
+}
+
+/** Any request a tracker accepts over the framed protocol. */
+export type TrackerRequest =
+  | RegisterRequest
+  | HeartbeatRequest
+  | UnregisterRequest
+  | ListRequest
+  | GetPeersRequest;
+
+/** `manifest`: ask a peer for a file's manifest by id or name. */
+export interface ManifestRequest {
+  /** Discriminant. */
+  type: "manifest";
+  /** Content id. */
+  id?: string;
+  /** Name at that peer. */
+  name?: string;
+}
+
+/** `chunk`: ask a peer for chunk `index` of content `id`. */
+export interface ChunkRequest {
+  /** Discriminant. */
+  type: "chunk";
+  /** Content id. */
+  id: string;
+  /** Chunk index. */
+  index: number;
+}
+
+/** `ping`: liveness check. */
+export interface PingRequest {
+  /** Discriminant. */
+  type: "ping";
+}
+
+/** Any request a peer accepts over the framed protocol. */
+export type PeerRequest = ManifestRequest | ChunkRequest | PingRequest;
+
+/** A file in a tracker's `list` reply. */
+export interface ListedFile {
+  /** Name (the most common name among holders). */
+  name: string;
+  /** Content id, or `null` for files announced by seed-protocol peers. */
+  id: string | null;
+  /** Size in bytes, or `null` when unknown (seed-protocol peers). */
+  size: number | null;
+  /** Number of live holders. */
+  holders: number;
+}
+
+/** A holder in a tracker's `getpeers` reply. */
+export interface PeerInfo {
+  /** `host:port` to connect to. */
+  address: string;
+  /** Which protocol the holder speaks. */
+  protocol: "shoal" | "legacy";
+  /** The name the holder shares the file under. */
+  name: string;
+  /** The content id it holds under that name (`null`: seed-protocol peer). */
+  id: string | null;
+}
+
+type Obj = Record<string, unknown>;
+
+function fail(what: string): never {
+  throw new ProtocolError(`Cannot accept message: ${what}`);
+}
+
+/**
+ * Checks that a value is a JSON object with a string `type`.
+ *
+ * @param value Untrusted value.
+ * @returns The object.
+ * @throws {ProtocolError} Otherwise.
+ */
+export function expectObject(value: unknown): Obj {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    fail("not a JSON object");
+  }
+  const obj = value as Obj;
+  if (typeof obj.type !== "string" || obj.type.length > 32) {
+    fail('"type" is missing or not a short string');
+  }
+  return obj;
+}
+
+function port(obj: Obj): number {
+  const value = obj.port;
+  if (
+    !Number.isInteger(value) || (value as number) < 1 ||
+    (value as number) > 65535
+  ) {
+    fail(
+      `"port" ${
+        JSON.stringify(value) ?? "undefined"
+      } is not an integer from 1 to 65535`,
+    );
+  }
+  return value as number;
+}
+
+function optionalHost(obj: Obj): { host?: string } {
+  if (obj.host === undefined) return {};
+  if (
+    typeof obj.host !== "string" || obj.host.length === 0 ||
+    obj.host.length > 253 || !/^[0-9A-Za-z.:\-]+$/.test(obj.host)
+  ) {
+    fail('"host" is not a host name or IP address');
+  }
+  return { host: obj.host };
+}
+
+function optionalId(obj: Obj): { id?: string } {
+  if (obj.id === undefined) return {};
+  if (!isContentId(obj.id)) fail('"id" is not 64 lowercase hex digits');
+  return { id: obj.id };
+}
+
+function optionalName(obj: Obj): { name?: string } {
+  if (obj.name === undefined) return {};
+  return { name: validateName(obj.name) };
+}
+
+/**
+ * Validates a list of file announcements.
+ *
+ * @param value Untrusted value.
+ * @param maxFiles Largest accepted list.
+ * @returns The announcements.
+ * @throws {ProtocolError} On a wrong shape, a bad name or id, or too many
+ *   entries.
+ */
+export function validateAnnouncements(
+  value: unknown,
+  maxFiles: number,
+): FileAnnouncement[] {
+  if (!Array.isArray(value)) fail('"files" is not an array');
+  if (value.length > maxFiles) {
+    fail(
+      `"files" has ${value.length} entries, more than the ${maxFiles} allowed`,
+    );
+  }
+  return value.map((entry: unknown) => {
+    if (entry === null || typeof entry !== "object") {
+      fail("a file entry is not an object");
+    }
+    const e = entry as Obj;
+    if (!isContentId(e.id)) {
+      fail("a file entry's id is not 64 lowercase hex digits");
+    }
+    if (
+      !Number.isSafeInteger(e.size) || (e.size as number) < 0 ||
+      (e.size as number) > MAX_FILE_SIZE
+    ) {
+      fail("a file entry's size is not a non-negative integer");
+    }
+    return { name: validateName(e.name), id: e.id, size: e.size as number };
+  });
+}
+
+/**
+ * Validates a request sent to a tracker.
+ *
+ * @param value Untrusted decoded JSON.
+ * @param maxFiles Largest accepted file list.
+ * @returns The typed request.
+ * @throws {ProtocolError} Saying which field is wrong.
+ *
+ * @example Validating a list request
+ * ```ts
+ * import { validateTrackerRequest } from "./messages.ts";
+ * const request = validateTrackerRequest({ type: "list", query: "*.txt" });
+ * if (request.type !== "list") throw new Error("wrong type");
+ * ```
+ */
+export function validateTrackerRequest(
+  value: unknown,
+  maxFiles: number = DEFAULT_MAX_FILES_PER_PEER,
+): TrackerRequest {
+  const obj = expectObject(value);
+  switch (obj.type) {
+    case "register":
+      return {
+        type: "register",
+        port: port(obj),
+        ...optionalHost(obj),
+        files: validateAnnouncements(obj.files, maxFiles),
+      };
+    case "heartbeat":
+      return {
+        type: "heartbeat",
+        port: port(obj),
+        ...optionalHost(obj),
+        ...(obj.files === undefined
+          ? {}
+          : { files: validateAnnouncements(obj.files, maxFiles) }),
+      };
+    case "unregister":
+      return { type: "unregister", port: port(obj), ...optionalHost(obj) };
+    case "list": {
+      if (obj.query === undefined) return { type: "list" };
+      if (
+        typeof obj.query !== "string" || obj.query.length > MAX_QUERY_LENGTH
+      ) {
+        fail(
+          `"query" is not a string of at most ${MAX_QUERY_LENGTH} characters`,
+        );
+      }
+      return { type: "list", query: obj.query };
+    }
+    case "getpeers": {
+      const request: GetPeersRequest = {
+        type: "getpeers",
+        ...optionalId(obj),
+        ...optionalName(obj),
+      };
+      if (request.id === undefined && request.name === undefined) {
+        fail('getpeers needs "id" or "name"');
+      }
+      return request;
+    }
+    default:
+      fail(`unknown tracker request type ${JSON.stringify(obj.type)}`);
+  }
+}
+
+/**
+ * Validates a request sent to a peer.
+ *
+ * @param value Untrusted decoded JSON.
+ * @returns The typed request.
+ * @throws {ProtocolError} Saying which field is wrong.
+ *
+ * @example Validating a chunk request
+ * ```ts
+ * import { validatePeerRequest } from "./messages.ts";
+ * const request = validatePeerRequest({ type: "chunk", id: "a".repeat(64), index: 0 });
+ * if (request.type !== "chunk") throw new Error("wrong type");
+ * ```
+ */
+export function validatePeerRequest(value: unknown): PeerRequest {
+  const obj = expectObject(value);
+  switch (obj.type) {
+    case "manifest": {
+      const request: ManifestRequest = {
+        type: "manifest",
+        ...optionalId(obj),
+        ...optionalName(obj),
+      };
+      if (request.id === undefined && request.name === undefined) {
+        fail('manifest needs "id" or "name"');
+      }
+      return request;
+    }
+    case "chunk": {
+      if (!isContentId(obj.id)) fail('"id" is not 64 lowercase hex digits');
+      if (
+        !Number.isSafeInteger(obj.index) || (obj.index as number) < 0
+      ) {
+        fail('"index" is not a non-negative integer');
+      }
+      return { type: "chunk", id: obj.id, index: obj.index as number };
+    }
+    case "ping":
+      return { type: "ping" };
+    default:
+      fail(`unknown peer request type ${JSON.stringify(obj.type)}`);
+  }
+}
+
+/**
+ * Validates a `files` reply from a tracker.
+ *
+ * @param value The reply object.
+ * @param maxEntries Largest accepted list.
+ * @returns The listed files.
+ * @throws {ProtocolError} On any malformed entry.
+ */
+export function validateListReply(
+  value: Obj,
+  maxEntries = 100_000,
+): ListedFile[] {
+  const files = value.files;
+  if (!Array.isArray(files) || files.length > maxEntries) {
+    fail('"files" is not an array of bounded length');
+  }
+  return files.map((entry: unknown) => {
+    if (entry === null || typeof entry !== "object") {
+      fail("a file is not an object");
+    }
+    const e = entry as Obj;
+    if (e.id !== null && !isContentId(e.id)) fail("a file's id is invalid");
+    if (
+      e.size !== null &&
+      (!Number.isSafeInteger(e.size) || (e.size as number) < 0)
+    ) {
+      fail("a file's size is invalid");
+    }
+    if (!Number.isSafeInteger(e.holders) || (e.holders as number) < 0) {
+      fail("a file's holder count is invalid");
+    }
+    return {
+      name: validateName(e.name),
+      id: e.id as string | null,
+      size: e.size as number | null,
+      holders: e.holders as number,
+    };
+  });
+}
+
+/**
+ * Validates a `peers` reply from a tracker.
+ *
+ * @param value The reply object.
+ * @param maxEntries Largest accepted list.
+ * @returns The holders.
+ * @throws {ProtocolError} On any malformed entry.
+ */
+export function validatePeersReply(
+  value: Obj,
+  maxEntries = 10_000,
+): PeerInfo[] {
+  const peers = value.peers;
+  if (!Array.isArray(peers) || peers.length > maxEntries) {
+    fail('"peers" is not an array of bounded length');
+  }
+  return peers.map((entry: unknown) => {
+    if (entry === null || typeof entry !== "object") {
+      fail("a peer is not an object");
+    }
+    const e = entry as Obj;
+    if (
+      typeof e.address !== "string" || e.address.length > 300 ||
+      !/^(\[[0-9a-fA-F:.]+\]|[0-9A-Za-z.\-]+):\d{1,5}$/.test(e.address)
+    ) {
+      fail("a peer's address is not host:port");
+    }
+    if (e.protocol !== "shoal" && e.protocol !== "legacy") {
+      fail("a peer's protocol is not shoal or legacy");
+    }
+    if (e.id !== null && !isContentId(e.id)) {
+      fail("a peer's content id is invalid");
+    }
+    if (e.protocol === "shoal" && e.id === null) {
+      fail("a Shoal peer has no content id");
+    }
+    return {
+      address: e.address,
+      protocol: e.protocol,
+      name: validateName(e.name),
+      id: e.id,
+    };
+  });
+}

@@ -1,0 +1,195 @@
+/**
+ * The one validator for file names that cross the wire, and safe resolution of
+ * a validated name inside a root directory (symlinks included).
+ *
+ * @module
+ */
+import { join, resolve, sep } from "node:path";
+import { ProtocolError } from "./wire.ts";
+
+/** Longest accepted name, in UTF-8 bytes. */
+export const MAX_NAME_BYTES = 1024;
+/** Longest accepted single path segment, in UTF-8 bytes. */
+export const MAX_SEGMENT_BYTES = 255;
+/** Deepest accepted path, in segments. */
+export const MAX_NAME_DEPTH = 32;
+
+const encoder = new TextEncoder();
+
+/**
+ * Checks a file name from the network: a relative POSIX path such as
+ * `docs/a.txt`. Refuses empty names, `.` and `..` segments, absolute paths,
+ * drive letters, backslashes, NUL and control characters, empty segments and
+ * over-long names.
+ *
+ * @param name The untrusted value.
+ * @returns The same name, now known to be safe to join under a root.
+ * @throws {ProtocolError} Saying what is wrong with it.
+ *
+ * @example Accepting and refusing names
+ * ```ts
+ * import { validateName } from "./names.ts";
+ * validateName("docs/a.txt");
+ * let refused = false;
+ * try {
+ *   validateName("../etc/passwd");
+ * } catch {
+ *   refused = true;
+ * }
+ * if (!refused) throw new Error("traversal accepted");
+ * ```
+ */
+export function validateName(name: unknown): string {
+  if (typeof name !== "string") {
+    throw new ProtocolError(
+      `Cannot accept name: expected a string, got ${typeof name}`,
+    );
+  }
+  const shown = JSON.stringify(
+    name.length > 80 ? name.slice(0, 80) + "…" : name,
+  );
+  const fail = (why: string): never => {
+    throw new ProtocolError(`Cannot accept name ${shown}: ${why}`);
+  };
+  if (name.length === 0) fail("it is empty");
+  if (encoder.encode(name).length > MAX_NAME_BYTES) {
+    fail(`it is longer than ${MAX_NAME_BYTES} bytes`);
+  }
+  // deno-lint-ignore no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(name)) {
+    fail("it contains a NUL or control character");
+  }
+  if (name.includes("\\")) fail("it contains a backslash");
+  if (name.startsWith("/")) fail("it is an absolute path");
+  if (/^[A-Za-z]:/.test(name)) fail("it starts with a drive letter");
+  const segments = name.split("/");
+  if (segments.length > MAX_NAME_DEPTH) {
+    fail(`it is deeper than ${MAX_NAME_DEPTH} directories`);
+  }
+  for (const segment of segments) {
+    if (segment === "") fail("it has an empty path segment");
+    if (segment === "." || segment === "..") {
+      fail(`it contains a "${segment}" segment`);
+    }
+    if (encoder.encode(segment).length > MAX_SEGMENT_BYTES) {
+      fail(`a segment is longer than ${MAX_SEGMENT_BYTES} bytes`);
+    }
+  }
+  return name;
+}
+
+/**
+ * Whether `path` is `root` or inside it (both absolute, already resolved).
+ *
+ * @param root The directory.
+ * @param path The candidate.
+ * @returns `true` when `path` does not escape `root`.
+ *
+ * @example
+ * ```ts
+ * import { isInside } from "./names.ts";
+ * if (!isInside("/srv/share", "/srv/share/a.txt")) throw new Error("inside");
+ * if (isInside("/srv/share", "/srv/shared/a.txt")) throw new Error("outside");
+ * ```
+ */
+export function isInside(root: string, path: string): boolean {
+  const r = resolve(root);
+  const p = resolve(path);
+  return p === r || p.startsWith(r.endsWith(sep) ? r : r + sep);
+}
+
+/**
+ * Resolves a network name to a path under `root` for reading: validates the
+ * name, then follows symlinks and refuses a target outside the real `root`.
+ *
+ * @param root The shared directory.
+ * @param name The untrusted name.
+ * @returns The real path of the file.
+ * @throws {ProtocolError} If the name is invalid or escapes the root.
+ * @throws {Deno.errors.NotFound} If there is no such file.
+ *
+ * @example Resolving a shared file
+ * ```ts
+ * import { resolveForRead } from "./names.ts";
+ * const root = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${root}/a.txt`, "hi");
+ * const path = await resolveForRead(root, "a.txt");
+ * if (!path.endsWith("a.txt")) throw new Error("wrong path");
+ * await Deno.remove(root, { recursive: true });
+ * ```
+ */
+export async function resolveForRead(
+  root: string,
+  name: string,
+): Promise<string> {
+  validateName(name);
+  const realRoot = await Deno.realPath(root);
+  const real = await Deno.realPath(join(realRoot, name));
+  if (!isInside(realRoot, real)) {
+    throw new ProtocolError(
+      `Cannot serve ${
+        JSON.stringify(name)
+      }: it resolves outside the shared directory`,
+    );
+  }
+  return real;
+}
+
+/**
+ * Resolves a network name to a path under `root` for writing: validates the
+ * name and refuses it if any existing parent directory is a symlink leading
+ * outside the real `root`, or if the target itself is a symlink.
+ *
+ * @param root The download directory.
+ * @param name The untrusted name.
+ * @returns The path to write (inside the real root).
+ * @throws {ProtocolError} If the name is invalid or would escape the root.
+ *
+ * @example Resolving a download target
+ * ```ts
+ * import { resolveForWrite } from "./names.ts";
+ * const root = await Deno.makeTempDir();
+ * const path = await resolveForWrite(root, "docs/new.txt");
+ * if (!path.endsWith("new.txt")) throw new Error("wrong path");
+ * await Deno.remove(root, { recursive: true });
+ * ```
+ */
+export async function resolveForWrite(
+  root: string,
+  name: string,
+): Promise<string> {
+  validateName(name);
+  const realRoot = await Deno.realPath(root);
+  const segments = name.split("/");
+  let current = realRoot;
+  for (let i = 0; i < segments.length; i++) {
+    current = join(current, segments[i]!);
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.lstat(current);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) break;
+      throw error;
+    }
+    if (info.isSymlink) {
+      const real = await Deno.realPath(current).catch(() => "");
+      if (i === segments.length - 1 || !isInside(realRoot, real)) {
+        throw new ProtocolError(
+          `Cannot write ${
+            JSON.stringify(name)
+          }: a symlink on its path leads outside the download directory`,
+        );
+      }
+      current = real;
+    }
+  }
+  const target = join(realRoot, name);
+  if (!isInside(realRoot, target)) {
+    throw new ProtocolError(
+      `Cannot write ${
+        JSON.stringify(name)
+      }: it resolves outside the download directory`,
+    );
+  }
+  return target;
+}

@@ -1,0 +1,574 @@
+/**
+ * A Shoal peer: serves its shared directory (framed and seed protocols),
+ * keeps itself registered with a tracker, and downloads from other peers,
+ * serving the chunks of a download in progress as soon as they verify.
+ *
+ * @module
+ */
+import { isInside, resolveForRead } from "./names.ts";
+import { ConnectionServer } from "./_server.ts";
+import { FrameConnection, RemoteError, writeAll } from "./connection.ts";
+import { encodeLine, readLine, validateLegacyRequest } from "./legacy.ts";
+import {
+  chunkCount,
+  chunkLength,
+  type Manifest,
+  readFull,
+} from "./manifest.ts";
+import {
+  type ListedFile,
+  type PeerInfo,
+  type PeerRequest,
+  validatePeerRequest,
+} from "./messages.ts";
+import { ShareIndex } from "./share.ts";
+import { TrackerClient } from "./tracker_client.ts";
+import {
+  type ActiveDownload,
+  download,
+  type DownloadOptions,
+  type DownloadProgress,
+  type DownloadResult,
+} from "./transfer.ts";
+import { DEFAULT_MAX_FRAME_SIZE, ProtocolError } from "./wire.ts";
+
+/** Options for {@linkcode startPeer}. */
+export interface PeerOptions {
+  /** Tracker `host:port`. */
+  tracker: string;
+  /** Directory to share (and, by default, to download into). */
+  shared: string;
+  /** Where downloads go. @default {shared} */
+  out?: string;
+  /** Port to serve on (0 picks a free one). @default {0} */
+  port?: number;
+  /** Address to bind. @default {"0.0.0.0"} */
+  hostname?: string;
+  /**
+   * Host to advertise to the tracker (honoured only by trackers started
+   * with `trustAdvertisedAddress`).
+   */
+  advertiseHost?: string;
+  /** State directory (hash cache). @default {`${shared}/.shoal`} */
+  stateDir?: string;
+  /** Chunk size for files this peer hashes. @default {1048576} */
+  chunkSize?: number;
+  /**
+   * Heartbeat interval; by default the one the tracker asks for.
+   *
+   * @default {undefined}
+   */
+  heartbeatIntervalMs?: number;
+  /** Idle limit for incoming connections, ms. @default {30000} */
+  readTimeoutMs?: number;
+  /** Largest incoming frame. @default {DEFAULT_MAX_FRAME_SIZE} */
+  maxFrameSize?: number;
+  /** Most open incoming connections. @default {1024} */
+  maxConnections?: number;
+  /** Closes the peer when aborted. */
+  signal?: AbortSignal;
+}
+
+/** Events a peer emits. */
+export interface PeerEventMap {
+  /** Registered (or re-registered) with the tracker. */
+  registered: CustomEvent<{ address: string }>;
+  /** The tracker could not be reached or refused a call. */
+  "tracker-error": CustomEvent<{ message: string }>;
+  /** A download made progress. */
+  progress: CustomEvent<DownloadProgress>;
+  /** A connection was dropped for a protocol violation. */
+  "protocol-error": CustomEvent<{ remote: string; message: string }>;
+}
+
+/** Upload counters for one remote address. */
+export interface UploadStatus {
+  /** Remote `host:port`. */
+  remote: string;
+  /** Bytes sent on this connection. */
+  bytes: number;
+  /** Chunks (or whole files) sent. */
+  chunks: number;
+}
+
+/** A snapshot of what a peer is doing. */
+export interface PeerStatus {
+  /** Address the tracker gives out for this peer, once registered. */
+  address: string | null;
+  /** Whether the last tracker call succeeded. */
+  trackerConnected: boolean;
+  /** Files shared. */
+  shared: number;
+  /** Active downloads. */
+  downloads: DownloadProgress[];
+  /** Active uploads. */
+  uploads: UploadStatus[];
+}
+
+/** A running peer. */
+export interface Peer extends EventTarget, AsyncDisposable {
+  /** The bound port. */
+  readonly port: number;
+  /** The shared files. */
+  readonly shares: ShareIndex;
+  /** Lists files on the network. */
+  list(query?: string): Promise<ListedFile[]>;
+  /** Holders of a name or content id. */
+  peers(target: string): Promise<PeerInfo[]>;
+  /** Downloads a file by name or content id. */
+  download(
+    target: string,
+    options?: Partial<DownloadOptions>,
+  ): Promise<DownloadResult>;
+  /** What the peer is doing now. */
+  status(): PeerStatus;
+  /** Rescans the shared directory and announces changes now. */
+  refresh(): Promise<void>;
+  /** Unregisters, stops serving and closes every connection. */
+  close(): Promise<void>;
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+
+/**
+ * Starts a peer: indexes the shared directory, serves it and registers with
+ * the tracker.
+ *
+ * @param options Tracker, directory, port and limits.
+ * @returns The running peer; close it or `await using` it.
+ *
+ * @example A tracker and a peer on loopback
+ * ```ts
+ * import { startTracker } from "./tracker_server.ts";
+ * import { startPeer } from "./peer_node.ts";
+ * const shared = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${shared}/hello.txt`, "hello");
+ * await using tracker = await startTracker({ port: 0, hostname: "127.0.0.1" });
+ * await using peer = await startPeer({
+ *   tracker: tracker.address,
+ *   shared,
+ *   hostname: "127.0.0.1",
+ * });
+ * await peer.refresh();
+ * const files = await peer.list();
+ * if (files[0]?.name !== "hello.txt") throw new Error("not announced");
+ * await peer.close();
+ * await Deno.remove(shared, { recursive: true });
+ * ```
+ */
+export async function startPeer(options: PeerOptions): Promise<Peer> {
+  const shares = await ShareIndex.open({
+    root: options.shared,
+    ...(options.stateDir ? { stateDir: options.stateDir } : {}),
+    ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}),
+  });
+  const outDir = options.out ?? shares.root;
+  const tracker = new TrackerClient(options.tracker);
+  const events = new EventTarget();
+  const emit = <K extends keyof PeerEventMap>(
+    type: K,
+    detail: PeerEventMap[K]["detail"],
+  ) => events.dispatchEvent(new CustomEvent(type, { detail }));
+  const stop = new AbortController();
+  const active = new Map<string, ActiveDownload>();
+  const progress = new Map<string, DownloadProgress>();
+  const uploads = new Map<string, UploadStatus>();
+  const readTimeoutMs = options.readTimeoutMs ?? 30_000;
+
+  /** Opens a file to serve content `id`: shared file or verified partial. */
+  const locate = async (
+    id: string,
+    index?: number,
+  ): Promise<{ path: string; manifest: Manifest } | undefined> => {
+    const shared = shares.byId(id);
+    if (shared) {
+      const path = await resolveForRead(shares.root, shared.name);
+      const info = await Deno.stat(path);
+      if (
+        info.size !== shared.size ||
+        (info.mtime?.getTime() ?? 0) !== shared.mtime
+      ) {
+        void refresh();
+        throw new RemoteError(
+          "content_changed",
+          `Cannot serve ${shared.name}: it changed on disk since it was hashed`,
+        );
+      }
+      return { path, manifest: shared };
+    }
+    const partial = active.get(id);
+    if (partial && (index === undefined || partial.has(index))) {
+      return { path: partial.partPath, manifest: partial.manifest };
+    }
+    return undefined;
+  };
+
+  const handleRequest = async (
+    request: PeerRequest,
+    connection: FrameConnection,
+    rid: unknown,
+    upload: UploadStatus,
+  ) => {
+    switch (request.type) {
+      case "ping":
+        return await connection.send({ type: "pong", rid });
+      case "manifest": {
+        let manifest: Manifest | undefined;
+        if (request.id !== undefined) {
+          manifest = shares.byId(request.id) ??
+            active.get(request.id)?.manifest;
+        } else {
+          manifest = shares.byName(request.name!);
+        }
+        if (!manifest) {
+          return await connection.send({
+            type: "error",
+            code: "not_found",
+            message: `No file ${request.id ?? request.name} here`,
+            rid,
+          });
+        }
+        const { id, name, size, chunkSize, hashes } = manifest;
+        return await connection.send({
+          type: "manifest",
+          manifest: { id, name, size, chunkSize, hashes },
+          rid,
+        });
+      }
+      case "chunk": {
+        const found = await locate(request.id, request.index);
+        if (
+          !found ||
+          request.index >=
+            chunkCount(found.manifest.size, found.manifest.chunkSize)
+        ) {
+          return await connection.send({
+            type: "error",
+            code: "not_found",
+            message: `No chunk ${request.index} of ${
+              request.id.slice(0, 12)
+            }… here`,
+            rid,
+          });
+        }
+        const length = chunkLength(found.manifest, request.index);
+        const bytes = new Uint8Array(length);
+        {
+          using file = await Deno.open(found.path, { read: true });
+          await file.seek(
+            request.index * found.manifest.chunkSize,
+            Deno.SeekMode.Start,
+          );
+          if (await readFull(file, bytes) !== length) {
+            throw new RemoteError(
+              "content_changed",
+              "Cannot serve chunk: the file is shorter than its manifest",
+            );
+          }
+        }
+        await connection.sendData(typeof rid === "number" ? rid : 0, bytes);
+        upload.bytes += length;
+        upload.chunks++;
+      }
+    }
+  };
+
+  const server = new ConnectionServer(
+    Deno.listen({
+      hostname: options.hostname ?? "0.0.0.0",
+      port: options.port ?? 0,
+    }),
+    {
+      framed: async (conn, prefix, remote) => {
+        const connection = new FrameConnection(conn, {
+          prefix,
+          readTimeoutMs,
+          maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
+        });
+        const upload: UploadStatus = { remote, bytes: 0, chunks: 0 };
+        uploads.set(remote, upload);
+        try {
+          for await (const frame of connection.frames()) {
+            if (frame.kind !== "json") {
+              throw new ProtocolError(
+                "Cannot accept data frame: a peer takes only JSON requests",
+              );
+            }
+            const rid = (frame.message as { rid?: unknown }).rid;
+            try {
+              await handleRequest(
+                validatePeerRequest(frame.message),
+                connection,
+                rid,
+                upload,
+              );
+            } catch (error) {
+              if (
+                error instanceof RemoteError ||
+                error instanceof ProtocolError ||
+                error instanceof Deno.errors.NotFound
+              ) {
+                const code = error instanceof RemoteError
+                  ? error.code
+                  : error instanceof ProtocolError
+                  ? "bad_request"
+                  : "not_found";
+                await connection.send({
+                  type: "error",
+                  code,
+                  message: error.message,
+                  rid,
+                });
+              } else {
+                throw error;
+              }
+            }
+          }
+        } catch (error) {
+          if (error instanceof ProtocolError) {
+            emit("protocol-error", { remote, message: error.message });
+            return;
+          }
+          throw error;
+        } finally {
+          uploads.delete(remote);
+          connection.close();
+        }
+      },
+      legacy: async (conn, prefix, remote) => {
+        let request;
+        try {
+          const { line } = await readLine(
+            conn,
+            prefix,
+            undefined,
+            readTimeoutMs,
+          );
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(line);
+          } catch {
+            throw new ProtocolError("Cannot accept request: it is not JSON");
+          }
+          request = validateLegacyRequest(parsed);
+        } catch (error) {
+          if (!(error instanceof ProtocolError)) throw error;
+          emit("protocol-error", { remote, message: error.message });
+          await writeAll(
+            conn,
+            encodeLine({ status: `error: ${error.message}` }),
+          );
+          return;
+        }
+        if (request.command !== "download") {
+          await writeAll(
+            conn,
+            encodeLine({
+              status:
+                `error: "${request.command}" is a tracker command; this is a peer`,
+            }),
+          );
+          return;
+        }
+        const shared = shares.byName(request.filename!);
+        let file: Deno.FsFile | undefined;
+        try {
+          if (!shared) {
+            throw new Deno.errors.NotFound(
+              `no file named ${
+                JSON.stringify(request.filename)
+              } is shared here`,
+            );
+          }
+          file = await Deno.open(
+            await resolveForRead(shares.root, shared.name),
+            { read: true },
+          );
+        } catch (error) {
+          await writeAll(
+            conn,
+            encodeLine({ status: `error: ${(error as Error).message}` }),
+          );
+          return;
+        }
+        using _file = file;
+        const { size } = await file.stat();
+        const upload: UploadStatus = { remote, bytes: 0, chunks: 0 };
+        uploads.set(remote, upload);
+        try {
+          await writeAll(conn, encodeLine({ status: "ok", size }));
+          const buffer = new Uint8Array(1024 * 1024);
+          let sent = 0;
+          while (sent < size) {
+            const n = await file.read(
+              buffer.subarray(0, Math.min(buffer.length, size - sent)),
+            );
+            if (n === null) break;
+            await writeAll(conn, buffer.subarray(0, n));
+            sent += n;
+            upload.bytes = sent;
+          }
+          upload.chunks = 1;
+        } finally {
+          uploads.delete(remote);
+        }
+      },
+      error: () => {},
+    },
+    {
+      ...(options.maxConnections
+        ? { maxConnections: options.maxConnections }
+        : {}),
+      firstByteTimeoutMs: readTimeoutMs,
+    },
+  );
+  server.start();
+  const port = server.port;
+  const host = options.advertiseHost;
+
+  // Keeping registered: register, heartbeat (with the file list when it
+  // changed), re-register when the tracker forgot us, back off on failure.
+  let registeredAddress: string | null = null;
+  let trackerConnected = false;
+  let wake = new AbortController();
+  let announcedVersion = -1;
+  let registered = false;
+  const announceLoop = async () => {
+    let interval = options.heartbeatIntervalMs ?? 30_000;
+    let backoff = 250;
+    while (!stop.signal.aborted) {
+      try {
+        const version = shares.version;
+        if (!registered) {
+          const registration = await tracker.register(
+            port,
+            shares.announcements(),
+            host,
+          );
+          registered = true;
+          registeredAddress = registration.address;
+          interval = options.heartbeatIntervalMs ??
+            registration.heartbeatIntervalMs;
+          emit("registered", { address: registration.address });
+        } else {
+          await tracker.heartbeat(
+            port,
+            version !== announcedVersion ? shares.announcements() : undefined,
+            host,
+          );
+        }
+        announcedVersion = version;
+        trackerConnected = true;
+        backoff = 250;
+        await sleep(interval, AbortSignal.any([stop.signal, wake.signal]));
+        if (wake.signal.aborted) wake = new AbortController();
+        else await shares.rescan().catch(() => {});
+      } catch (error) {
+        if (stop.signal.aborted) return;
+        if (error instanceof RemoteError && error.code === "unknown_peer") {
+          registered = false;
+          continue;
+        }
+        trackerConnected = false;
+        emit("tracker-error", { message: (error as Error).message });
+        await sleep(backoff, stop.signal);
+        backoff = Math.min(backoff * 2, interval);
+      }
+    }
+  };
+  const loop = announceLoop();
+
+  const refresh = async () => {
+    await shares.rescan();
+    wake.abort();
+  };
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      options.signal?.removeEventListener("abort", onAbort);
+      stop.abort();
+      await loop;
+      if (registered) await tracker.unregister(port, host).catch(() => {});
+      await server.close();
+    })();
+    return closing;
+  };
+  const onAbort = () => void close();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+
+  const peer: Peer = Object.assign(events, {
+    port,
+    shares,
+    list: (query?: string) => tracker.list(query),
+    peers: (target: string) =>
+      tracker.getPeers(
+        /^[0-9a-f]{64}$/.test(target) ? { id: target } : { name: target },
+      ),
+    download: async (
+      target: string,
+      downloadOptions: Partial<DownloadOptions> = {},
+    ): Promise<DownloadResult> => {
+      const key = target;
+      const dest = downloadOptions.outDir ?? outDir;
+      let activeId: string | undefined;
+      try {
+        const result = await download(target, {
+          tracker: options.tracker,
+          ...downloadOptions,
+          outDir: dest,
+          signal: downloadOptions.signal
+            ? AbortSignal.any([downloadOptions.signal, stop.signal])
+            : stop.signal,
+          onStart: (d) => {
+            activeId = d.manifest.id;
+            active.set(d.manifest.id, d);
+            downloadOptions.onStart?.(d);
+          },
+          onProgress: (p) => {
+            progress.set(key, p);
+            emit("progress", p);
+            downloadOptions.onProgress?.(p);
+          },
+        });
+        if (result.manifest && isInside(shares.root, result.path)) {
+          const info = await Deno.stat(result.path);
+          await shares.rescan();
+          if (!shares.byId(result.manifest.id)) {
+            shares.add({
+              ...result.manifest,
+              name: result.name,
+              path: result.path,
+              mtime: info.mtime?.getTime() ?? 0,
+            });
+          }
+          wake.abort();
+        }
+        return result;
+      } finally {
+        progress.delete(key);
+        if (activeId !== undefined) active.delete(activeId);
+      }
+    },
+    status: (): PeerStatus => ({
+      address: registeredAddress,
+      trackerConnected,
+      shared: shares.files().length,
+      downloads: [...progress.values()],
+      uploads: [...uploads.values()].filter((u) => u.bytes > 0),
+    }),
+    refresh,
+    close,
+    [Symbol.asyncDispose]: close,
+  });
+  return peer;
+}

@@ -1,0 +1,158 @@
+/**
+ * A client for a Shoal tracker: register, heartbeat, unregister, list and
+ * getpeers over the framed protocol, one short connection per call.
+ *
+ * @module
+ */
+import { RpcClient } from "./connection.ts";
+import {
+  type FileAnnouncement,
+  type ListedFile,
+  type PeerInfo,
+  validateListReply,
+  validatePeersReply,
+} from "./messages.ts";
+
+/** Options for {@linkcode TrackerClient}. */
+export interface TrackerClientOptions {
+  /** Bound on connecting and on each reply, ms. @default {10000} */
+  timeoutMs?: number;
+}
+
+/** What a tracker answers to `register`. */
+export interface Registration {
+  /** The address the tracker will give out for this peer. */
+  address: string;
+  /** How often the tracker expects heartbeats, ms. */
+  heartbeatIntervalMs: number;
+  /** How long it keeps a silent peer, ms. */
+  expiryMs: number;
+}
+
+/**
+ * Talks to one tracker.
+ *
+ * @example Listing a tracker's files
+ * ```ts
+ * import { startTracker } from "./tracker_server.ts";
+ * import { TrackerClient } from "./tracker_client.ts";
+ * await using tracker = await startTracker({ port: 0, hostname: "127.0.0.1" });
+ * const files = await new TrackerClient(tracker.address).list();
+ * if (files.length !== 0) throw new Error("expected an empty network");
+ * ```
+ */
+export class TrackerClient {
+  /** Tracker `host:port`. */
+  readonly address: string;
+  readonly #timeoutMs: number;
+
+  /**
+   * Creates a client (no connection is made until a call).
+   *
+   * @param address Tracker `host:port`.
+   * @param options Timeouts.
+   */
+  constructor(address: string, options: TrackerClientOptions = {}) {
+    this.address = address;
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+  }
+
+  async #call(
+    message: Record<string, unknown>,
+    expected: string,
+  ): Promise<Record<string, unknown>> {
+    await using client = await RpcClient.connect(this.address, {
+      requestTimeoutMs: this.#timeoutMs,
+    });
+    return await client.call(message, expected);
+  }
+
+  /**
+   * Registers a peer serving on `port` with its full file list.
+   *
+   * @param port The peer's serving port.
+   * @param files Everything it shares.
+   * @param host Advertised host (used only by trusting trackers).
+   * @returns The tracker's view of the registration.
+   */
+  async register(
+    port: number,
+    files: FileAnnouncement[],
+    host?: string,
+  ): Promise<Registration> {
+    const reply = await this.#call(
+      { type: "register", port, files, ...(host ? { host } : {}) },
+      "registered",
+    );
+    return {
+      address: String(reply.address),
+      heartbeatIntervalMs: Number(reply.heartbeatIntervalMs) || 30_000,
+      expiryMs: Number(reply.expiryMs) || 90_000,
+    };
+  }
+
+  /**
+   * Sends a heartbeat, optionally with a new full file list.
+   *
+   * @param port The peer's serving port.
+   * @param files The new list, if it changed.
+   * @param host Advertised host.
+   * @throws {RemoteError} With code `unknown_peer` if the tracker forgot the
+   *   peer (register again).
+   */
+  async heartbeat(
+    port: number,
+    files?: FileAnnouncement[],
+    host?: string,
+  ): Promise<void> {
+    await this.#call(
+      {
+        type: "heartbeat",
+        port,
+        ...(files ? { files } : {}),
+        ...(host ? { host } : {}),
+      },
+      "ok",
+    );
+  }
+
+  /**
+   * Leaves the network.
+   *
+   * @param port The peer's serving port.
+   * @param host Advertised host.
+   */
+  async unregister(port: number, host?: string): Promise<void> {
+    await this.#call(
+      { type: "unregister", port, ...(host ? { host } : {}) },
+      "ok",
+    );
+  }
+
+  /**
+   * Lists files on the network.
+   *
+   * @param query Substring or glob (`*`, `?`).
+   * @returns The files with holder counts.
+   */
+  async list(query?: string): Promise<ListedFile[]> {
+    const reply = await this.#call(
+      { type: "list", ...(query ? { query } : {}) },
+      "files",
+    );
+    return validateListReply(reply);
+  }
+
+  /**
+   * Finds live holders of a content id or of a name.
+   *
+   * @param query `{ id }` or `{ name }`.
+   * @returns The holders.
+   */
+  async getPeers(
+    query: { id: string } | { name: string },
+  ): Promise<PeerInfo[]> {
+    const reply = await this.#call({ type: "getpeers", ...query }, "peers");
+    return validatePeersReply(reply);
+  }
+}

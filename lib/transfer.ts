@@ -1,0 +1,663 @@
+/**
+ * Chunked, verified downloads: fetch a manifest, request chunks by index from
+ * every available source with several requests in flight, verify each chunk's
+ * SHA-256 before writing it into `<name>.part`, and rename into place only
+ * when every chunk verified. Restarting a download resumes from the verified
+ * chunks already in the `.part` file.
+ *
+ * @module
+ */
+import { dirname } from "node:path";
+import { RpcClient, writeAll } from "./connection.ts";
+import { legacyDownload } from "./legacy.ts";
+import {
+  chunkCount,
+  chunkLength,
+  hashFile,
+  isContentId,
+  type Manifest,
+  readFull,
+  sha256Hex,
+  validateManifest,
+} from "./manifest.ts";
+import type { PeerInfo } from "./messages.ts";
+import { resolveForWrite, validateName } from "./names.ts";
+import { PART_SUFFIX } from "./share.ts";
+import { TrackerClient } from "./tracker_client.ts";
+import { ProtocolError } from "./wire.ts";
+
+/** Suffix of the resume state kept beside a `.part` file. */
+export const STATE_SUFFIX = ".part.state";
+
+/**
+ * A chunk whose bytes do not match the manifest's SHA-256.
+ *
+ * @example Inspecting a verification failure
+ * ```ts
+ * import { ChunkVerificationError } from "./transfer.ts";
+ * const error = new ChunkVerificationError(3, "127.0.0.1:10001", "bad hash");
+ * if (error.index !== 3) throw new Error("wrong index");
+ * ```
+ */
+export class ChunkVerificationError extends Error {
+  /** Index of the chunk that failed. */
+  readonly index: number;
+  /** Address of the peer that sent it. */
+  readonly source: string;
+  /**
+   * Creates the error.
+   *
+   * @param index Chunk index.
+   * @param source Sender's address.
+   * @param detail What did not match.
+   */
+  constructor(index: number, source: string, detail: string) {
+    super(
+      `Chunk ${index} from ${source} failed verification: ${detail}`,
+    );
+    this.name = "ChunkVerificationError";
+    this.index = index;
+    this.source = source;
+  }
+}
+
+/** Live progress of a download. */
+export interface DownloadProgress {
+  /** Content id (`null` for a seed-protocol whole-file download). */
+  id: string | null;
+  /** Name the file is saved under. */
+  name: string;
+  /** Total bytes. */
+  size: number;
+  /** Verified bytes on disk (resumed ones included). */
+  bytes: number;
+  /** Bytes received in this run. */
+  received: number;
+  /** Verified chunks. */
+  chunksDone: number;
+  /** Total chunks. */
+  chunks: number;
+  /** Receive rate over this run, bytes/s. */
+  rate: number;
+  /** Seconds left at the current rate (`Infinity` when unknown). */
+  eta: number;
+  /** Sources currently used. */
+  sources: number;
+}
+
+/** What a finished download did. */
+export interface DownloadResult {
+  /** Content id (`null` for a seed-protocol whole-file download). */
+  id: string | null;
+  /** Name saved under. */
+  name: string;
+  /** Final path on disk. */
+  path: string;
+  /** Size in bytes. */
+  size: number;
+  /** Bytes received over the network in this run. */
+  received: number;
+  /** Chunks that were already verified on disk (resume). */
+  resumedChunks: number;
+  /** `true` if the file was already complete and nothing was fetched. */
+  alreadyComplete: boolean;
+  /** Wall time, ms. */
+  elapsedMs: number;
+  /** The manifest (absent for a seed-protocol download). */
+  manifest?: Manifest;
+}
+
+/** Options for {@linkcode download}. */
+export interface DownloadOptions {
+  /** Tracker `host:port` used to find holders. */
+  tracker?: string;
+  /** Extra holders to use, besides the tracker's. */
+  sources?: PeerInfo[];
+  /** Directory to save into. */
+  outDir: string;
+  /** Save under this relative name instead of the network name. */
+  saveAs?: string;
+  /** Replace an existing different file at the destination. @default {false} */
+  overwrite?: boolean;
+  /** Requests in flight per source. @default {4} */
+  maxInFlightPerPeer?: number;
+  /** Most sources used at once. @default {8} */
+  maxPeers?: number;
+  /** Bound on each request, ms. @default {30000} */
+  requestTimeoutMs?: number;
+  /** Bad chunks a source may send before it is dropped. @default {3} */
+  maxStrikes?: number;
+  /** Largest file accepted. @default {Number.MAX_SAFE_INTEGER} */
+  maxFileSize?: number;
+  /** Called with progress after each verified chunk. */
+  onProgress?: (progress: DownloadProgress) => void;
+  /** Called once the manifest is known and the `.part` file is open. */
+  onStart?: (download: ActiveDownload) => void;
+  /** Cancels the download; the `.part` file is kept for a resume. */
+  signal?: AbortSignal;
+}
+
+/** A download in progress, as seen by the peer that serves its chunks. */
+export interface ActiveDownload {
+  /** The verified manifest. */
+  readonly manifest: Manifest;
+  /** Path of the `.part` file. */
+  readonly partPath: string;
+  /** Whether chunk `index` is verified and written. */
+  has(index: number): boolean;
+}
+
+interface Source {
+  info: PeerInfo;
+  client?: RpcClient;
+  strikes: number;
+  dropped: boolean;
+}
+
+/**
+ * Downloads a file by name or content id.
+ *
+ * @param target A content id (64 hex digits) or a file name.
+ * @param options Where to save, where to look, limits.
+ * @returns What was done.
+ * @throws {ChunkVerificationError} If no honest source is left after bad
+ *   chunks.
+ * @throws {Deno.errors.AlreadyExists} If a different file is at the
+ *   destination and `overwrite` is off.
+ * @throws {Deno.errors.NotFound} If nobody holds the file.
+ *
+ * @example Downloading from a tracker's network
+ * ```ts ignore
+ * import { download } from "./transfer.ts";
+ * const result = await download("docs/a.txt", {
+ *   tracker: "127.0.0.1:9000",
+ *   outDir: "./downloads",
+ * });
+ * console.log(result.path, result.size);
+ * ```
+ */
+export async function download(
+  target: string,
+  options: DownloadOptions,
+): Promise<DownloadResult> {
+  const started = performance.now();
+  const client = options.tracker
+    ? new TrackerClient(options.tracker)
+    : undefined;
+  let id: string | undefined;
+  let requestedName: string | undefined;
+  if (isContentId(target)) id = target;
+  else requestedName = validateName(target);
+
+  const findHolders = async (): Promise<PeerInfo[]> => {
+    const found = (options.sources ?? []).filter((s) =>
+      id === undefined || s.id === null || s.id === id
+    );
+    if (client) {
+      found.push(
+        ...await client.getPeers(
+          id !== undefined ? { id } : { name: requestedName! },
+        ),
+      );
+    }
+    return found;
+  };
+  let holders = await findHolders();
+  if (id === undefined) {
+    // By name: the holders must agree on one content id.
+    const ids = new Set<string>();
+    for (const holder of holders) if (holder.id !== null) ids.add(holder.id);
+    if (ids.size > 1) {
+      throw new RangeError(
+        `Cannot download ${requestedName}: ${ids.size} different files have that name (ids ${
+          [...ids].map((i) => i.slice(0, 12) + "…").join(", ")
+        }); download by content id instead`,
+      );
+    }
+    id = [...ids][0];
+    if (id === undefined) {
+      const legacy = holders.filter((h) => h.protocol === "legacy");
+      if (legacy.length === 0) {
+        throw new Deno.errors.NotFound(
+          `Cannot download ${target}: no peer on the network has it`,
+        );
+      }
+      return await downloadLegacy(requestedName!, legacy, options, started);
+    }
+    holders = holders.filter((h) => h.id === id);
+  }
+  const shoalHolders = holders.filter((h) => h.protocol === "shoal");
+  if (shoalHolders.length === 0) {
+    throw new Deno.errors.NotFound(
+      `Cannot download ${target}: no live peer holds content ${
+        id.slice(0, 12)
+      }…`,
+    );
+  }
+  const manifest = await fetchManifest(shoalHolders, { id }, options);
+  const name = options.saveAs !== undefined
+    ? validateName(options.saveAs)
+    : requestedName ?? manifest.name;
+  return await fetchChunks(
+    manifest,
+    name,
+    shoalHolders,
+    options,
+    findHolders,
+    started,
+  );
+}
+
+async function fetchManifest(
+  holders: PeerInfo[],
+  query: { id: string } | { name: string },
+  options: DownloadOptions,
+): Promise<Manifest> {
+  const errors: string[] = [];
+  for (const holder of holders) {
+    try {
+      await using rpc = await RpcClient.connect(holder.address, {
+        requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+      });
+      const reply = await rpc.call({ type: "manifest", ...query }, "manifest");
+      const manifest = validateManifest(
+        reply.manifest,
+        "id" in query ? query.id : undefined,
+      );
+      if (
+        options.maxFileSize !== undefined && manifest.size > options.maxFileSize
+      ) {
+        throw new RangeError(
+          `Cannot download ${manifest.name}: ${manifest.size} bytes exceed the ${options.maxFileSize}-byte limit`,
+        );
+      }
+      return manifest;
+    } catch (error) {
+      if (error instanceof RangeError) throw error;
+      errors.push(`${holder.address}: ${(error as Error).message}`);
+    }
+  }
+  throw new Deno.errors.NotFound(
+    `Cannot fetch the manifest from any holder (${errors.join("; ")})`,
+  );
+}
+
+/**
+ * Prepares the destination: refuses traversal and silent overwrites. An
+ * existing file with the same content counts as complete.
+ */
+async function prepareDestination(
+  outDir: string,
+  name: string,
+  overwrite: boolean,
+  manifest?: Manifest,
+): Promise<{ path: string; complete: boolean }> {
+  try {
+    await Deno.mkdir(outDir, { recursive: true });
+  } catch (error) {
+    throw new Deno.errors.PermissionDenied(
+      `Cannot create download directory ${outDir}: ${(error as Error).message}`,
+    );
+  }
+  const path = await resolveForWrite(outDir, name);
+  await Deno.mkdir(dirname(path), { recursive: true });
+  const existing = await Deno.lstat(path).catch((error) => {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  });
+  if (existing) {
+    if (existing.isFile && manifest && existing.size === manifest.size) {
+      const local = await hashFile(path, name, {
+        chunkSize: manifest.chunkSize,
+      });
+      if (local.id === manifest.id) return { path, complete: true };
+    }
+    if (!overwrite) {
+      throw new Deno.errors.AlreadyExists(
+        `Cannot save ${name}: a different file already exists at ${path} (use --overwrite to replace it)`,
+      );
+    }
+  }
+  return { path, complete: false };
+}
+
+async function fetchChunks(
+  manifest: Manifest,
+  name: string,
+  initialHolders: PeerInfo[],
+  options: DownloadOptions,
+  findHolders: () => Promise<PeerInfo[]>,
+  started: number,
+): Promise<DownloadResult> {
+  const { path, complete } = await prepareDestination(
+    options.outDir,
+    name,
+    options.overwrite ?? false,
+    manifest,
+  );
+  if (complete) {
+    return {
+      id: manifest.id,
+      name,
+      path,
+      size: manifest.size,
+      received: 0,
+      resumedChunks: chunkCount(manifest.size, manifest.chunkSize),
+      alreadyComplete: true,
+      elapsedMs: performance.now() - started,
+      manifest,
+    };
+  }
+
+  const partPath = path + PART_SUFFIX;
+  const statePath = path + STATE_SUFFIX;
+  const total = chunkCount(manifest.size, manifest.chunkSize);
+  const have = new Uint8Array(total);
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(partPath, { read: true, write: true, create: true });
+  } catch (error) {
+    throw new Deno.errors.PermissionDenied(
+      `Cannot write ${partPath}: ${(error as Error).message}`,
+    );
+  }
+  let received = 0;
+  let resumedChunks = 0;
+  const sources: Source[] = [];
+  try {
+    resumedChunks = await resume(file, statePath, manifest, have);
+    await file.truncate(manifest.size);
+    await Deno.writeTextFile(
+      statePath,
+      JSON.stringify({ version: 1, manifest, name }),
+    );
+    options.onStart?.({
+      manifest,
+      partPath,
+      has: (index) => have[index] === 1,
+    });
+
+    const queue: number[] = [];
+    for (let i = 0; i < total; i++) if (!have[i]) queue.push(i);
+    let done = resumedChunks;
+    let bytesDone = 0;
+    for (let i = 0; i < total; i++) {
+      if (have[i]) bytesDone += chunkLength(manifest, i);
+    }
+    const runStart = performance.now();
+    const report = () => {
+      const seconds = (performance.now() - runStart) / 1000;
+      const rate = seconds > 0 ? received / seconds : 0;
+      options.onProgress?.({
+        id: manifest.id,
+        name,
+        size: manifest.size,
+        bytes: bytesDone,
+        received,
+        chunksDone: done,
+        chunks: total,
+        rate,
+        eta: rate > 0 ? (manifest.size - bytesDone) / rate : Infinity,
+        sources: sources.filter((s) => !s.dropped).length,
+      });
+    };
+    report();
+
+    let writeChain = Promise.resolve();
+    const writeChunk = (index: number, bytes: Uint8Array) => {
+      const next = writeChain.then(async () => {
+        await file.seek(index * manifest.chunkSize, Deno.SeekMode.Start);
+        await writeAll(file, bytes);
+      });
+      writeChain = next.catch(() => {});
+      return next;
+    };
+
+    let lastVerificationError: ChunkVerificationError | undefined;
+    const errors: string[] = [];
+    const banned = new Set<string>();
+    const perPeer = options.maxInFlightPerPeer ?? 4;
+    const maxStrikes = options.maxStrikes ?? 3;
+    const timeoutMs = options.requestTimeoutMs ?? 30_000;
+    const inFlight = new Set<number>();
+
+    const lane = async (source: Source) => {
+      while (!source.dropped && queue.length > 0) {
+        options.signal?.throwIfAborted();
+        const index = queue.shift()!;
+        inFlight.add(index);
+        let bytes: Uint8Array;
+        try {
+          const reply = await source.client!.request(
+            { type: "chunk", id: manifest.id, index },
+            timeoutMs,
+          );
+          if (!(reply instanceof Uint8Array)) {
+            throw new ProtocolError(
+              `Cannot accept reply to chunk ${index}: expected data`,
+            );
+          }
+          bytes = reply;
+        } catch (error) {
+          inFlight.delete(index);
+          queue.unshift(index);
+          drop(source, error as Error);
+          return;
+        }
+        inFlight.delete(index);
+        if (have[index]) continue; // Another lane won the race.
+        const expected = manifest.hashes[index]!;
+        const length = chunkLength(manifest, index);
+        const actual = bytes.length === length ? sha256Hex(bytes) : "";
+        if (actual !== expected) {
+          lastVerificationError = new ChunkVerificationError(
+            index,
+            source.info.address,
+            bytes.length !== length
+              ? `expected ${length} bytes, got ${bytes.length}`
+              : `expected SHA-256 ${expected.slice(0, 16)}…, got ${
+                actual.slice(0, 16)
+              }…`,
+          );
+          queue.unshift(index);
+          if (++source.strikes >= maxStrikes) {
+            banned.add(source.info.address);
+            drop(source, lastVerificationError);
+          }
+          continue;
+        }
+        await writeChunk(index, bytes);
+        have[index] = 1;
+        done++;
+        bytesDone += length;
+        received += length;
+        report();
+      }
+    };
+
+    const drop = (source: Source, error: Error) => {
+      if (source.dropped) return;
+      source.dropped = true;
+      errors.push(`${source.info.address}: ${error.message}`);
+      source.client?.close();
+    };
+
+    const run = async (infos: PeerInfo[]) => {
+      const fresh = infos.filter((info) =>
+        info.protocol === "shoal" && !banned.has(info.address) &&
+        !sources.some((s) => !s.dropped && s.info.address === info.address)
+      ).slice(0, options.maxPeers ?? 8);
+      const lanes: Promise<void>[] = [];
+      await Promise.all(fresh.map(async (info) => {
+        const source: Source = { info, strikes: 0, dropped: false };
+        sources.push(source);
+        try {
+          source.client = await RpcClient.connect(info.address, {
+            requestTimeoutMs: timeoutMs,
+          });
+        } catch (error) {
+          drop(source, error as Error);
+          return;
+        }
+        for (let i = 0; i < perPeer; i++) lanes.push(lane(source));
+      }));
+      await Promise.all(lanes);
+    };
+
+    await run(initialHolders);
+    for (let attempt = 0; queue.length > 0 && attempt < 3; attempt++) {
+      options.signal?.throwIfAborted();
+      await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempt));
+      await run(await findHolders().catch(() => []));
+    }
+    await writeChain;
+    if (queue.length > 0 || done < total) {
+      if (lastVerificationError) throw lastVerificationError;
+      throw new Deno.errors.NotFound(
+        `Cannot finish ${name}: ${
+          total - done
+        } of ${total} chunks missing and no source left (${
+          errors.slice(-3).join("; ")
+        })`,
+      );
+    }
+    await file.syncData();
+  } finally {
+    for (const source of sources) source.client?.close();
+    file.close();
+  }
+  // Every chunk verified: move into place, never over a file that appeared
+  // meanwhile unless overwriting was asked for.
+  if (!options.overwrite) {
+    const exists = await Deno.lstat(path).then(() => true, () => false);
+    if (exists) {
+      throw new Deno.errors.AlreadyExists(
+        `Cannot save ${name}: a file appeared at ${path} during the download (the verified data is kept in ${partPath})`,
+      );
+    }
+  }
+  await Deno.rename(partPath, path);
+  await Deno.remove(statePath).catch(() => {});
+  return {
+    id: manifest.id,
+    name,
+    path,
+    size: manifest.size,
+    received,
+    resumedChunks,
+    alreadyComplete: false,
+    elapsedMs: performance.now() - started,
+    manifest,
+  };
+}
+
+/**
+ * Checks an existing `.part` file against the manifest: every chunk whose
+ * bytes hash right is kept. A `.part` left by other content starts over.
+ */
+async function resume(
+  file: Deno.FsFile,
+  statePath: string,
+  manifest: Manifest,
+  have: Uint8Array,
+): Promise<number> {
+  const { size } = await file.stat();
+  if (size === 0) return 0;
+  let state: { manifest?: { id?: string } } | undefined;
+  try {
+    state = JSON.parse(await Deno.readTextFile(statePath));
+  } catch {
+    state = undefined;
+  }
+  if (state?.manifest?.id !== manifest.id) {
+    await file.truncate(0);
+    return 0;
+  }
+  const buffer = new Uint8Array(manifest.chunkSize);
+  let count = 0;
+  await file.seek(0, Deno.SeekMode.Start);
+  for (let i = 0; i < have.length; i++) {
+    const length = chunkLength(manifest, i);
+    const filled = await readFull(file, buffer.subarray(0, length));
+    if (filled < length) break;
+    if (sha256Hex(buffer.subarray(0, length)) === manifest.hashes[i]) {
+      have[i] = 1;
+      count++;
+    }
+  }
+  return count;
+}
+
+async function downloadLegacy(
+  name: string,
+  holders: PeerInfo[],
+  options: DownloadOptions,
+  started: number,
+): Promise<DownloadResult> {
+  const saveAs = options.saveAs !== undefined
+    ? validateName(options.saveAs)
+    : name;
+  const { path } = await prepareDestination(
+    options.outDir,
+    saveAs,
+    options.overwrite ?? false,
+  );
+  const partPath = path + PART_SUFFIX;
+  const errors: string[] = [];
+  for (const holder of holders) {
+    using file = await Deno.open(partPath, {
+      write: true,
+      create: true,
+      truncate: true,
+    });
+    try {
+      const size = await legacyDownload(holder.address, holder.name, file, {
+        timeoutMs: options.requestTimeoutMs ?? 30_000,
+        ...(options.maxFileSize !== undefined
+          ? { maxSize: options.maxFileSize }
+          : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+        onProgress: (bytes, total) =>
+          options.onProgress?.({
+            id: null,
+            name: saveAs,
+            size: total,
+            bytes,
+            received: bytes,
+            chunksDone: 0,
+            chunks: 1,
+            rate: bytes / ((performance.now() - started) / 1000),
+            eta: Infinity,
+            sources: 1,
+          }),
+      });
+      await file.syncData();
+      const info = await file.stat();
+      if (info.size !== size) {
+        throw new ProtocolError(
+          `Cannot accept ${name}: wrote ${info.size} bytes, expected ${size}`,
+        );
+      }
+      await Deno.rename(partPath, path);
+      return {
+        id: null,
+        name: saveAs,
+        path,
+        size,
+        received: size,
+        resumedChunks: 0,
+        alreadyComplete: false,
+        elapsedMs: performance.now() - started,
+      };
+    } catch (error) {
+      if (options.signal?.aborted) throw error;
+      errors.push(`${holder.address}: ${(error as Error).message}`);
+    }
+  }
+  await Deno.remove(partPath).catch(() => {});
+  throw new Deno.errors.NotFound(
+    `Cannot download ${name} from any seed-protocol peer (${
+      errors.join("; ")
+    })`,
+  );
+}

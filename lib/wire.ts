@@ -1,0 +1,387 @@
+/**
+ * Framing for Shoal's binary protocol: turns a byte stream into length-prefixed
+ * frames and back. It knows nothing of messages or files.
+ *
+ * A frame is a 5-byte header — one kind byte (`1` JSON, `2` data) and a
+ * big-endian `uint32` payload length — followed by the payload. A JSON frame's
+ * payload is one UTF-8 JSON object. A data frame's payload is a big-endian
+ * `uint32` request id followed by raw bytes (chunk data travels as bytes, never
+ * base64). Because the first byte of a framed connection is `1` or `2`, a
+ * connection starting with `{` can be told apart as the seed's JSON-line
+ * protocol.
+ *
+ * @module
+ */
+
+/** Frame kind byte for a JSON control message. */
+export const FRAME_JSON = 1;
+/** Frame kind byte for binary data (request id + bytes). */
+export const FRAME_DATA = 2;
+/** Size of a frame header in bytes: kind (1) + payload length (4). */
+export const FRAME_HEADER_SIZE = 5;
+/** Largest chunk size a peer may use: 16 MiB. */
+export const MAX_CHUNK_SIZE = 16 * 1024 * 1024;
+/**
+ * Default hard limit on a frame's payload: the largest chunk plus 64 KiB of
+ * room for headers.
+ */
+export const DEFAULT_MAX_FRAME_SIZE: number = MAX_CHUNK_SIZE + 64 * 1024;
+
+/**
+ * A violation of the wire protocol by the remote side: a malformed or
+ * oversized frame, an invalid message or a field out of bounds. The connection
+ * that produced it is closed; nothing else is affected.
+ *
+ * @example Catching a protocol error
+ * ```ts
+ * import { ProtocolError } from "./wire.ts";
+ * try {
+ *   throw new ProtocolError("Cannot accept frame: unknown kind 9");
+ * } catch (error) {
+ *   if (!(error instanceof ProtocolError)) throw error;
+ * }
+ * ```
+ */
+export class ProtocolError extends Error {
+  /**
+   * Creates a protocol error.
+   *
+   * @param message What failed and the offending value.
+   * @param options Standard error options (`cause`).
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ProtocolError";
+  }
+}
+
+/** A JSON control frame. */
+export interface JsonFrame {
+  /** Discriminant. */
+  kind: "json";
+  /** The parsed JSON value (validated by the message layer, not here). */
+  message: unknown;
+}
+
+/** A binary data frame answering the request `rid`. */
+export interface DataFrame {
+  /** Discriminant. */
+  kind: "data";
+  /** Request id this data answers. */
+  rid: number;
+  /** The bytes. A view; the frame owns its buffer. */
+  bytes: Uint8Array;
+}
+
+/** One frame on the wire. */
+export type Frame = JsonFrame | DataFrame;
+
+/** Options for {@linkcode FrameDecoder} and {@linkcode FrameDecoderStream}. */
+export interface FrameDecoderOptions {
+  /**
+   * Largest payload accepted, in bytes. A bigger length in a header is a
+   * {@linkcode ProtocolError} before any payload byte is buffered.
+   *
+   * @default {DEFAULT_MAX_FRAME_SIZE}
+   */
+  maxFrameSize?: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Encodes a JSON message as one frame.
+ *
+ * @param message Any JSON-serialisable object.
+ * @returns The frame bytes.
+ *
+ * @example Encoding a message
+ * ```ts
+ * import { encodeJsonFrame } from "./wire.ts";
+ * const bytes = encodeJsonFrame({ type: "ping" });
+ * if (bytes[0] !== 1) throw new Error("wrong kind");
+ * ```
+ */
+export function encodeJsonFrame(message: unknown): Uint8Array {
+  const body = encoder.encode(JSON.stringify(message));
+  const out = new Uint8Array(FRAME_HEADER_SIZE + body.length);
+  out[0] = FRAME_JSON;
+  new DataView(out.buffer).setUint32(1, body.length);
+  out.set(body, FRAME_HEADER_SIZE);
+  return out;
+}
+
+/**
+ * Encodes the header of a data frame (kind, length, request id). Send the
+ * bytes right after it; keeping them separate avoids copying a large chunk.
+ *
+ * @param rid Request id the data answers (uint32).
+ * @param byteLength Number of data bytes that follow.
+ * @returns The 9 header bytes.
+ *
+ * @example Header for 3 bytes
+ * ```ts
+ * import { encodeDataHeader } from "./wire.ts";
+ * const header = encodeDataHeader(7, 3);
+ * if (header.length !== 9) throw new Error("bad header");
+ * ```
+ */
+export function encodeDataHeader(rid: number, byteLength: number): Uint8Array {
+  const out = new Uint8Array(FRAME_HEADER_SIZE + 4);
+  const view = new DataView(out.buffer);
+  out[0] = FRAME_DATA;
+  view.setUint32(1, byteLength + 4);
+  view.setUint32(5, rid >>> 0);
+  return out;
+}
+
+/**
+ * Encodes any frame to bytes (one copy of the data; for large chunks prefer
+ * {@linkcode encodeDataHeader} followed by the bytes).
+ *
+ * @param frame The frame to encode.
+ * @returns The frame bytes.
+ *
+ * @example Round trip
+ * ```ts
+ * import { encodeFrame, FrameDecoder } from "./wire.ts";
+ * const bytes = encodeFrame({ kind: "data", rid: 1, bytes: new Uint8Array([9]) });
+ * const [frame] = new FrameDecoder().push(bytes);
+ * if (frame?.kind !== "data" || frame.bytes[0] !== 9) throw new Error("lost");
+ * ```
+ */
+export function encodeFrame(frame: Frame): Uint8Array {
+  if (frame.kind === "json") return encodeJsonFrame(frame.message);
+  const header = encodeDataHeader(frame.rid, frame.bytes.length);
+  const out = new Uint8Array(header.length + frame.bytes.length);
+  out.set(header);
+  out.set(frame.bytes, header.length);
+  return out;
+}
+
+/**
+ * Incremental frame parser: an explicit state machine that is fed bytes as
+ * they arrive (any splitting or coalescing) and returns the complete frames.
+ * It buffers at most one header and one payload of at most `maxFrameSize`.
+ *
+ * @example Feeding a frame one byte at a time
+ * ```ts
+ * import { encodeJsonFrame, FrameDecoder } from "./wire.ts";
+ * const decoder = new FrameDecoder();
+ * const frames = [];
+ * for (const byte of encodeJsonFrame({ type: "ping" })) {
+ *   frames.push(...decoder.push(new Uint8Array([byte])));
+ * }
+ * if (frames.length !== 1) throw new Error("expected one frame");
+ * ```
+ */
+export class FrameDecoder {
+  readonly #maxFrameSize: number;
+  readonly #header = new Uint8Array(FRAME_HEADER_SIZE);
+  #headerFilled = 0;
+  #kind = 0;
+  #payload: Uint8Array | null = null;
+  #payloadFilled = 0;
+  #failed = false;
+
+  /**
+   * Creates a decoder.
+   *
+   * @param options Limits.
+   */
+  constructor(options: FrameDecoderOptions = {}) {
+    const max = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
+    if (!Number.isSafeInteger(max) || max < 16 || max > 0xffffffff) {
+      throw new RangeError(
+        `Cannot create frame decoder: maxFrameSize ${max} is not between 16 and 4294967295`,
+      );
+    }
+    this.#maxFrameSize = max;
+  }
+
+  /** Bytes held for an incomplete frame (for tests of bounded buffering). */
+  get bufferedBytes(): number {
+    return this.#headerFilled + this.#payloadFilled;
+  }
+
+  /** True when no partial frame is pending (a clean place for the stream to end). */
+  get idle(): boolean {
+    return this.#headerFilled === 0 && this.#payload === null;
+  }
+
+  /**
+   * Consumes bytes and returns every frame they complete.
+   *
+   * @param bytes The next bytes from the stream.
+   * @returns Completed frames, in order.
+   * @throws {ProtocolError} On an unknown kind, an oversized length or
+   *   invalid JSON. The decoder is then unusable.
+   */
+  push(bytes: Uint8Array): Frame[] {
+    if (this.#failed) {
+      throw new ProtocolError("Cannot decode: the stream already failed");
+    }
+    const frames: Frame[] = [];
+    let offset = 0;
+    try {
+      while (offset < bytes.length) {
+        if (this.#payload === null) {
+          const take = Math.min(
+            FRAME_HEADER_SIZE - this.#headerFilled,
+            bytes.length - offset,
+          );
+          this.#header.set(
+            bytes.subarray(offset, offset + take),
+            this.#headerFilled,
+          );
+          this.#headerFilled += take;
+          offset += take;
+          if (this.#headerFilled < FRAME_HEADER_SIZE) break;
+          if (this.#startPayload() === 0) frames.push(this.#finish());
+          continue;
+        }
+        const payload: Uint8Array = this.#payload;
+        const take = Math.min(
+          payload.length - this.#payloadFilled,
+          bytes.length - offset,
+        );
+        payload.set(bytes.subarray(offset, offset + take), this.#payloadFilled);
+        this.#payloadFilled += take;
+        offset += take;
+        if (this.#payloadFilled === payload.length) frames.push(this.#finish());
+      }
+    } catch (error) {
+      this.#failed = true;
+      throw error;
+    }
+    return frames;
+  }
+
+  #startPayload(): number {
+    const kind = this.#header[0]!;
+    const length = new DataView(this.#header.buffer).getUint32(1);
+    if (kind !== FRAME_JSON && kind !== FRAME_DATA) {
+      throw new ProtocolError(
+        `Cannot accept frame: unknown kind ${kind} (expected 1 or 2)`,
+      );
+    }
+    if (length > this.#maxFrameSize) {
+      throw new ProtocolError(
+        `Cannot accept frame: length ${length} exceeds the ${this.#maxFrameSize}-byte limit`,
+      );
+    }
+    if (kind === FRAME_DATA && length < 4) {
+      throw new ProtocolError(
+        `Cannot accept data frame: length ${length} is shorter than its 4-byte request id`,
+      );
+    }
+    if (kind === FRAME_JSON && length < 2) {
+      throw new ProtocolError(
+        `Cannot accept JSON frame: length ${length} cannot hold an object`,
+      );
+    }
+    this.#kind = kind;
+    this.#payload = new Uint8Array(length);
+    this.#payloadFilled = 0;
+    return length;
+  }
+
+  #finish(): Frame {
+    const payload = this.#payload!;
+    const kind = this.#kind;
+    this.#payload = null;
+    this.#payloadFilled = 0;
+    this.#headerFilled = 0;
+    if (kind === FRAME_DATA) {
+      const rid = new DataView(payload.buffer, payload.byteOffset, 4)
+        .getUint32(0);
+      return { kind: "data", rid, bytes: payload.subarray(4) };
+    }
+    let message: unknown;
+    try {
+      message = JSON.parse(decoder.decode(payload));
+    } catch (cause) {
+      throw new ProtocolError(
+        `Cannot accept JSON frame: ${(cause as Error).message.split("\n")[0]}`,
+        { cause },
+      );
+    }
+    if (
+      message === null || typeof message !== "object" || Array.isArray(message)
+    ) {
+      throw new ProtocolError(
+        "Cannot accept JSON frame: payload is not a JSON object",
+      );
+    }
+    return { kind: "json", message };
+  }
+}
+
+/**
+ * A `TransformStream` from raw bytes to {@linkcode Frame}s. Errors the stream
+ * with a {@linkcode ProtocolError} on bad input, and if the input ends in the
+ * middle of a frame.
+ *
+ * @example Decoding a byte stream
+ * ```ts
+ * import { encodeJsonFrame, FrameDecoderStream } from "./wire.ts";
+ * const bytes = encodeJsonFrame({ type: "ping" });
+ * const frames = await Array.fromAsync(
+ *   ReadableStream.from([bytes.subarray(0, 3), bytes.subarray(3)])
+ *     .pipeThrough(new FrameDecoderStream()),
+ * );
+ * if (frames.length !== 1) throw new Error("expected one frame");
+ * ```
+ */
+export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
+  /**
+   * Creates the stream.
+   *
+   * @param options Limits.
+   */
+  constructor(options: FrameDecoderOptions = {}) {
+    const decoder = new FrameDecoder(options);
+    super({
+      transform(chunk, controller) {
+        for (const frame of decoder.push(chunk)) controller.enqueue(frame);
+      },
+      flush() {
+        if (!decoder.idle) {
+          throw new ProtocolError(
+            `Cannot accept stream: it ended inside a frame (${decoder.bufferedBytes} bytes pending)`,
+          );
+        }
+      },
+    });
+  }
+}
+
+/**
+ * A `TransformStream` from {@linkcode Frame}s to bytes.
+ *
+ * @example Encoding frames
+ * ```ts
+ * import { FrameEncoderStream } from "./wire.ts";
+ * const chunks = await Array.fromAsync(
+ *   ReadableStream.from([{ kind: "json" as const, message: { type: "ping" } }])
+ *     .pipeThrough(new FrameEncoderStream()),
+ * );
+ * if (chunks.length !== 1) throw new Error("expected one chunk");
+ * ```
+ */
+export class FrameEncoderStream extends TransformStream<Frame, Uint8Array> {
+  /** Creates the stream. */
+  constructor() {
+    super({
+      transform(frame, controller) {
+        if (frame.kind === "json") {
+          controller.enqueue(encodeJsonFrame(frame.message));
+        } else {
+          controller.enqueue(encodeDataHeader(frame.rid, frame.bytes.length));
+          controller.enqueue(frame.bytes);
+        }
+      },
+    });
+  }
+}

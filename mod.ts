@@ -1,0 +1,138 @@
+/**
+ * Shoal: peer-to-peer file sharing for Deno. A tracker keeps the live peers
+ * and what they share; peers serve their shared directory and download from
+ * each other in verified chunks, identified by content (SHA-256).
+ *
+ * @example Share a file and download it from another peer
+ * ```ts
+ * import { startPeer, startTracker } from "@shoal/shoal";
+ *
+ * const a = await Deno.makeTempDir();
+ * const b = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${a}/hello.txt`, "hello, shoal");
+ *
+ * await using tracker = await startTracker({ port: 0, hostname: "127.0.0.1" });
+ * await using seeder = await startPeer({ tracker: tracker.address, shared: a, hostname: "127.0.0.1" });
+ * await using leecher = await startPeer({ tracker: tracker.address, shared: b, hostname: "127.0.0.1" });
+ * await seeder.refresh();
+ *
+ * const result = await leecher.download("hello.txt");
+ * if (await Deno.readTextFile(result.path) !== "hello, shoal") throw new Error("corrupt");
+ *
+ * await leecher.close();
+ * await seeder.close();
+ * await Deno.remove(a, { recursive: true });
+ * await Deno.remove(b, { recursive: true });
+ * ```
+ *
+ * @module
+ */
+export {
+  type DataFrame,
+  DEFAULT_MAX_FRAME_SIZE,
+  encodeDataHeader,
+  encodeFrame,
+  encodeJsonFrame,
+  type Frame,
+  FrameDecoder,
+  type FrameDecoderOptions,
+  FrameDecoderStream,
+  FrameEncoderStream,
+  type JsonFrame,
+  MAX_CHUNK_SIZE,
+  ProtocolError,
+} from "./lib/wire.ts";
+export {
+  connectWithTimeout,
+  formatHostPort,
+  FrameConnection,
+  type FrameConnectionOptions,
+  type HostPort,
+  parseHostPort,
+  RemoteError,
+  type Reply,
+  RpcClient,
+  type RpcClientOptions,
+  TimeoutError,
+} from "./lib/connection.ts";
+export {
+  isInside,
+  MAX_NAME_BYTES,
+  resolveForRead,
+  resolveForWrite,
+  validateName,
+} from "./lib/names.ts";
+export {
+  chunkCount,
+  chunkLength,
+  contentId,
+  DEFAULT_CHUNK_SIZE,
+  hashFile,
+  type HashFileOptions,
+  type Manifest,
+  MAX_CHUNKS,
+  MIN_CHUNK_SIZE,
+  validateManifest,
+} from "./lib/manifest.ts";
+export {
+  type ChunkRequest,
+  type FileAnnouncement,
+  type GetPeersRequest,
+  type HeartbeatRequest,
+  type ListedFile,
+  type ListRequest,
+  type ManifestRequest,
+  type PeerInfo,
+  type PeerRequest,
+  type PingRequest,
+  type RegisterRequest,
+  type TrackerRequest,
+  type UnregisterRequest,
+  validatePeerRequest,
+  validateTrackerRequest,
+} from "./lib/messages.ts";
+export {
+  legacyDownload,
+  type LegacyDownloadOptions,
+  type LegacyRequest,
+  legacyRequest,
+  validateLegacyRequest,
+} from "./lib/legacy.ts";
+export {
+  type PeerRecord,
+  Registry,
+  type RegistryOptions,
+  type StoredFile,
+} from "./lib/registry.ts";
+export {
+  startTracker,
+  type Tracker,
+  type TrackerEventMap,
+  type TrackerOptions,
+} from "./lib/tracker_server.ts";
+export {
+  type Registration,
+  TrackerClient,
+  type TrackerClientOptions,
+} from "./lib/tracker_client.ts";
+export {
+  type SharedFile,
+  ShareIndex,
+  type ShareIndexOptions,
+} from "./lib/share.ts";
+export {
+  type ActiveDownload,
+  ChunkVerificationError,
+  download,
+  type DownloadOptions,
+  type DownloadProgress,
+  type DownloadResult,
+} from "./lib/transfer.ts";
+export {
+  type Peer,
+  type PeerEventMap,
+  type PeerOptions,
+  type PeerStatus,
+  startPeer,
+  type UploadStatus,
+} from "./lib/peer_node.ts";

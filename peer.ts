@@ -1,0 +1,391 @@
+/**
+ * The Shoal peer command: an interactive prompt (default), a headless daemon
+ * (`--daemon`), and one-shot `list`, `peers` and `download` for scripts.
+ *
+ * @module
+ */
+import { Command, CommanderError } from "commander";
+import { formatBytes } from "./lib/_bytes.ts";
+import {
+  errorLine,
+  parseBoundedSize,
+  parseDuration,
+  parsePort,
+  renderProgress,
+  table,
+  UsageError,
+} from "./lib/_cli.ts";
+import { parseHostPort } from "./lib/connection.ts";
+import { DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE } from "./lib/manifest.ts";
+import type { ListedFile, PeerInfo } from "./lib/messages.ts";
+import { type Peer, startPeer } from "./lib/peer_node.ts";
+import { TrackerClient } from "./lib/tracker_client.ts";
+import {
+  download,
+  type DownloadProgress,
+  type DownloadResult,
+} from "./lib/transfer.ts";
+import { MAX_CHUNK_SIZE } from "./lib/wire.ts";
+
+const encoder = new TextEncoder();
+const isTty = Deno.stdout.isTerminal();
+
+interface CommonOptions {
+  tracker: string;
+  json?: boolean;
+  out?: string;
+  shared?: string;
+  overwrite?: boolean;
+}
+
+function trackerAddress(text: string): string {
+  try {
+    const { hostname, port } = parseHostPort(text, "127.0.0.1");
+    return hostname.includes(":")
+      ? `[${hostname}]:${port}`
+      : `${hostname}:${port}`;
+  } catch {
+    throw new UsageError(
+      `Invalid --tracker "${text}": use HOST:PORT, e.g. localhost:9000`,
+    );
+  }
+}
+
+function formatList(files: ListedFile[]): string {
+  if (files.length === 0) return "No files on the network.";
+  return table([
+    ["NAME", "SIZE", "HOLDERS", "ID"],
+    ...files.map((f) => [
+      f.name,
+      f.size === null ? "?" : formatBytes(f.size),
+      String(f.holders),
+      f.id === null ? "(seed protocol)" : f.id.slice(0, 16),
+    ]),
+  ]);
+}
+
+function formatPeers(target: string, peers: PeerInfo[]): string {
+  if (peers.length === 0) return `Nobody holds ${target}.`;
+  return table([
+    ["ADDRESS", "PROTOCOL", "NAME", "ID"],
+    ...peers.map((p) => [
+      p.address,
+      p.protocol,
+      p.name,
+      p.id === null ? "-" : p.id.slice(0, 16),
+    ]),
+  ]);
+}
+
+/** Prints progress: a redrawn bar on a TTY, a line per ~10 % otherwise. */
+function progressPrinter(): (p: DownloadProgress) => void {
+  let lastDecile = -1;
+  let lastDraw = 0;
+  return (p) => {
+    if (isTty) {
+      const now = performance.now();
+      if (now - lastDraw < 100 && p.bytes < p.size) return;
+      lastDraw = now;
+      Deno.stdout.writeSync(encoder.encode(`\r${renderProgress(p)}\x1b[K`));
+      return;
+    }
+    const decile = p.size === 0 ? 10 : Math.floor((p.bytes / p.size) * 10);
+    if (decile === lastDecile) return;
+    lastDecile = decile;
+    console.log(
+      `progress ${p.name} ${renderProgress(p).replace(/^\[[#-]*\] /, "")}`,
+    );
+  };
+}
+
+function describeResult(result: DownloadResult): string {
+  if (result.alreadyComplete) {
+    return `Already have ${result.name} (${
+      formatBytes(result.size)
+    }) at ${result.path}`;
+  }
+  const seconds = result.elapsedMs / 1000;
+  const resumed = result.resumedChunks > 0
+    ? `, ${result.resumedChunks} chunks resumed`
+    : "";
+  return `Downloaded ${result.name} (${formatBytes(result.size)}) in ${
+    seconds.toFixed(2)
+  } s${resumed}${
+    result.id ? ", verified" : ", size checked (seed-protocol source)"
+  } -> ${result.path}`;
+}
+
+async function runDownload(target: string, opts: CommonOptions): Promise<void> {
+  const onProgress = progressPrinter();
+  const result = await download(target, {
+    tracker: trackerAddress(opts.tracker),
+    outDir: opts.out ?? opts.shared ?? ".",
+    overwrite: Boolean(opts.overwrite),
+    onProgress,
+  });
+  if (isTty) Deno.stdout.writeSync(encoder.encode("\n"));
+  console.log(describeResult(result));
+}
+
+const HELP = `Commands:
+  list [query]            files on the network (substring or glob: *.txt)
+  peers <name|id>         who holds a file
+  download <name|id>      fetch a file into the download directory
+  status                  this peer's shares, downloads and uploads
+  help                    this text
+  exit                    unregister and quit`;
+
+async function handleLine(peer: Peer, line: string): Promise<boolean> {
+  const [command = "", ...rest] = line.trim().split(/\s+/);
+  const arg = rest.join(" ");
+  switch (command) {
+    case "":
+      return true;
+    case "list":
+    case "ls":
+      console.log(formatList(await peer.list(arg || undefined)));
+      return true;
+    case "peers":
+      if (!arg) {
+        const status = peer.status();
+        console.log(`This peer: ${status.address ?? "(not registered yet)"}`);
+        return true;
+      }
+      console.log(formatPeers(arg, await peer.peers(arg)));
+      return true;
+    case "download":
+    case "get": {
+      if (!arg) {
+        console.log("Usage: download <name|id>");
+        return true;
+      }
+      const result = await peer.download(arg, {
+        onProgress: progressPrinter(),
+      });
+      if (isTty) Deno.stdout.writeSync(encoder.encode("\n"));
+      console.log(describeResult(result));
+      return true;
+    }
+    case "status": {
+      const s = peer.status();
+      console.log(
+        `Address ${s.address ?? "(not registered)"}; tracker ${
+          s.trackerConnected ? "connected" : "unreachable"
+        }; sharing ${s.shared} files`,
+      );
+      for (const d of s.downloads) {
+        console.log(`  download ${d.name} ${renderProgress(d)}`);
+      }
+      for (const u of s.uploads) {
+        console.log(
+          `  upload to ${u.remote}: ${
+            formatBytes(u.bytes)
+          } in ${u.chunks} chunks`,
+        );
+      }
+      if (s.downloads.length === 0 && s.uploads.length === 0) {
+        console.log("  idle");
+      }
+      return true;
+    }
+    case "help":
+    case "?":
+      console.log(HELP);
+      return true;
+    case "exit":
+    case "quit":
+      return false;
+    default:
+      console.log(`Unknown command "${command}". Type help for the list.`);
+      return true;
+  }
+}
+
+async function* stdinLines(): AsyncGenerator<string> {
+  let buffered = "";
+  for await (
+    const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())
+  ) {
+    buffered += chunk;
+    let newline: number;
+    while ((newline = buffered.indexOf("\n")) >= 0) {
+      yield buffered.slice(0, newline);
+      buffered = buffered.slice(newline + 1);
+    }
+    if (buffered.length > 65536) buffered = ""; // An absurd line: drop it.
+  }
+  if (buffered) yield buffered;
+}
+
+async function runPeer(
+  opts: CommonOptions & Record<string, string | boolean | undefined>,
+): Promise<void> {
+  const shared = (opts.shared as string | undefined) ?? ".";
+  const peer = await startPeer({
+    tracker: trackerAddress(opts.tracker),
+    shared,
+    port: parsePort(String(opts.port ?? "0")),
+    hostname: String(opts.host ?? "0.0.0.0"),
+    chunkSize: parseBoundedSize(
+      String(opts.chunkSize ?? DEFAULT_CHUNK_SIZE),
+      MIN_CHUNK_SIZE,
+      MAX_CHUNK_SIZE,
+      "--chunk-size",
+    ),
+    ...(opts.out ? { out: opts.out } : {}),
+    ...(opts.state ? { stateDir: String(opts.state) } : {}),
+    ...(opts.advertiseHost
+      ? { advertiseHost: String(opts.advertiseHost) }
+      : {}),
+    ...(opts.heartbeat
+      ? { heartbeatIntervalMs: parseDuration(String(opts.heartbeat)) }
+      : {}),
+  }).catch((error) => {
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new Error(
+        `Cannot listen on port ${opts.port}: it is in use (pick another --port)`,
+      );
+    }
+    if (error instanceof Deno.errors.NotFound) {
+      throw new Error(
+        `Cannot share ${shared}: no such directory (check --shared)`,
+      );
+    }
+    throw error;
+  });
+  const log = (line: string) => console.log(line);
+  peer.addEventListener("registered", (e) => {
+    if (opts.daemon) log(`registered as ${(e as CustomEvent).detail.address}`);
+  });
+  let trackerDown = false;
+  peer.addEventListener("tracker-error", (e) => {
+    if (!trackerDown) {
+      console.error(
+        `tracker unreachable: ${(e as CustomEvent).detail.message} (retrying)`,
+      );
+    }
+    trackerDown = true;
+  });
+  peer.addEventListener("registered", () => trackerDown = false);
+  console.log(
+    `Shoal peer serving ${peer.shares.files().length} files from ${peer.shares.root} on port ${peer.port}`,
+  );
+
+  const stopped = new Promise<void>((resolve) => {
+    Deno.addSignalListener("SIGINT", () => resolve());
+    if (Deno.build.os !== "windows") {
+      Deno.addSignalListener("SIGTERM", () => resolve());
+    }
+  });
+  if (opts.daemon) {
+    await stopped;
+  } else {
+    console.log('Type "help" for commands.');
+    const prompt = () => {
+      if (Deno.stdin.isTerminal()) {
+        Deno.stdout.writeSync(encoder.encode("shoal> "));
+      }
+    };
+    prompt();
+    const session = (async () => {
+      for await (const line of stdinLines()) {
+        try {
+          if (!await handleLine(peer, line)) return;
+        } catch (error) {
+          if (isTty) Deno.stdout.writeSync(encoder.encode("\n"));
+          console.log(`error: ${errorLine(error)}`);
+        }
+        prompt();
+      }
+    })();
+    await Promise.race([session, stopped]);
+  }
+  await peer.close();
+  console.log("Unregistered; bye.");
+}
+
+function withCommon(command: Command): Command {
+  return command
+    .option("-t, --tracker <host:port>", "tracker address", "localhost:9000")
+    .option("-s, --shared <dir>", "directory to share (and download into)")
+    .option(
+      "-o, --out <dir>",
+      "download directory (default: the shared directory)",
+    )
+    .option(
+      "--overwrite",
+      "replace an existing different file when downloading",
+    )
+    .option("--json", "print machine-readable JSON");
+}
+
+const program = withCommon(
+  new Command("peer")
+    .description("Run a Shoal peer: an interactive prompt by default.")
+    .option("-p, --port <port>", "port to serve on (0: any free port)", "0")
+    .option("--host <host>", "address to bind", "0.0.0.0")
+    .option("--chunk-size <size>", "chunk size, 4096 to 16M", "1M")
+    .option("--state <dir>", "state directory (default <shared>/.shoal)")
+    .option(
+      "--advertise-host <host>",
+      "host to advertise (only trackers run with --trust-advertised-address use it)",
+    )
+    .option(
+      "--heartbeat <duration>",
+      "heartbeat interval (default: the tracker's)",
+    )
+    .option("--daemon", "run headless until SIGINT/SIGTERM"),
+)
+  .enablePositionalOptions()
+  .action(async (opts) => await runPeer(opts))
+  .exitOverride()
+  .configureOutput({
+    writeErr: (text) => Deno.stderr.writeSync(encoder.encode(text)),
+  });
+
+program.addCommand(
+  withCommon(new Command("list"))
+    .description("List files on the network.")
+    .argument("[query]", "substring or glob")
+    .action(async (query: string | undefined, opts: CommonOptions) => {
+      const files = await new TrackerClient(trackerAddress(opts.tracker)).list(
+        query,
+      );
+      console.log(opts.json ? JSON.stringify(files) : formatList(files));
+    })
+    .exitOverride(),
+);
+program.addCommand(
+  withCommon(new Command("peers"))
+    .description("Show who holds a file.")
+    .argument("<target>", "file name or content id")
+    .action(async (target: string, opts: CommonOptions) => {
+      const client = new TrackerClient(trackerAddress(opts.tracker));
+      const peers = await client.getPeers(
+        /^[0-9a-f]{64}$/.test(target) ? { id: target } : { name: target },
+      );
+      console.log(
+        opts.json ? JSON.stringify(peers) : formatPeers(target, peers),
+      );
+    })
+    .exitOverride(),
+);
+program.addCommand(
+  withCommon(new Command("download"))
+    .description("Download a file by name or content id, verified.")
+    .argument("<target>", "file name or content id")
+    .action(async (target: string, opts: CommonOptions) =>
+      await runDownload(target, opts)
+    )
+    .exitOverride(),
+);
+
+try {
+  await program.parseAsync(Deno.args, { from: "user" });
+  Deno.exit(0);
+} catch (error) {
+  if (error instanceof CommanderError) Deno.exit(error.exitCode === 0 ? 0 : 2);
+  if (isTty) Deno.stdout.writeSync(encoder.encode("\n"));
+  console.error(`peer: ${errorLine(error)}`);
+  Deno.exit(error instanceof UsageError ? 2 : 1);
+}

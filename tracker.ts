@@ -1,0 +1,116 @@
+/**
+ * The Shoal tracker command: keeps the live peers and what they share.
+ * `deno run --allow-net tracker.ts [:9000] [--port 9000] [--host 0.0.0.0]`.
+ *
+ * @module
+ */
+import { Command, CommanderError } from "commander";
+import { errorLine, parseDuration, parsePort, UsageError } from "./lib/_cli.ts";
+import { startTracker } from "./lib/tracker_server.ts";
+
+const program = new Command("tracker")
+  .description(
+    "Run a Shoal tracker (speaks Shoal's framed protocol and the seed JSON-line protocol).",
+  )
+  .argument("[listen]", "seed-style listen address, e.g. :9000")
+  .option("-p, --port <port>", "port to listen on", "9000")
+  .option("--host <host>", "address to bind", "0.0.0.0")
+  .option("--interval <duration>", "heartbeat interval told to peers", "30s")
+  .option(
+    "--expiry <duration>",
+    "drop a peer silent this long (default 3 × interval)",
+  )
+  .option("--max-files <n>", "most files one peer may announce", "10000")
+  .option(
+    "--read-timeout <duration>",
+    "close connections idle this long",
+    "10s",
+  )
+  .option(
+    "--trust-advertised-address",
+    "use the host a peer advertises instead of its source address (NAT/dev)",
+  )
+  .option("-q, --quiet", "print only errors")
+  .exitOverride()
+  .configureOutput({
+    writeErr: (text) => Deno.stderr.writeSync(new TextEncoder().encode(text)),
+  });
+
+async function main(): Promise<number> {
+  program.parse(Deno.args, { from: "user" });
+  const opts = program.opts();
+  const listen: string | undefined = program.args[0];
+  let port = parsePort(opts.port);
+  let host: string = opts.host;
+  if (listen !== undefined) {
+    const match = /^(.*):(\d+)$/.exec(listen);
+    if (!match) {
+      throw new UsageError(
+        `Invalid listen address "${listen}": use :PORT or HOST:PORT`,
+      );
+    }
+    port = parsePort(match[2]!);
+    if (match[1]) host = match[1];
+  }
+  const interval = parseDuration(opts.interval);
+  const expiry = opts.expiry ? parseDuration(opts.expiry) : 3 * interval;
+  const maxFiles = Number(opts.maxFiles);
+  if (!Number.isSafeInteger(maxFiles) || maxFiles < 1) {
+    throw new UsageError(
+      `Invalid --max-files "${opts.maxFiles}": use a positive integer`,
+    );
+  }
+  const log = (line: string) => {
+    if (!opts.quiet) console.log(`${new Date().toISOString()} ${line}`);
+  };
+  let tracker;
+  try {
+    tracker = await startTracker({
+      port,
+      hostname: host,
+      heartbeatIntervalMs: interval,
+      expiryMs: expiry,
+      maxFilesPerPeer: maxFiles,
+      readTimeoutMs: parseDuration(opts.readTimeout),
+      trustAdvertisedAddress: Boolean(opts.trustAdvertisedAddress),
+    });
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new Error(
+        `Cannot listen on ${host}:${port}: the address is in use (pick another --port)`,
+      );
+    }
+    throw error;
+  }
+  tracker.addEventListener("register", (e) => {
+    const { address, files } = (e as CustomEvent).detail;
+    log(`register ${address} (${files} files)`);
+  });
+  tracker.addEventListener(
+    "unregister",
+    (e) => log(`unregister ${(e as CustomEvent).detail.address}`),
+  );
+  tracker.addEventListener("protocol-error", (e) => {
+    const { remote, message } = (e as CustomEvent).detail;
+    log(`dropped ${remote}: ${message}`);
+  });
+  console.log(
+    `Shoal tracker listening on ${host}:${tracker.port} (heartbeat ${interval} ms, expiry ${expiry} ms)`,
+  );
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    Deno.addSignalListener("SIGINT", stop);
+    if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", stop);
+  });
+  await tracker.close();
+  log("stopped");
+  return 0;
+}
+
+try {
+  Deno.exit(await main());
+} catch (error) {
+  if (error instanceof CommanderError) Deno.exit(error.exitCode === 0 ? 0 : 2);
+  console.error(`tracker: ${errorLine(error)}`);
+  Deno.exit(error instanceof UsageError ? 2 : 1);
+}
