@@ -75,9 +75,11 @@ export {
   validateManifest,
 } from "./lib/manifest.ts";
 export {
+  type CancelRequest,
   type ChunkRequest,
   type FileAnnouncement,
   type GetPeersRequest,
+  type HaveRequest,
   type HeartbeatRequest,
   type ListedFile,
   type ListRequest,
@@ -99,6 +101,7 @@ export {
   validateLegacyRequest,
 } from "./lib/legacy.ts";
 export {
+  type ApplyChangesResult,
   type PeerRecord,
   Registry,
   type RegistryOptions,
@@ -116,18 +119,40 @@ export {
   type TrackerClientOptions,
 } from "./lib/tracker_client.ts";
 export {
+  diffAnnouncements,
+  type ScanProgress,
+  type SettledCheck,
   type SharedFile,
   ShareIndex,
   type ShareIndexOptions,
+  type UpdateResult,
 } from "./lib/share.ts";
 export {
+  ShareWatcher,
+  type ShareWatcherEventMap,
+  type ShareWatcherOptions,
+} from "./lib/watch.ts";
+export {
+  IGNORE_FILE_NAME,
+  IgnoreRules,
+  type IgnoreRulesOptions,
+} from "./lib/ignore.ts";
+export {
   type ActiveDownload,
-  ChunkVerificationError,
   download,
   type DownloadOptions,
   type DownloadProgress,
   type DownloadResult,
 } from "./lib/transfer.ts";
+export {
+  type Dashboard,
+  type DashboardDownload,
+  type DashboardDownloadState,
+  type DashboardOptions,
+  type DashboardStatus,
+  type DashboardUpload,
+  startDashboard,
+} from "./lib/dashboard.ts";
 export {
   type Peer,
   type PeerEventMap,
@@ -136,3 +161,16 @@ export {
   startPeer,
   type UploadStatus,
 } from "./lib/peer_node.ts";
+export {
+  ChunkVerificationError,
+  runSwarm,
+  type SwarmOptions,
+} from "./lib/swarm.ts";
+export { TokenBucket } from "./lib/rate_limit.ts";
+export {
+  ChunkPicker,
+  hasBit,
+  packBitfield,
+  type Pick,
+  type SourceView,
+} from "./lib/scheduler.ts";

@@ -16,15 +16,18 @@ import {
   UsageError,
 } from "./lib/_cli.ts";
 import { parseHostPort } from "./lib/connection.ts";
+import { type Dashboard, startDashboard } from "./lib/dashboard.ts";
 import { DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE } from "./lib/manifest.ts";
 import type { ListedFile, PeerInfo } from "./lib/messages.ts";
 import { type Peer, startPeer } from "./lib/peer_node.ts";
+import type { ScanProgress } from "./lib/share.ts";
 import { TrackerClient } from "./lib/tracker_client.ts";
 import {
   download,
   type DownloadProgress,
   type DownloadResult,
 } from "./lib/transfer.ts";
+import { TokenBucket } from "./lib/rate_limit.ts";
 import { MAX_CHUNK_SIZE } from "./lib/wire.ts";
 
 const encoder = new TextEncoder();
@@ -32,6 +35,8 @@ const isTty = Deno.stdout.isTerminal();
 
 interface CommonOptions {
   tracker: string;
+  fsync?: boolean;
+  maxDownloadRate?: string;
   json?: boolean;
   out?: string;
   shared?: string;
@@ -49,6 +54,37 @@ function trackerAddress(text: string): string {
       `Invalid --tracker "${text}": use HOST:PORT, e.g. localhost:9000`,
     );
   }
+}
+
+function parseRate(text: string | undefined, flag: string): number {
+  return text === undefined ? 0 : parseBoundedSize(text, 1024, 2 ** 40, flag);
+}
+
+function parseHashJobs(value: unknown): number {
+  const jobs = Number(value);
+  if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) {
+    throw new UsageError(
+      `Invalid --hash-jobs "${String(value)}": use an integer from 1 to 64`,
+    );
+  }
+  return jobs;
+}
+
+/** Prints first-scan hashing progress, at most once a second. */
+function scanProgressPrinter(): (p: ScanProgress) => void {
+  let last = 0;
+  return (p) => {
+    const now = performance.now();
+    const done = p.files === p.totalFiles;
+    if (p.totalBytes < 64 * 1024 * 1024 && p.totalFiles < 1000) return;
+    if (!done && p.files > 0 && now - last < 1000) return;
+    last = now;
+    console.log(
+      `hashing ${p.files}/${p.totalFiles} files, ${formatBytes(p.bytes)} of ${
+        formatBytes(p.totalBytes)
+      }${done ? " (done)" : ""}`,
+    );
+  };
 }
 
 function formatList(files: ListedFile[]): string {
@@ -116,13 +152,21 @@ function describeResult(result: DownloadResult): string {
 }
 
 async function runDownload(target: string, opts: CommonOptions): Promise<void> {
-  const onProgress = progressPrinter();
+  const onProgress = opts.json ? () => {} : progressPrinter();
+  const rate = parseRate(opts.maxDownloadRate, "--max-download-rate");
   const result = await download(target, {
     tracker: trackerAddress(opts.tracker),
+    ...(rate ? { limiter: new TokenBucket(rate) } : {}),
     outDir: opts.out ?? opts.shared ?? ".",
     overwrite: Boolean(opts.overwrite),
+    fsync: Boolean(opts.fsync),
     onProgress,
   });
+  if (opts.json) {
+    const { manifest: _manifest, ...summary } = result;
+    console.log(JSON.stringify(summary));
+    return;
+  }
   if (isTty) Deno.stdout.writeSync(encoder.encode("\n"));
   console.log(describeResult(result));
 }
@@ -134,6 +178,9 @@ const HELP = `Commands:
   status                  this peer's shares, downloads and uploads
   help                    this text
   exit                    unregister and quit`;
+
+/** Download flags given on the command line, applied to prompt downloads. */
+const downloadDefaults: { overwrite?: boolean; fsync?: boolean } = {};
 
 async function handleLine(peer: Peer, line: string): Promise<boolean> {
   const [command = "", ...rest] = line.trim().split(/\s+/);
@@ -160,6 +207,7 @@ async function handleLine(peer: Peer, line: string): Promise<boolean> {
         return true;
       }
       const result = await peer.download(arg, {
+        ...downloadDefaults,
         onProgress: progressPrinter(),
       });
       if (isTty) Deno.stdout.writeSync(encoder.encode("\n"));
@@ -221,6 +269,8 @@ async function runPeer(
   opts: CommonOptions & Record<string, string | boolean | undefined>,
 ): Promise<void> {
   const shared = (opts.shared as string | undefined) ?? ".";
+  downloadDefaults.overwrite = Boolean(opts.overwrite);
+  downloadDefaults.fsync = Boolean(opts.fsync);
   const peer = await startPeer({
     tracker: trackerAddress(opts.tracker),
     shared,
@@ -233,6 +283,14 @@ async function runPeer(
       "--chunk-size",
     ),
     ...(opts.out ? { out: opts.out } : {}),
+    maxUploadRate: parseRate(
+      opts.maxUploadRate as string | undefined,
+      "--max-upload-rate",
+    ),
+    maxDownloadRate: parseRate(
+      opts.maxDownloadRate as string | undefined,
+      "--max-download-rate",
+    ),
     ...(opts.state ? { stateDir: String(opts.state) } : {}),
     ...(opts.advertiseHost
       ? { advertiseHost: String(opts.advertiseHost) }
@@ -240,6 +298,11 @@ async function runPeer(
     ...(opts.heartbeat
       ? { heartbeatIntervalMs: parseDuration(String(opts.heartbeat)) }
       : {}),
+    includeHidden: Boolean(opts.includeHidden),
+    watch: opts.watch !== false,
+    ...(opts.settle ? { stableMs: parseDuration(String(opts.settle)) } : {}),
+    ...(opts.hashJobs ? { hashConcurrency: parseHashJobs(opts.hashJobs) } : {}),
+    onScanProgress: scanProgressPrinter(),
   }).catch((error) => {
     if (error instanceof Deno.errors.AddrInUse) {
       throw new Error(
@@ -267,9 +330,33 @@ async function runPeer(
     trackerDown = true;
   });
   peer.addEventListener("registered", () => trackerDown = false);
+  peer.addEventListener("watch-error", (e) => {
+    console.error(
+      `${
+        (e as CustomEvent).detail.message
+      } (rescanning at each heartbeat instead)`,
+    );
+  });
   console.log(
     `Shoal peer serving ${peer.shares.files().length} files from ${peer.shares.root} on port ${peer.port}`,
   );
+  let dashboard: Dashboard | undefined;
+  if (opts.httpPort !== undefined) {
+    const httpPort = parsePort(String(opts.httpPort));
+    dashboard = await startDashboard(peer, {
+      port: httpPort,
+      hostname: String(opts.httpHost ?? "127.0.0.1"),
+    }).catch(async (error) => {
+      await peer.close();
+      if (error instanceof Deno.errors.AddrInUse) {
+        throw new Error(
+          `Cannot serve the dashboard on port ${httpPort}: it is in use (pick another --http-port)`,
+        );
+      }
+      throw error;
+    });
+    console.log(`Dashboard on ${dashboard.url}`);
+  }
 
   const stopped = new Promise<void>((resolve) => {
     Deno.addSignalListener("SIGINT", () => resolve());
@@ -300,12 +387,21 @@ async function runPeer(
     })();
     await Promise.race([session, stopped]);
   }
+  const { uploaded } = peer.status();
+  await dashboard?.close();
   await peer.close();
-  console.log("Unregistered; bye.");
+  console.log(
+    `Uploaded ${uploaded.bytes} bytes in ${uploaded.chunks} chunks. Unregistered; bye.`,
+  );
 }
 
 function withCommon(command: Command): Command {
   return command
+    // Commander's colour check reads env vars; no --allow-env needed without it.
+    .configureOutput({
+      getOutHasColors: () => false,
+      getErrHasColors: () => false,
+    })
     .option("-t, --tracker <host:port>", "tracker address", "localhost:9000")
     .option("-s, --shared <dir>", "directory to share (and download into)")
     .option(
@@ -316,7 +412,11 @@ function withCommon(command: Command): Command {
       "--overwrite",
       "replace an existing different file when downloading",
     )
-    .option("--json", "print machine-readable JSON");
+    .option("--json", "print machine-readable JSON")
+    .option(
+      "--max-download-rate <rate>",
+      "download cap in bytes/s, e.g. 512K or 50M (default: none)",
+    );
 }
 
 const program = withCommon(
@@ -327,6 +427,17 @@ const program = withCommon(
     .option("--chunk-size <size>", "chunk size, 4096 to 16M", "1M")
     .option("--state <dir>", "state directory (default <shared>/.shoal)")
     .option(
+      "--include-hidden",
+      "share dot-files and dot-folders too (.shoalignore patterns still apply)",
+    )
+    .option("--no-watch", "rescan at each heartbeat instead of watching")
+    .option(
+      "--settle <duration>",
+      "how long a changed file must stay unchanged before it is announced",
+      "500ms",
+    )
+    .option("--hash-jobs <n>", "files hashed at once", "2")
+    .option(
       "--advertise-host <host>",
       "host to advertise (only trackers run with --trust-advertised-address use it)",
     )
@@ -334,7 +445,17 @@ const program = withCommon(
       "--heartbeat <duration>",
       "heartbeat interval (default: the tracker's)",
     )
-    .option("--daemon", "run headless until SIGINT/SIGTERM"),
+    .option(
+      "--max-upload-rate <rate>",
+      "upload cap in bytes/s over all connections, e.g. 50M (default: none)",
+    )
+    .option("--daemon", "run headless until SIGINT/SIGTERM")
+    .option("--http-port <port>", "serve the web dashboard on this port")
+    .option(
+      "--http-host <host>",
+      "address the dashboard binds (keep it loopback unless you mean it)",
+      "127.0.0.1",
+    ),
 )
   .enablePositionalOptions()
   .action(async (opts) => await runPeer(opts))

@@ -26,6 +26,22 @@ const program = new Command("tracker")
     "close connections idle this long",
     "10s",
   )
+  .option("--max-connections <n>", "most open connections", "1024")
+  .option(
+    "--max-connections-per-address <n>",
+    "most open connections from one IP",
+    "64",
+  )
+  .option(
+    "--rate-limit <n>",
+    "requests per second accepted from one IP (0 = no limit)",
+    "100",
+  )
+  .option(
+    "--rate-burst <n>",
+    "burst of requests allowed above the rate",
+    "1000",
+  )
   .option(
     "--trust-advertised-address",
     "use the host a peer advertises instead of its source address (NAT/dev)",
@@ -34,6 +50,9 @@ const program = new Command("tracker")
   .exitOverride()
   .configureOutput({
     writeErr: (text) => Deno.stderr.writeSync(new TextEncoder().encode(text)),
+    // Commander's colour check reads env vars; no --allow-env needed without it.
+    getOutHasColors: () => false,
+    getErrHasColors: () => false,
   });
 
 async function main(): Promise<number> {
@@ -60,6 +79,15 @@ async function main(): Promise<number> {
       `Invalid --max-files "${opts.maxFiles}": use a positive integer`,
     );
   }
+  const count = (flag: string, text: string, min: number): number => {
+    const n = /^\d+$/.test(text) ? Number(text) : NaN;
+    if (!Number.isSafeInteger(n) || n < min) {
+      throw new UsageError(
+        `Invalid ${flag} "${text}": use an integer of at least ${min}`,
+      );
+    }
+    return n;
+  };
   const log = (line: string) => {
     if (!opts.quiet) console.log(`${new Date().toISOString()} ${line}`);
   };
@@ -73,6 +101,14 @@ async function main(): Promise<number> {
       maxFilesPerPeer: maxFiles,
       readTimeoutMs: parseDuration(opts.readTimeout),
       trustAdvertisedAddress: Boolean(opts.trustAdvertisedAddress),
+      maxConnections: count("--max-connections", opts.maxConnections, 1),
+      maxConnectionsPerAddress: count(
+        "--max-connections-per-address",
+        opts.maxConnectionsPerAddress,
+        1,
+      ),
+      maxRequestsPerSecond: count("--rate-limit", opts.rateLimit, 0),
+      requestBurst: count("--rate-burst", opts.rateBurst, 1),
     });
   } catch (error) {
     if (error instanceof Deno.errors.AddrInUse) {

@@ -3,6 +3,15 @@
  * counts, protocol sniffing on the first byte, and a clean close that waits
  * for every handler.
  *
+ * At a connection cap, a new connection is not simply refused: like a web
+ * server closing idle keep-alive connections when it runs out of slots, the
+ * server closes the idle connection (waiting for input, nothing being sent)
+ * that has been quiet the longest — from the same address when that address
+ * is at its cap, otherwise from the address holding the most connections —
+ * and admits the newcomer. A flood of idle or trickling connections therefore
+ * cannot lock honest clients out; connections busy sending are never
+ * displaced.
+ *
  * @module
  */
 import { formatHostPort, isDisconnect } from "./connection.ts";
@@ -29,13 +38,26 @@ export const DEFAULT_LIMITS: ServerLimits = {
   firstByteTimeoutMs: 10_000,
 };
 
+/** One open connection and whether it is waiting for the remote side. */
+interface Tracked {
+  conn: Deno.TcpConn;
+  ip: string;
+  /** A read is pending: the server waits for the remote side. */
+  reading: boolean;
+  /** Writes in progress: the server is sending to the remote side. */
+  writing: number;
+  /** When bytes last moved either way (ms). */
+  lastActivity: number;
+  released: boolean;
+}
+
 /** Accepts connections and dispatches them by their first byte. */
 export class ConnectionServer {
   readonly listener: Deno.TcpListener;
   readonly #onLegacy: ConnectionHandler;
   readonly #onFramed: ConnectionHandler;
   readonly #limits: ServerLimits;
-  readonly #open = new Set<Deno.TcpConn>();
+  readonly #open = new Map<Deno.TcpConn, Tracked>();
   readonly #perAddress = new Map<string, number>();
   readonly #tasks = new Set<Promise<void>>();
   readonly #onError: (error: unknown, remote: string) => void;
@@ -82,25 +104,93 @@ export class ConnectionServer {
         continue;
       }
       const ip = conn.remoteAddr.hostname;
-      const perAddress = this.#perAddress.get(ip) ?? 0;
-      if (
-        this.#open.size >= this.#limits.maxConnections ||
-        perAddress >= this.#limits.maxConnectionsPerAddress
-      ) {
+      if (!this.#makeRoom(ip)) {
         conn.close();
         continue;
       }
-      this.#open.add(conn);
-      this.#perAddress.set(ip, perAddress + 1);
+      const entry: Tracked = {
+        conn,
+        ip,
+        reading: true,
+        writing: 0,
+        lastActivity: performance.now(),
+        released: false,
+      };
+      // Every read and write the handlers make goes through here, so the
+      // server knows which connections sit idle waiting for the remote side
+      // (evictable) and which are serving (never evicted).
+      const read = conn.read.bind(conn);
+      conn.read = async (buffer: Uint8Array): Promise<number | null> => {
+        entry.reading = true;
+        try {
+          return await read(buffer);
+        } finally {
+          entry.reading = false;
+          entry.lastActivity = performance.now();
+        }
+      };
+      const write = conn.write.bind(conn);
+      conn.write = async (bytes: Uint8Array): Promise<number> => {
+        entry.writing++;
+        try {
+          return await write(bytes);
+        } finally {
+          entry.writing--;
+          entry.lastActivity = performance.now();
+        }
+      };
+      this.#open.set(conn, entry);
+      this.#perAddress.set(ip, (this.#perAddress.get(ip) ?? 0) + 1);
       const task = this.#handle(conn).finally(() => {
-        this.#open.delete(conn);
-        const left = (this.#perAddress.get(ip) ?? 1) - 1;
-        if (left <= 0) this.#perAddress.delete(ip);
-        else this.#perAddress.set(ip, left);
+        this.#release(entry);
         this.#tasks.delete(task);
       });
       this.#tasks.add(task);
     }
+  }
+
+  /** Forgets a connection's slot (idempotent). */
+  #release(entry: Tracked): void {
+    if (entry.released) return;
+    entry.released = true;
+    this.#open.delete(entry.conn);
+    const left = (this.#perAddress.get(entry.ip) ?? 1) - 1;
+    if (left <= 0) this.#perAddress.delete(entry.ip);
+    else this.#perAddress.set(entry.ip, left);
+  }
+
+  /**
+   * Ensures a connection from `ip` fits under both caps, closing the
+   * longest-waiting idle connection if a cap is reached.
+   *
+   * @returns `false` if every candidate is busy (refuse the newcomer).
+   */
+  #makeRoom(ip: string): boolean {
+    const perAddressFull = (this.#perAddress.get(ip) ?? 0) >=
+      this.#limits.maxConnectionsPerAddress;
+    const totalFull = this.#open.size >= this.#limits.maxConnections;
+    if (!perAddressFull && !totalFull) return true;
+    let victim: Tracked | undefined;
+    let victimCount = -1;
+    for (const entry of this.#open.values()) {
+      if (!entry.reading || entry.writing > 0) continue;
+      if (perAddressFull && entry.ip !== ip) continue;
+      // At the total cap, take from the address holding the most slots.
+      const count = perAddressFull ? 0 : this.#perAddress.get(entry.ip) ?? 0;
+      if (
+        !victim || count > victimCount ||
+        (count === victimCount && entry.lastActivity < victim.lastActivity)
+      ) {
+        victim = entry;
+        victimCount = count;
+      }
+    }
+    if (!victim) return false;
+    this.#release(victim);
+    try {
+      victim.conn.close();
+    } catch { /* already closed */ }
+    return true;
   }
 
   async #handle(conn: Deno.TcpConn): Promise<void> {
@@ -109,7 +199,7 @@ export class ConnectionServer {
       conn.remoteAddr.port,
     );
     try {
-      const first = new Uint8Array(64 * 1024);
+      const first = new Uint8Array(16 * 1024);
       const timer = setTimeout(() => {
         try {
           conn.close();
@@ -123,7 +213,9 @@ export class ConnectionServer {
       }
       if (n === null || n === 0) return;
       const prefix = first.subarray(0, n);
-      if (prefix[0] === 0x7b /* { */) {
+      // A frame starts with a control byte (kind 1 or 2); printable text is
+      // a seed-protocol line (`{…}`, or garbage answered with a status error).
+      if (prefix[0]! >= 0x20 && prefix[0]! < 0x7f) {
         await this.#onLegacy(conn, prefix, remote);
       } else {
         await this.#onFramed(conn, prefix, remote);
@@ -143,7 +235,7 @@ export class ConnectionServer {
     try {
       this.listener.close();
     } catch { /* closed */ }
-    for (const conn of this.#open) {
+    for (const conn of this.#open.keys()) {
       try {
         conn.close();
       } catch { /* closed */ }

@@ -14,7 +14,9 @@ import {
 } from "./wire.ts";
 
 /** Size of the buffer each connection reads into: large reads, few calls. */
-const READ_BUFFER_SIZE = 1024 * 1024;
+const READ_BUFFER_SIZE = 256 * 1024;
+/** Payload remainders at least this large are read without a copy. */
+const DIRECT_READ_MIN = 16 * 1024;
 
 /**
  * An error reported by the remote side in an `error` reply
@@ -218,6 +220,14 @@ export interface FrameConnectionOptions {
   readTimeoutMs?: number;
   /** Bytes already read from the connection (protocol sniffing). */
   prefix?: Uint8Array;
+  /**
+   * Size of the buffer reads go into. Large for downloads (few calls per
+   * chunk); servers that only receive small requests use a small one so many
+   * open connections cost little memory.
+   *
+   * @default {1048576}
+   */
+  readBufferSize?: number;
 }
 
 /**
@@ -245,6 +255,7 @@ export class FrameConnection {
   readonly conn: Deno.Conn;
   readonly #decoder: FrameDecoder;
   readonly #readTimeoutMs: number;
+  readonly #readBufferSize: number;
   #prefix: Uint8Array | undefined;
   #writeChain: Promise<void> = Promise.resolve();
   #closed = false;
@@ -263,6 +274,7 @@ export class FrameConnection {
       maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
     });
     this.#readTimeoutMs = options.readTimeoutMs ?? 30_000;
+    this.#readBufferSize = options.readBufferSize ?? READ_BUFFER_SIZE;
     this.#prefix = options.prefix;
   }
 
@@ -284,8 +296,21 @@ export class FrameConnection {
       this.#prefix = undefined;
       yield* this.#decoder.push(prefix);
     }
-    const buffer = new Uint8Array(READ_BUFFER_SIZE);
+    const buffer = new Uint8Array(this.#readBufferSize);
     while (true) {
+      // Large payloads are read straight into their own buffer: no copy.
+      const target = this.#decoder.pendingPayload();
+      if (target !== null && target.length >= DIRECT_READ_MIN) {
+        const n = await this.#readWithTimeout(target);
+        if (n === null) {
+          throw new ProtocolError(
+            `Cannot accept stream: it ended inside a frame (${this.#decoder.bufferedBytes} bytes pending)`,
+          );
+        }
+        const frame = this.#decoder.commit(n);
+        if (frame) yield frame;
+        continue;
+      }
       const n = await this.#readWithTimeout(buffer);
       if (n === null) {
         if (!this.#decoder.idle) {
@@ -502,8 +527,12 @@ export class RpcClient {
         if (!(reply instanceof Uint8Array) && reply.type === "error") {
           pending.reject(
             new RemoteError(
-              String(reply.code ?? "error").slice(0, 64),
-              String(reply.message ?? "Remote error").slice(0, 512),
+              typeof reply.code === "string"
+                ? reply.code.slice(0, 64)
+                : "error",
+              typeof reply.message === "string"
+                ? reply.message.slice(0, 512)
+                : "Remote error",
             ),
           );
         } else {
@@ -531,6 +560,7 @@ export class RpcClient {
    *
    * @param message The request (a `rid` is added).
    * @param timeoutMs Override of the request timeout.
+   * @param signal Cancels the request (a `cancel` is sent to the remote).
    * @returns The reply object, or the bytes of a data reply.
    * @throws {RemoteError} If the remote side answers with an error.
    * @throws {TimeoutError} If no reply comes in time.
@@ -538,13 +568,23 @@ export class RpcClient {
   request(
     message: Record<string, unknown>,
     timeoutMs: number = this.#requestTimeoutMs,
+    signal?: AbortSignal,
   ): Promise<Reply> {
     if (this.#failure) return Promise.reject(this.#failure);
+    if (signal?.aborted) return Promise.reject(signal.reason);
     const rid = this.#nextRid;
     this.#nextRid = this.#nextRid >= 0x7fffffff ? 1 : this.#nextRid + 1;
     return new Promise<Reply>((resolve, reject) => {
+      const onAbort = () => {
+        if (!this.#pending.delete(rid)) return;
+        clearTimeout(timer);
+        // Tell the remote side not to bother; a late reply is ignored.
+        this.connection.send({ type: "cancel", target: rid }).catch(() => {});
+        reject(signal!.reason);
+      };
       const timer = setTimeout(() => {
         this.#pending.delete(rid);
+        signal?.removeEventListener("abort", onAbort);
         reject(
           new TimeoutError(
             `Cannot complete ${
@@ -553,7 +593,18 @@ export class RpcClient {
           ),
         );
       }, timeoutMs);
-      this.#pending.set(rid, { resolve, reject, timer });
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#pending.set(rid, {
+        resolve: (reply) => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve(reply);
+        },
+        reject: (error) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(error);
+        },
+        timer,
+      });
       this.connection.send({ ...message, rid }).catch((error) =>
         this.#fail(error as Error)
       );

@@ -294,7 +294,9 @@ export async function legacyDownload(
     if (reply.status !== "ok") {
       throw new ProtocolError(
         `Cannot download ${filename} from ${address}: ${
-          String(reply.status).slice(0, 200)
+          typeof reply.status === "string"
+            ? reply.status.slice(0, 200)
+            : "no status"
         }`,
       );
     }
@@ -304,7 +306,9 @@ export async function legacyDownload(
       (options.maxSize !== undefined && (size as number) > options.maxSize)
     ) {
       throw new ProtocolError(
-        `Cannot download ${filename} from ${address}: bad size ${String(size)}`,
+        `Cannot download ${filename} from ${address}: bad size ${
+          typeof size === "number" ? size : typeof size
+        }`,
       );
     }
     const total = size as number;

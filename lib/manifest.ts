@@ -194,7 +194,10 @@ export async function hashFile(
     options.chunkSize ?? DEFAULT_CHUNK_SIZE,
   );
   const perBlock = Math.max(1, Math.floor((1024 * 1024) / chunkSize));
-  const block = new Uint8Array(perBlock * chunkSize);
+  // A file smaller than one block gets a buffer of its own size (plus one
+  // byte to see the end): allocating a whole block per small file dominates
+  // hashing thousands of them.
+  const block = new Uint8Array(Math.min(perBlock * chunkSize, size + 1));
   const hashes: string[] = [];
   let total = 0;
   while (true) {
@@ -277,7 +280,7 @@ export function validateManifest(
   if (!Number.isSafeInteger(size) || (size as number) < 0) {
     throw new ProtocolError(
       `Cannot accept manifest: size ${
-        String(size)
+        typeof size === "number" ? size : typeof size
       } is not a non-negative integer`,
     );
   }
@@ -289,7 +292,7 @@ export function validateManifest(
   ) {
     throw new ProtocolError(
       `Cannot accept manifest: chunkSize ${
-        String(chunkSize)
+        typeof chunkSize === "number" ? chunkSize : typeof chunkSize
       } is not between ${MIN_CHUNK_SIZE} and ${MAX_CHUNK_SIZE}`,
     );
   }

@@ -43,8 +43,18 @@ export interface HeartbeatRequest {
   port: number;
   /** Advertised host (trusted mode only). */
   host?: string;
-  /** The full current file list, when it changed. */
+  /** The full current file list, when it changed (resets `seq` to 0). */
   files?: FileAnnouncement[];
+  /**
+   * Sequence number of an incremental announce (`added`/`removed`): one more
+   * than the last the tracker applied for this peer, else it asks for a
+   * resync. A full list (`register`, or `files` here) resets it to 0.
+   */
+  seq?: number;
+  /** Files new or changed (by name) since the last announce. */
+  added?: FileAnnouncement[];
+  /** Names no longer shared since the last announce. */
+  removed?: string[];
 }
 
 /** `unregister`: a graceful leave. */
@@ -103,6 +113,22 @@ export interface ChunkRequest {
   index: number;
 }
 
+/** `have`: ask a peer which chunks of content `id` it holds. */
+export interface HaveRequest {
+  /** Discriminant. */
+  type: "have";
+  /** Content id. */
+  id: string;
+}
+
+/** `cancel`: drop a queued request (endgame duplicates). */
+export interface CancelRequest {
+  /** Discriminant. */
+  type: "cancel";
+  /** The `rid` of the request to drop. */
+  target: number;
+}
+
 /** `ping`: liveness check. */
 export interface PingRequest {
   /** Discriminant. */
@@ -110,7 +136,12 @@ export interface PingRequest {
 }
 
 /** Any request a peer accepts over the framed protocol. */
-export type PeerRequest = ManifestRequest | ChunkRequest | PingRequest;
+export type PeerRequest =
+  | ManifestRequest
+  | ChunkRequest
+  | HaveRequest
+  | CancelRequest
+  | PingRequest;
 
 /** A file in a tracker's `list` reply. */
 export interface ListedFile {
@@ -235,6 +266,31 @@ export function validateAnnouncements(
 }
 
 /**
+ * Validates the `removed` names of an incremental announce.
+ *
+ * @param value Untrusted value.
+ * @param maxFiles Largest accepted list.
+ * @returns The names.
+ * @throws {ProtocolError} On a wrong shape, a bad name or too many entries.
+ *
+ * @example Validating removed names
+ * ```ts
+ * import { validateRemovedNames } from "./messages.ts";
+ * if (validateRemovedNames(["a.txt"], 10)[0] !== "a.txt") throw new Error("bad");
+ * ```
+ */
+export function validateRemovedNames(
+  value: unknown,
+  maxFiles: number,
+): string[] {
+  if (!Array.isArray(value)) fail('"removed" is not an array');
+  if (value.length > maxFiles) {
+    fail(`"removed" has ${value.length} entries; the limit is ${maxFiles}`);
+  }
+  return value.map((name: unknown) => validateName(name));
+}
+
+/**
  * Validates a request sent to a tracker.
  *
  * @param value Untrusted decoded JSON.
@@ -262,8 +318,8 @@ export function validateTrackerRequest(
         ...optionalHost(obj),
         files: validateAnnouncements(obj.files, maxFiles),
       };
-    case "heartbeat":
-      return {
+    case "heartbeat": {
+      const request: HeartbeatRequest = {
         type: "heartbeat",
         port: port(obj),
         ...optionalHost(obj),
@@ -271,6 +327,18 @@ export function validateTrackerRequest(
           ? {}
           : { files: validateAnnouncements(obj.files, maxFiles) }),
       };
+      if (obj.added === undefined && obj.removed === undefined) return request;
+      if (request.files !== undefined) {
+        fail('a heartbeat carries "files" or "added"/"removed", not both');
+      }
+      if (!Number.isSafeInteger(obj.seq) || (obj.seq as number) < 1) {
+        fail('"seq" is not a positive integer');
+      }
+      request.seq = obj.seq as number;
+      request.added = validateAnnouncements(obj.added ?? [], maxFiles);
+      request.removed = validateRemovedNames(obj.removed ?? [], maxFiles);
+      return request;
+    }
     case "unregister":
       return { type: "unregister", port: port(obj), ...optionalHost(obj) };
     case "list": {
@@ -337,6 +405,17 @@ export function validatePeerRequest(value: unknown): PeerRequest {
       }
       return { type: "chunk", id: obj.id, index: obj.index as number };
     }
+    case "have":
+      if (!isContentId(obj.id)) fail('"id" is not 64 lowercase hex digits');
+      return { type: "have", id: obj.id };
+    case "cancel":
+      if (
+        !Number.isInteger(obj.target) || (obj.target as number) < 0 ||
+        (obj.target as number) > 0xffffffff
+      ) {
+        fail('"target" is not a request id');
+      }
+      return { type: "cancel", target: obj.target as number };
     case "ping":
       return { type: "ping" };
     default:

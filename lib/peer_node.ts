@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import { isInside, resolveForRead } from "./names.ts";
 import { ConnectionServer } from "./_server.ts";
 import { FrameConnection, RemoteError, writeAll } from "./connection.ts";
@@ -16,12 +17,15 @@ import {
   readFull,
 } from "./manifest.ts";
 import {
+  type FileAnnouncement,
   type ListedFile,
   type PeerInfo,
   type PeerRequest,
   validatePeerRequest,
 } from "./messages.ts";
-import { ShareIndex } from "./share.ts";
+import { TokenBucket } from "./rate_limit.ts";
+import { diffAnnouncements, type ScanProgress, ShareIndex } from "./share.ts";
+import { ShareWatcher } from "./watch.ts";
 import { TrackerClient } from "./tracker_client.ts";
 import {
   type ActiveDownload,
@@ -65,6 +69,38 @@ export interface PeerOptions {
   maxFrameSize?: number;
   /** Most open incoming connections. @default {1024} */
   maxConnections?: number;
+  /** Upload cap in bytes/s over all connections (0: none). @default {0} */
+  maxUploadRate?: number;
+  /** Download cap in bytes/s over all downloads (0: none). @default {0} */
+  maxDownloadRate?: number;
+  /**
+   * Share files and folders whose name starts with a dot.
+   *
+   * @default {false}
+   */
+  includeHidden?: boolean;
+  /** Extra gitignore-style patterns, on top of `<shared>/.shoalignore`. */
+  ignore?: readonly string[];
+  /** Files hashed at once. @default {2} */
+  hashConcurrency?: number;
+  /** Called while the first scan hashes new or changed files. */
+  onScanProgress?: (progress: ScanProgress) => void;
+  /**
+   * Watch the shared directory and announce changes as they happen
+   * (otherwise it is rescanned at each heartbeat).
+   *
+   * @default {true}
+   */
+  watch?: boolean;
+  /** How long to gather file system events, ms. @default {100} */
+  watchDebounceMs?: number;
+  /**
+   * How long a new or changed file must stay unchanged before it is
+   * announced, ms.
+   *
+   * @default {500}
+   */
+  stableMs?: number;
   /** Closes the peer when aborted. */
   signal?: AbortSignal;
 }
@@ -79,6 +115,8 @@ export interface PeerEventMap {
   progress: CustomEvent<DownloadProgress>;
   /** A connection was dropped for a protocol violation. */
   "protocol-error": CustomEvent<{ remote: string; message: string }>;
+  /** Watching the shared directory failed; it is rescanned instead. */
+  "watch-error": CustomEvent<{ message: string }>;
 }
 
 /** Upload counters for one remote address. */
@@ -103,6 +141,8 @@ export interface PeerStatus {
   downloads: DownloadProgress[];
   /** Active uploads. */
   uploads: UploadStatus[];
+  /** Bytes and chunks uploaded since start. */
+  uploaded: { bytes: number; chunks: number };
 }
 
 /** A running peer. */
@@ -127,6 +167,9 @@ export interface Peer extends EventTarget, AsyncDisposable {
   /** Unregisters, stops serving and closes every connection. */
   close(): Promise<void>;
 }
+
+/** Most requests one connection may have queued at a peer. */
+const MAX_QUEUED_REQUESTS = 256;
 
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -170,6 +213,14 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     root: options.shared,
     ...(options.stateDir ? { stateDir: options.stateDir } : {}),
     ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}),
+    ...(options.includeHidden !== undefined
+      ? { includeHidden: options.includeHidden }
+      : {}),
+    ...(options.ignore ? { ignore: options.ignore } : {}),
+    ...(options.hashConcurrency
+      ? { hashConcurrency: options.hashConcurrency }
+      : {}),
+    ...(options.onScanProgress ? { onProgress: options.onScanProgress } : {}),
   });
   const outDir = options.out ?? shares.root;
   const tracker = new TrackerClient(options.tracker);
@@ -183,6 +234,13 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
   const progress = new Map<string, DownloadProgress>();
   const uploads = new Map<string, UploadStatus>();
   const readTimeoutMs = options.readTimeoutMs ?? 30_000;
+  const uploadLimiter = options.maxUploadRate
+    ? new TokenBucket(options.maxUploadRate)
+    : undefined;
+  const downloadLimiter = options.maxDownloadRate
+    ? new TokenBucket(options.maxDownloadRate)
+    : undefined;
+  const uploaded = { bytes: 0, chunks: 0 };
 
   /** Opens a file to serve content `id`: shared file or verified partial. */
   const locate = async (
@@ -221,6 +279,28 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     switch (request.type) {
       case "ping":
         return await connection.send({ type: "pong", rid });
+      case "cancel":
+        return; // Handled by the connection's queue.
+      case "have": {
+        if (shares.byId(request.id)) {
+          return await connection.send({ type: "have", complete: true, rid });
+        }
+        const partial = active.get(request.id);
+        if (!partial) {
+          return await connection.send({
+            type: "error",
+            code: "not_found",
+            message: `No content ${request.id.slice(0, 12)}… here`,
+            rid,
+          });
+        }
+        return await connection.send({
+          type: "have",
+          complete: false,
+          bitfield: Buffer.from(partial.bitfield()).toString("base64"),
+          rid,
+        });
+      }
       case "manifest": {
         let manifest: Manifest | undefined;
         if (request.id !== undefined) {
@@ -261,6 +341,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
           });
         }
         const length = chunkLength(found.manifest, request.index);
+        await uploadLimiter?.take(length, stop.signal);
         const bytes = new Uint8Array(length);
         {
           using file = await Deno.open(found.path, { read: true });
@@ -278,6 +359,8 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
         await connection.sendData(typeof rid === "number" ? rid : 0, bytes);
         upload.bytes += length;
         upload.chunks++;
+        uploaded.bytes += length;
+        uploaded.chunks++;
       }
     }
   };
@@ -293,9 +376,50 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
           prefix,
           readTimeoutMs,
           maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
+          readBufferSize: 16 * 1024, // requests are small JSON frames
         });
         const upload: UploadStatus = { remote, bytes: 0, chunks: 0 };
         uploads.set(remote, upload);
+        // Requests are read eagerly into a bounded queue and served in
+        // order, so a `cancel` can drop a request that is still waiting.
+        const queue: { request: PeerRequest; rid: unknown }[] = [];
+        let wakeWorker: (() => void) | undefined;
+        let ended = false;
+        const serveOne = async (request: PeerRequest, rid: unknown) => {
+          try {
+            await handleRequest(request, connection, rid, upload);
+          } catch (error) {
+            if (
+              error instanceof RemoteError || error instanceof ProtocolError ||
+              error instanceof Deno.errors.NotFound
+            ) {
+              const code = error instanceof RemoteError
+                ? error.code
+                : error instanceof ProtocolError
+                ? "bad_request"
+                : "not_found";
+              await connection.send({
+                type: "error",
+                code,
+                message: error.message,
+                rid,
+              });
+            } else {
+              throw error;
+            }
+          }
+        };
+        const worker = (async () => {
+          while (true) {
+            const next = queue.shift();
+            if (next) {
+              await serveOne(next.request, next.rid);
+              continue;
+            }
+            if (ended) return;
+            await new Promise<void>((resolve) => wakeWorker = resolve);
+          }
+        })().catch(() => connection.close());
         try {
           for await (const frame of connection.frames()) {
             if (frame.kind !== "json") {
@@ -304,34 +428,33 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
               );
             }
             const rid = (frame.message as { rid?: unknown }).rid;
+            let request: PeerRequest;
             try {
-              await handleRequest(
-                validatePeerRequest(frame.message),
-                connection,
-                rid,
-                upload,
-              );
+              request = validatePeerRequest(frame.message);
             } catch (error) {
-              if (
-                error instanceof RemoteError ||
-                error instanceof ProtocolError ||
-                error instanceof Deno.errors.NotFound
-              ) {
-                const code = error instanceof RemoteError
-                  ? error.code
-                  : error instanceof ProtocolError
-                  ? "bad_request"
-                  : "not_found";
-                await connection.send({
-                  type: "error",
-                  code,
-                  message: error.message,
-                  rid,
-                });
-              } else {
-                throw error;
-              }
+              if (!(error instanceof ProtocolError)) throw error;
+              await connection.send({
+                type: "error",
+                code: "bad_request",
+                message: error.message,
+                rid,
+              });
+              continue;
             }
+            if (request.type === "cancel") {
+              const target = request.target;
+              const i = queue.findIndex((q) => q.rid === target);
+              if (i >= 0) queue.splice(i, 1);
+              continue;
+            }
+            if (queue.length >= MAX_QUEUED_REQUESTS) {
+              throw new ProtocolError(
+                `Cannot accept request: more than ${MAX_QUEUED_REQUESTS} queued on one connection`,
+              );
+            }
+            queue.push({ request, rid });
+            wakeWorker?.();
+            wakeWorker = undefined;
           }
         } catch (error) {
           if (error instanceof ProtocolError) {
@@ -340,6 +463,10 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
           }
           throw error;
         } finally {
+          ended = true;
+          queue.length = 0;
+          wakeWorker?.();
+          await worker;
           uploads.delete(remote);
           connection.close();
         }
@@ -435,61 +562,136 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
   const port = server.port;
   const host = options.advertiseHost;
 
-  // Keeping registered: register, heartbeat (with the file list when it
-  // changed), re-register when the tracker forgot us, back off on failure.
+  // Keeping registered: register with the full list, then heartbeats that
+  // carry only what changed, numbered so the tracker can ask for the full
+  // list again if it missed one; re-register when the tracker forgot us,
+  // back off on failure. The watcher wakes the loop as soon as files change.
   let registeredAddress: string | null = null;
   let trackerConnected = false;
   let wake = new AbortController();
   let announcedVersion = -1;
+  // Downloads in progress are announced too (partial seeding): their
+  // verified chunks are served while the rest arrives.
+  let partialVersion = 0;
+  const allAnnouncements = (): FileAnnouncement[] => {
+    const list = shares.announcements();
+    for (const d of active.values()) {
+      if (!shares.byId(d.manifest.id)) {
+        list.push({ name: d.name, id: d.manifest.id, size: d.manifest.size });
+      }
+    }
+    return list;
+  };
   let registered = false;
+  let useDeltas = false;
+  let resync = false;
+  let seq = 0;
+  /** What the tracker holds for us, by name (first entry per name wins). */
+  let announced = new Map<string, FileAnnouncement>();
+  const byName = (files: FileAnnouncement[]) => {
+    const map = new Map<string, FileAnnouncement>();
+    for (const file of files) if (!map.has(file.name)) map.set(file.name, file);
+    return map;
+  };
+  /** Callers of refresh() waiting for an announce of at least `version`. */
+  let waiters: { version: number; resolve: () => void }[] = [];
+  const settleWaiters = (version: number) => {
+    const ready = waiters.filter((w) => w.version <= version);
+    waiters = waiters.filter((w) => w.version > version);
+    for (const w of ready) w.resolve();
+  };
+  const watcher = options.watch === false ? undefined : ShareWatcher.start(
+    shares,
+    {
+      ...(options.watchDebounceMs !== undefined
+        ? { debounceMs: options.watchDebounceMs }
+        : {}),
+      ...(options.stableMs !== undefined ? { stableMs: options.stableMs } : {}),
+    },
+  );
+  watcher?.addEventListener("change", () => wake.abort());
+  watcher?.addEventListener("error", (e) => {
+    emit("watch-error", { message: (e as CustomEvent).detail.message });
+  });
   const announceLoop = async () => {
     let interval = options.heartbeatIntervalMs ?? 30_000;
     let backoff = 250;
     while (!stop.signal.aborted) {
+      const version = shares.version + partialVersion;
       try {
-        const version = shares.version;
         if (!registered) {
-          const registration = await tracker.register(
-            port,
-            shares.announcements(),
-            host,
-          );
+          const files = allAnnouncements();
+          const registration = await tracker.register(port, files, host);
           registered = true;
+          useDeltas = registration.deltas;
+          resync = false;
+          seq = 0;
+          announced = byName(files);
           registeredAddress = registration.address;
           interval = options.heartbeatIntervalMs ??
             registration.heartbeatIntervalMs;
           emit("registered", { address: registration.address });
+        } else if (version === announcedVersion) {
+          await tracker.heartbeat(port, undefined, host);
+        } else if (!useDeltas || resync) {
+          const files = allAnnouncements();
+          await tracker.heartbeat(port, files, host);
+          resync = false;
+          seq = 0;
+          announced = byName(files);
         } else {
-          await tracker.heartbeat(
-            port,
-            version !== announcedVersion ? shares.announcements() : undefined,
-            host,
-          );
+          const files = allAnnouncements();
+          const { added, removed } = diffAnnouncements(announced, files);
+          if (added.length === 0 && removed.length === 0) {
+            await tracker.heartbeat(port, undefined, host);
+          } else {
+            await tracker.announceChanges(port, seq + 1, added, removed, host);
+            seq++;
+          }
+          announced = byName(files);
         }
         announcedVersion = version;
         trackerConnected = true;
         backoff = 250;
-        await sleep(interval, AbortSignal.any([stop.signal, wake.signal]));
+        settleWaiters(version);
+        if (!wake.signal.aborted) {
+          await sleep(interval, AbortSignal.any([stop.signal, wake.signal]));
+        }
         if (wake.signal.aborted) wake = new AbortController();
-        else await shares.rescan().catch(() => {});
+        else if (!watcher?.active) await shares.rescan().catch(() => {});
       } catch (error) {
-        if (stop.signal.aborted) return;
+        if (stop.signal.aborted) break;
         if (error instanceof RemoteError && error.code === "unknown_peer") {
           registered = false;
           continue;
         }
+        if (error instanceof RemoteError && error.code === "resync") {
+          resync = true;
+          continue;
+        }
         trackerConnected = false;
+        settleWaiters(version);
         emit("tracker-error", { message: (error as Error).message });
         await sleep(backoff, stop.signal);
         backoff = Math.min(backoff * 2, interval);
       }
     }
+    settleWaiters(Infinity);
   };
   const loop = announceLoop();
 
+  /** Resolves once the tracker was sent the current list (or was tried). */
+  const announceNow = () =>
+    new Promise<void>((resolve) => {
+      if (stop.signal.aborted) return resolve();
+      waiters.push({ version: shares.version + partialVersion, resolve });
+      wake.abort();
+    });
+
   const refresh = async () => {
+    await watcher?.flush();
     await shares.rescan();
-    wake.abort();
+    await announceNow();
   };
 
   let closing: Promise<void> | undefined;
@@ -497,6 +699,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     closing ??= (async () => {
       options.signal?.removeEventListener("abort", onAbort);
       stop.abort();
+      await watcher?.close();
       await loop;
       if (registered) await tracker.unregister(port, host).catch(() => {});
       await server.close();
@@ -524,6 +727,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       try {
         const result = await download(target, {
           tracker: options.tracker,
+          ...(downloadLimiter ? { limiter: downloadLimiter } : {}),
           ...downloadOptions,
           outDir: dest,
           signal: downloadOptions.signal
@@ -532,6 +736,8 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
           onStart: (d) => {
             activeId = d.manifest.id;
             active.set(d.manifest.id, d);
+            partialVersion++;
+            wake.abort();
             downloadOptions.onStart?.(d);
           },
           onProgress: (p) => {
@@ -556,7 +762,10 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
         return result;
       } finally {
         progress.delete(key);
-        if (activeId !== undefined) active.delete(activeId);
+        if (activeId !== undefined) {
+          active.delete(activeId);
+          partialVersion++;
+        }
       }
     },
     status: (): PeerStatus => ({
@@ -565,6 +774,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       shared: shares.files().length,
       downloads: [...progress.values()],
       uploads: [...uploads.values()].filter((u) => u.bytes > 0),
+      uploaded: { ...uploaded },
     }),
     refresh,
     close,

@@ -29,7 +29,23 @@ export interface PeerRecord {
   lastSeen: number;
   /** Files it shares by name (legacy peers: `id` and `size` null). */
   files: Map<string, StoredFile>;
+  /**
+   * Sequence number of the last incremental announce applied (0 after a
+   * full list).
+   */
+  seq: number;
 }
+
+/** What {@linkcode Registry.applyChanges} did. */
+export type ApplyChangesResult =
+  /** Applied. */
+  | "ok"
+  /** The peer is unknown or expired: it must register again. */
+  | "unknown_peer"
+  /** The sequence number is not the next one: the peer must resync. */
+  | "resync"
+  /** The result would exceed the per-peer file limit: nothing changed. */
+  | "too_many_files";
 
 /** A file as the registry stores it. */
 export interface StoredFile {
@@ -105,6 +121,7 @@ export class Registry {
       protocol,
       lastSeen: this.#now(),
       files: new Map(),
+      seq: 0,
     };
     this.#peers.set(address, record);
     this.#setFiles(record, files);
@@ -170,8 +187,108 @@ export class Registry {
       return false;
     }
     record.lastSeen = now;
-    if (files) this.#setFiles(record, files);
+    if (files) {
+      this.#setFiles(record, files);
+      record.seq = 0;
+    }
     return true;
+  }
+
+  /**
+   * Applies an incremental announce: refreshes liveness, then replaces or
+   * adds `added` (by name) and drops `removed`, if `seq` is the next
+   * sequence number for this peer.
+   *
+   * @param address The peer.
+   * @param seq The announce's sequence number (last applied + 1).
+   * @param added Files new or changed by name.
+   * @param removed Names no longer shared.
+   * @param maxFiles Most files the peer may hold afterwards.
+   * @returns `"ok"`, or why nothing changed.
+   *
+   * @example Adding a file to a registered peer
+   * ```ts
+   * import { Registry } from "./registry.ts";
+   * const registry = new Registry();
+   * registry.upsert("127.0.0.1:10001", "shoal", []);
+   * const result = registry.applyChanges("127.0.0.1:10001", 1, [
+   *   { name: "a.txt", id: "a".repeat(64), size: 5 },
+   * ], []);
+   * if (result !== "ok" || registry.list().length !== 1) throw new Error("not applied");
+   * ```
+   */
+  applyChanges(
+    address: string,
+    seq: number,
+    added: readonly FileAnnouncement[],
+    removed: readonly string[],
+    maxFiles: number = Infinity,
+  ): ApplyChangesResult {
+    if (!this.touch(address)) return "unknown_peer";
+    const record = this.#peers.get(address)!;
+    if (seq !== record.seq + 1) return "resync";
+    const gone = new Set(removed);
+    let count = record.files.size;
+    for (const name of gone) if (record.files.has(name)) count--;
+    const seen = new Set<string>();
+    for (const file of added) {
+      if (seen.has(file.name)) continue;
+      seen.add(file.name);
+      if (!record.files.has(file.name) || gone.has(file.name)) count++;
+    }
+    if (count > maxFiles) return "too_many_files";
+    for (const name of gone) this.#unindexFile(record, name);
+    seen.clear();
+    for (const file of added) {
+      if (seen.has(file.name)) continue; // one entry per name
+      seen.add(file.name);
+      this.#unindexFile(record, file.name);
+      this.#indexFile(record, file);
+    }
+    record.seq = seq;
+    return "ok";
+  }
+
+  #indexFile(record: PeerRecord, file: FileAnnouncement | StoredFile): void {
+    record.files.set(file.name, {
+      name: file.name,
+      id: file.id,
+      size: file.size,
+    });
+    let holders = this.#names.get(file.name);
+    if (!holders) this.#names.set(file.name, holders = new Set());
+    holders.add(record.address);
+    if (file.id !== null && file.size !== null) {
+      let content = this.#contents.get(file.id);
+      if (!content) {
+        this.#contents.set(
+          file.id,
+          content = { size: file.size, holders: new Map() },
+        );
+      }
+      content.holders.set(record.address, file.name);
+    }
+  }
+
+  #unindexFile(record: PeerRecord, name: string): void {
+    const file = record.files.get(name);
+    if (!file) return;
+    record.files.delete(name);
+    const holders = this.#names.get(name);
+    holders?.delete(record.address);
+    if (holders?.size === 0) this.#names.delete(name);
+    if (file.id === null) return;
+    const content = this.#contents.get(file.id);
+    // The same content may be shared under another name by this peer.
+    if (content?.holders.get(record.address) !== name) return;
+    content.holders.delete(record.address);
+    for (const other of record.files.values()) {
+      if (other.id === file.id) {
+        content.holders.set(record.address, other.name);
+        return;
+      }
+    }
+    if (content.holders.size === 0) this.#contents.delete(file.id);
   }
 
   /**
@@ -225,41 +342,80 @@ export class Registry {
    * @returns One entry per content id, plus one per legacy-only name.
    */
   list(query?: string, limit = 10_000): ListedFile[] {
-    const match = makeMatcher(query);
     const now = this.#now();
     const out: ListedFile[] = [];
-    for (const [id, content] of this.#contents) {
-      if (out.length >= limit) return out;
-      const names = new Map<string, number>();
-      for (const [address, name] of content.holders) {
-        if (!this.#alive(this.#peers.get(address), now)) continue;
-        names.set(name, (names.get(name) ?? 0) + 1);
+    if (!query) {
+      for (const [id, content] of this.#contents) {
+        if (out.length >= limit) return out;
+        const entry = this.#summarise(id, content, now);
+        if (entry) out.push(entry);
       }
-      let best = "";
-      let bestCount = 0;
-      let holders = 0;
-      for (const [name, count] of names) {
-        holders += count;
-        if (count > bestCount || (count === bestCount && name < best)) {
-          best = name;
-          bestCount = count;
-        }
+      for (const [name, addresses] of this.#names) {
+        if (out.length >= limit) return out;
+        const holders = this.#legacyHolders(addresses, now);
+        if (holders > 0) out.push({ name, id: null, size: null, holders });
       }
-      if (holders === 0) continue;
-      if (![...names.keys()].some(match)) continue;
-      out.push({ name: best, id, size: content.size, holders });
+      return out;
     }
+    // Filtered: match each distinct name once through the name index, then
+    // summarise only the contents held under a matching name.
+    const match = makeMatcher(query);
+    const ids = new Set<string>();
+    const legacy: ListedFile[] = [];
     for (const [name, addresses] of this.#names) {
-      if (out.length >= limit) return out;
-      if (!match(name)) continue;
-      let holders = 0;
+      if (ids.size + legacy.length >= limit || !match(name)) continue;
+      let legacyHolders = 0;
       for (const address of addresses) {
         const record = this.#peers.get(address);
-        if (this.#alive(record, now) && record.protocol === "legacy") holders++;
+        if (!this.#alive(record, now)) continue;
+        if (record.protocol === "legacy") legacyHolders++;
+        const id = record.files.get(name)?.id;
+        if (id) ids.add(id);
       }
-      if (holders > 0) out.push({ name, id: null, size: null, holders });
+      if (legacyHolders > 0) {
+        legacy.push({ name, id: null, size: null, holders: legacyHolders });
+      }
     }
-    return out;
+    for (const id of ids) {
+      const content = this.#contents.get(id);
+      const entry = content && this.#summarise(id, content, now);
+      if (entry) out.push(entry);
+    }
+    return [...out, ...legacy].slice(0, limit);
+  }
+
+  /** A content's listing: live holder count and most common name. */
+  #summarise(
+    id: string,
+    content: Content,
+    now: number,
+  ): ListedFile | undefined {
+    const names = new Map<string, number>();
+    for (const [address, name] of content.holders) {
+      if (!this.#alive(this.#peers.get(address), now)) continue;
+      names.set(name, (names.get(name) ?? 0) + 1);
+    }
+    let best = "";
+    let bestCount = 0;
+    let holders = 0;
+    for (const [name, count] of names) {
+      holders += count;
+      if (count > bestCount || (count === bestCount && name < best)) {
+        best = name;
+        bestCount = count;
+      }
+    }
+    if (holders === 0) return undefined;
+    return { name: best, id, size: content.size, holders };
+  }
+
+  #legacyHolders(addresses: Set<string>, now: number): number {
+    let holders = 0;
+    for (const address of addresses) {
+      const record = this.#peers.get(address);
+      if (this.#alive(record, now) && record.protocol === "legacy") holders++;
+    }
+    return holders;
   }
 
   /**
@@ -331,8 +487,13 @@ function makeMatcher(query?: string): (name: string) => boolean {
     const source = query.replace(/[.+^${}()|[\]\\]/g, "\\$&")
       .replace(/\*/g, ".*").replace(/\?/g, ".");
     const re = new RegExp(`^${source}$`, "i");
-    return (name) => re.test(name) || re.test(name.split("/").pop()!);
+    return (name) => {
+      if (re.test(name)) return true;
+      const slash = name.lastIndexOf("/");
+      return slash >= 0 && re.test(name.slice(slash + 1));
+    };
   }
-  const needle = query.toLowerCase();
-  return (name) => name.toLowerCase().includes(needle);
+  // A case-insensitive regex avoids lowercasing every name on each query.
+  const re = new RegExp(query.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "i");
+  return (name) => re.test(name);
 }

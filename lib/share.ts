@@ -5,6 +5,7 @@
  * @module
  */
 import { join, relative, sep } from "node:path";
+import { IGNORE_FILE_NAME, IgnoreRules } from "./ignore.ts";
 import { hashFile, type Manifest } from "./manifest.ts";
 import type { FileAnnouncement } from "./messages.ts";
 import { isInside, validateName } from "./names.ts";
@@ -22,6 +23,18 @@ export interface SharedFile extends Manifest {
   mtime: number;
 }
 
+/** Progress of hashing new or changed files during a scan. */
+export interface ScanProgress {
+  /** Files hashed so far in this scan. */
+  files: number;
+  /** Files this scan has to hash. */
+  totalFiles: number;
+  /** Bytes hashed so far. */
+  bytes: number;
+  /** Bytes this scan has to hash. */
+  totalBytes: number;
+}
+
 /** Options for {@linkcode ShareIndex.open}. */
 export interface ShareIndexOptions {
   /** The shared directory. */
@@ -30,8 +43,36 @@ export interface ShareIndexOptions {
   stateDir?: string;
   /** Requested chunk size. @default {1048576} */
   chunkSize?: number;
+  /**
+   * Share files and folders whose name starts with a dot (`.shoalignore`
+   * and the state directory are never shared).
+   *
+   * @default {false}
+   */
+  includeHidden?: boolean;
+  /** Extra gitignore-style patterns, on top of `<root>/.shoalignore`. */
+  ignore?: readonly string[];
+  /** Files hashed at once. @default {2} */
+  hashConcurrency?: number;
+  /** Called as a scan hashes files (only when it has any to hash). */
+  onProgress?: (progress: ScanProgress) => void;
   /** Stops a scan when aborted. */
   signal?: AbortSignal;
+}
+
+/** Decides whether a file seen with this size and mtime may be hashed now. */
+export type SettledCheck = (
+  path: string,
+  size: number,
+  mtime: number,
+) => boolean;
+
+/** What {@linkcode ShareIndex.update} did. */
+export interface UpdateResult {
+  /** Whether the set of shared files changed. */
+  changed: boolean;
+  /** Paths of files left out because they are still changing. */
+  pending: string[];
 }
 
 interface CacheEntry {
@@ -43,8 +84,50 @@ interface CacheEntry {
   hashes: string[];
 }
 
+interface Candidate {
+  name: string;
+  path: string;
+  size: number;
+  mtime: number;
+}
+
 /**
- * The files a peer shares, kept in step with the disk by {@linkcode rescan}.
+ * The changes that turn one announced file list into another.
+ *
+ * @param previous What the tracker holds, by name.
+ * @param current The current list.
+ * @returns Entries new or changed by name, and names gone.
+ *
+ * @example Diffing two lists
+ * ```ts
+ * import { diffAnnouncements } from "./share.ts";
+ * const a = { name: "a", id: "a".repeat(64), size: 1 };
+ * const b = { name: "b", id: "b".repeat(64), size: 2 };
+ * const delta = diffAnnouncements(new Map([["a", a]]), [b]);
+ * if (delta.added[0]?.name !== "b" || delta.removed[0] !== "a") {
+ *   throw new Error("wrong delta");
+ * }
+ * ```
+ */
+export function diffAnnouncements(
+  previous: ReadonlyMap<string, FileAnnouncement>,
+  current: readonly FileAnnouncement[],
+): { added: FileAnnouncement[]; removed: string[] } {
+  const added: FileAnnouncement[] = [];
+  const seen = new Set<string>();
+  for (const file of current) {
+    seen.add(file.name);
+    const before = previous.get(file.name);
+    if (before?.id !== file.id || before.size !== file.size) added.push(file);
+  }
+  const removed = [...previous.keys()].filter((name) => !seen.has(name));
+  return { added, removed };
+}
+
+/**
+ * The files a peer shares, kept in step with the disk by
+ * {@linkcode ShareIndex.rescan} (everything) and
+ * {@linkcode ShareIndex.update} (the paths a watcher saw change).
  *
  * @example Indexing a directory
  * ```ts
@@ -63,27 +146,37 @@ export class ShareIndex {
   readonly stateDir: string;
   readonly #chunkSize: number;
   readonly #signal: AbortSignal | undefined;
+  readonly #concurrency: number;
+  readonly #onProgress: ((progress: ScanProgress) => void) | undefined;
+  readonly #includeHidden: boolean;
+  readonly #extraPatterns: readonly string[];
+  #rules: IgnoreRules = new IgnoreRules();
   #byName = new Map<string, SharedFile>();
   #byId = new Map<string, SharedFile>();
   #cache = new Map<string, CacheEntry>();
   #version = 0;
+  #cacheDirty = false;
+  #lock: Promise<unknown> = Promise.resolve();
 
   private constructor(
     root: string,
     stateDir: string,
-    chunkSize: number,
-    signal: AbortSignal | undefined,
+    options: ShareIndexOptions,
   ) {
     this.root = root;
     this.stateDir = stateDir;
-    this.#chunkSize = chunkSize;
-    this.#signal = signal;
+    this.#chunkSize = options.chunkSize ?? 1024 * 1024;
+    this.#signal = options.signal;
+    this.#concurrency = Math.max(1, options.hashConcurrency ?? 2);
+    this.#onProgress = options.onProgress;
+    this.#includeHidden = options.includeHidden ?? false;
+    this.#extraPatterns = options.ignore ?? [];
   }
 
   /**
    * Opens and scans a shared directory.
    *
-   * @param options Directory, state and chunk size.
+   * @param options Directory, state, chunk size and ignore rules.
    * @returns The index.
    * @throws {Deno.errors.NotFound} If the directory does not exist.
    */
@@ -97,12 +190,8 @@ export class ShareIndex {
     }
     const stateDir = options.stateDir ?? join(root, STATE_DIR_NAME);
     await Deno.mkdir(stateDir, { recursive: true });
-    const index = new ShareIndex(
-      root,
-      await Deno.realPath(stateDir),
-      options.chunkSize ?? 1024 * 1024,
-      options.signal,
-    );
+    const index = new ShareIndex(root, await Deno.realPath(stateDir), options);
+    await index.#loadRules();
     await index.#loadCache();
     await index.rescan();
     return index;
@@ -144,13 +233,31 @@ export class ShareIndex {
   }
 
   /**
+   * Whether a path under the root can matter to the share: `false` for the
+   * state directory, the peer's partial downloads and ignored names. Cheap
+   * (no file system access), for filtering watcher events.
+   *
+   * @param path Absolute path.
+   * @returns `true` if a change there should be looked at.
+   */
+  isRelevant(path: string): boolean {
+    if (!isInside(this.root, path) || path === this.root) return false;
+    if (path === this.stateDir || isInside(this.stateDir, path)) return false;
+    const name = this.#nameOf(path);
+    if (name === IGNORE_FILE_NAME) return true;
+    // Unknown kind: a directory-only pattern is checked again on update.
+    return !this.#rules.ignores(name, false) ||
+      !this.#rules.ignores(name, true);
+  }
+
+  /**
    * Adds one known file without rescanning (a download just completed).
    *
    * @param file The file and its manifest.
    */
   add(file: SharedFile): void {
-    this.#byName.set(file.name, file);
-    this.#byId.set(file.id, file);
+    this.#set(file);
+    this.#cacheDirty = true;
     this.#cache.set(file.name, {
       size: file.size,
       mtime: file.mtime,
@@ -167,53 +274,38 @@ export class ShareIndex {
    *
    * @returns Whether anything changed.
    */
-  async rescan(): Promise<boolean> {
-    const found = new Map<string, SharedFile>();
-    for await (const { path, name } of this.#walk(this.root)) {
-      this.#signal?.throwIfAborted();
-      let info: Deno.FileInfo;
-      try {
-        info = await Deno.stat(path);
-      } catch {
-        continue; // Vanished while scanning.
-      }
-      if (!info.isFile) continue;
-      const mtime = info.mtime?.getTime() ?? 0;
-      const cached = this.#cache.get(name);
-      if (
-        cached && cached.size === info.size && cached.mtime === mtime &&
-        cached.requested === this.#chunkSize
-      ) {
-        found.set(name, {
-          name,
-          path,
-          mtime,
-          size: cached.size,
-          chunkSize: cached.chunkSize,
-          id: cached.id,
-          hashes: cached.hashes,
-        });
-        continue;
-      }
-      try {
-        const manifest = await hashFile(path, name, {
-          chunkSize: this.#chunkSize,
-          ...(this.#signal ? { signal: this.#signal } : {}),
-        });
-        found.set(name, { ...manifest, path, mtime });
-        this.#cache.set(name, {
-          size: manifest.size,
-          mtime,
-          requested: this.#chunkSize,
-          chunkSize: manifest.chunkSize,
-          id: manifest.id,
-          hashes: manifest.hashes,
-        });
-      } catch (error) {
-        if (this.#signal?.aborted) throw error;
-        // Unreadable or changing file: skip it this round.
-      }
-    }
+  rescan(): Promise<boolean> {
+    return this.#exclusive(() => this.#rescan());
+  }
+
+  /**
+   * Looks again at some paths (files or directories, present or gone) and
+   * updates the index for them: a watcher calls this with what changed.
+   *
+   * @param paths Absolute paths under the root.
+   * @param settled If given, a new or changed file is hashed only when this
+   *   says it stopped changing; otherwise it is withdrawn and reported as
+   *   pending.
+   * @returns Whether the shared set changed, and the pending paths.
+   */
+  update(
+    paths: Iterable<string>,
+    settled?: SettledCheck,
+  ): Promise<UpdateResult> {
+    const list = [...paths];
+    return this.#exclusive(() => this.#update(list, settled));
+  }
+
+  #exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#lock.then(task, task);
+    this.#lock = run.catch(() => {});
+    return run;
+  }
+
+  async #rescan(): Promise<boolean> {
+    const candidates: Candidate[] = [];
+    await this.#collect(this.root, candidates);
+    const { found } = await this.#resolve(candidates);
     let changed = found.size !== this.#byName.size;
     if (!changed) {
       for (const [name, file] of found) {
@@ -224,7 +316,7 @@ export class ShareIndex {
       }
     }
     for (const name of this.#cache.keys()) {
-      if (!found.has(name)) this.#cache.delete(name);
+      if (!found.has(name)) this.#cacheDirty ||= this.#cache.delete(name);
     }
     if (changed) {
       this.#byName = found;
@@ -235,7 +327,131 @@ export class ShareIndex {
     return changed;
   }
 
-  async *#walk(dir: string): AsyncGenerator<{ path: string; name: string }> {
+  async #update(
+    paths: string[],
+    settled: SettledCheck | undefined,
+  ): Promise<UpdateResult> {
+    if (paths.some((path) => path === join(this.root, IGNORE_FILE_NAME))) {
+      await this.#loadRules();
+      return { changed: await this.#rescan(), pending: [] };
+    }
+    const before = this.#version;
+    const candidates: Candidate[] = [];
+    const gone = new Set<string>();
+    for (const path of new Set(paths)) {
+      this.#signal?.throwIfAborted();
+      if (!this.isRelevant(path)) continue;
+      const name = this.#nameOf(path);
+      const entry = await this.#examine(path, name);
+      if (entry === "directory") {
+        const inside: Candidate[] = [];
+        await this.#collect(path, inside);
+        const kept = new Set(inside.map((c) => c.name));
+        for (const known of this.#namesUnder(name)) {
+          if (!kept.has(known)) gone.add(known);
+        }
+        candidates.push(...inside);
+      } else if (entry) {
+        candidates.push(entry);
+      } else if (this.#byName.has(name)) {
+        gone.add(name);
+      } else {
+        for (const known of this.#namesUnder(name)) gone.add(known);
+      }
+    }
+    const { found, pending } = await this.#resolve(candidates, settled);
+    for (const name of gone) {
+      if (found.has(name)) continue;
+      this.#delete(name);
+      this.#cacheDirty ||= this.#cache.delete(name);
+    }
+    for (const path of pending) {
+      // Still being written: what was announced under this name is stale.
+      const name = this.#nameOf(path);
+      if (this.#byName.has(name)) this.#delete(name);
+    }
+    for (const file of found.values()) {
+      if (this.#byName.get(file.name)?.id !== file.id) this.#set(file);
+    }
+    const changed = this.#version !== before;
+    await this.#saveCache();
+    return { changed, pending };
+  }
+
+  #set(file: SharedFile): void {
+    const old = this.#byName.get(file.name);
+    if (old && this.#byId.get(old.id) === old) this.#byId.delete(old.id);
+    this.#byName.set(file.name, file);
+    this.#byId.set(file.id, file);
+    this.#version++;
+  }
+
+  #delete(name: string): void {
+    const old = this.#byName.get(name);
+    if (!old) return;
+    this.#byName.delete(name);
+    if (this.#byId.get(old.id) === old) {
+      this.#byId.delete(old.id);
+      // Another name may hold the same content.
+      for (const file of this.#byName.values()) {
+        if (file.id === old.id) {
+          this.#byId.set(file.id, file);
+          break;
+        }
+      }
+    }
+    this.#version++;
+  }
+
+  #namesUnder(name: string): string[] {
+    const prefix = `${name}/`;
+    return [...this.#byName.keys()].filter((n) => n.startsWith(prefix));
+  }
+
+  #nameOf(path: string): string {
+    return relative(this.root, path).split(sep).join("/");
+  }
+
+  /** Looks at one path: a shareable file, a directory to walk, or nothing. */
+  async #examine(
+    path: string,
+    name: string,
+  ): Promise<Candidate | "directory" | undefined> {
+    let info: Deno.FileInfo;
+    let real = path;
+    try {
+      info = await Deno.lstat(path);
+      if (info.isSymlink) {
+        real = await Deno.realPath(path);
+        if (!isInside(this.root, real)) return undefined; // Never shared.
+        info = await Deno.stat(real);
+        if (info.isDirectory) return undefined; // Linked folders: not walked.
+      }
+    } catch {
+      return undefined; // Gone, dangling or unreadable.
+    }
+    try {
+      validateName(name);
+    } catch {
+      return undefined; // A name the network could not carry.
+    }
+    if (info.isDirectory) {
+      return this.#rules.ignores(name, true) ? undefined : "directory";
+    }
+    if (!info.isFile || this.#rules.ignores(name, false)) return undefined;
+    return { name, path: real, size: info.size, mtime: mtimeOf(info) };
+  }
+
+  /**
+   * Collects every shareable file under a directory. Regular files are
+   * stat'ed synchronously: for thousands of small files that is several
+   * times faster than one async op each (about 10 µs per file).
+   */
+  async #collect(
+    dir: string,
+    out: Candidate[],
+    prefix: string = this.#nameOf(dir),
+  ): Promise<void> {
     let entries: Deno.DirEntry[];
     try {
       entries = await Array.fromAsync(Deno.readDir(dir));
@@ -243,31 +459,151 @@ export class ShareIndex {
       return;
     }
     entries.sort((a, b) => a.name < b.name ? -1 : 1);
+    const dirs: [string, string][] = [];
     for (const entry of entries) {
+      this.#signal?.throwIfAborted();
       const path = join(dir, entry.name);
-      if (path === this.stateDir || entry.name === STATE_DIR_NAME) continue;
-      if (entry.name.endsWith(PART_SUFFIX)) continue;
-      let real = path;
-      if (entry.isSymlink) {
+      const name = prefix ? `${prefix}/${entry.name}` : entry.name;
+      if (!isValidName(name)) continue; // A name the network could not carry.
+      if (entry.isDirectory) {
+        if (path === this.stateDir) continue;
+        if (!this.#rules.ignores(name, true)) dirs.push([path, name]);
+      } else if (entry.isFile) {
+        if (this.#rules.ignores(name, false)) continue;
+        let info: Deno.FileInfo;
         try {
-          real = await Deno.realPath(path);
+          info = Deno.lstatSync(path);
         } catch {
-          continue; // Dangling.
+          continue; // Vanished meanwhile.
         }
-        if (!isInside(this.root, real)) continue; // Leads outside: never shared.
+        if (info.isFile) {
+          out.push({ name, path, size: info.size, mtime: mtimeOf(info) });
+        }
+      } else if (entry.isSymlink) {
+        const found = await this.#examine(path, name);
+        if (found && found !== "directory") out.push(found);
       }
-      const name = relative(this.root, path).split(sep).join("/");
-      try {
-        validateName(name);
-      } catch {
-        continue; // A name the network could not carry.
+    }
+    for (const [sub, name] of dirs) await this.#collect(sub, out, name);
+  }
+
+  /**
+   * Turns candidates into shared files: from the cache when size and mtime
+   * match, otherwise hashed (a few at a time) if settled.
+   */
+  async #resolve(
+    candidates: Candidate[],
+    settled?: SettledCheck,
+  ): Promise<{ found: Map<string, SharedFile>; pending: string[] }> {
+    const found = new Map<string, SharedFile>();
+    const pending: string[] = [];
+    const toHash: Candidate[] = [];
+    for (const candidate of candidates) {
+      const { name, path, size, mtime } = candidate;
+      const cached = this.#cache.get(name);
+      if (
+        cached && cached.size === size && cached.mtime === mtime &&
+        cached.requested === this.#chunkSize
+      ) {
+        found.set(name, {
+          name,
+          path,
+          mtime,
+          size,
+          chunkSize: cached.chunkSize,
+          id: cached.id,
+          hashes: cached.hashes,
+        });
+      } else if (settled && !settled(path, size, mtime)) {
+        pending.push(path);
+      } else {
+        toHash.push(candidate);
       }
-      const info = entry.isSymlink ? await Deno.stat(real) : undefined;
-      if (entry.isDirectory || info?.isDirectory) {
-        if (!entry.isSymlink) yield* this.#walk(path);
-        continue;
+    }
+    if (toHash.length === 0) return { found, pending };
+    const hashed = new Map<string, SharedFile>();
+    const progress: ScanProgress = {
+      files: 0,
+      totalFiles: toHash.length,
+      bytes: 0,
+      totalBytes: toHash.reduce((sum, c) => sum + c.size, 0),
+    };
+    this.#onProgress?.({ ...progress });
+    let next = 0;
+    const worker = async () => {
+      while (next < toHash.length) {
+        const candidate = toHash[next++]!;
+        const file = await this.#hash(candidate);
+        if (file === "changed") {
+          if (settled) pending.push(candidate.path);
+        } else if (file) {
+          hashed.set(file.name, file);
+        }
+        progress.files++;
+        progress.bytes += candidate.size;
+        this.#onProgress?.({ ...progress });
       }
-      if (entry.isFile || info?.isFile) yield { path: real, name };
+    };
+    await Promise.all(
+      Array.from(
+        { length: Math.min(this.#concurrency, toHash.length) },
+        worker,
+      ),
+    );
+    // Keep the walk's order (sorted by name), not the hashing order.
+    const ordered = new Map<string, SharedFile>();
+    for (const { name } of candidates) {
+      const file = found.get(name) ?? hashed.get(name);
+      if (file) ordered.set(name, file);
+    }
+    return { found: ordered, pending };
+  }
+
+  /**
+   * Hashes a file: `"changed"` if it was written to meanwhile, `undefined`
+   * if it is unreadable or gone.
+   */
+  async #hash(
+    candidate: Candidate,
+  ): Promise<SharedFile | "changed" | undefined> {
+    const { name, path, mtime } = candidate;
+    try {
+      const manifest = await hashFile(path, name, {
+        chunkSize: this.#chunkSize,
+        ...(this.#signal ? { signal: this.#signal } : {}),
+      });
+      const after = await Deno.stat(path);
+      if (after.size !== manifest.size || mtimeOf(after) !== mtime) {
+        return "changed"; // Written to while hashing: try again later.
+      }
+      this.#cacheDirty = true;
+      this.#cache.set(name, {
+        size: manifest.size,
+        mtime,
+        requested: this.#chunkSize,
+        chunkSize: manifest.chunkSize,
+        id: manifest.id,
+        hashes: manifest.hashes,
+      });
+      return { ...manifest, path, mtime };
+    } catch (error) {
+      if (this.#signal?.aborted) throw error;
+      if (error instanceof Deno.errors.NotFound) return undefined;
+      if (error instanceof Deno.errors.PermissionDenied) return undefined;
+      // hashFile throws a plain Error when the size changed while reading.
+      return "changed";
+    }
+  }
+
+  async #loadRules(): Promise<void> {
+    try {
+      this.#rules = await IgnoreRules.load(this.root, {
+        includeHidden: this.#includeHidden,
+        patterns: this.#extraPatterns,
+      });
+    } catch {
+      // An unreadable .shoalignore: keep the built-in rules.
+      this.#rules = new IgnoreRules(this.#extraPatterns, this.#includeHidden);
     }
   }
 
@@ -294,11 +630,26 @@ export class ShareIndex {
   }
 
   async #saveCache(): Promise<void> {
+    if (!this.#cacheDirty) return;
     const temp = `${this.#cachePath}.tmp`;
     await Deno.writeTextFile(
       temp,
       JSON.stringify({ version: 1, entries: Object.fromEntries(this.#cache) }),
     );
     await Deno.rename(temp, this.#cachePath);
+    this.#cacheDirty = false;
   }
+}
+
+function isValidName(name: string): boolean {
+  try {
+    validateName(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function mtimeOf(info: Deno.FileInfo): number {
+  return info.mtime?.getTime() ?? 0;
 }

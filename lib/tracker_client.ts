@@ -5,6 +5,7 @@
  * @module
  */
 import { RpcClient } from "./connection.ts";
+import { ProtocolError } from "./wire.ts";
 import {
   type FileAnnouncement,
   type ListedFile,
@@ -27,6 +28,11 @@ export interface Registration {
   heartbeatIntervalMs: number;
   /** How long it keeps a silent peer, ms. */
   expiryMs: number;
+  /**
+   * Whether the tracker takes incremental announces
+   * ({@linkcode TrackerClient.announceChanges}).
+   */
+  deltas: boolean;
 }
 
 /**
@@ -84,10 +90,20 @@ export class TrackerClient {
       { type: "register", port, files, ...(host ? { host } : {}) },
       "registered",
     );
+    const ms = (value: unknown, fallback: number) =>
+      typeof value === "number" && value >= 10 && value <= 86_400_000
+        ? value
+        : fallback;
+    if (typeof reply.address !== "string" || reply.address.length > 300) {
+      throw new ProtocolError(
+        "Cannot accept registration: the tracker sent no address",
+      );
+    }
     return {
-      address: String(reply.address),
-      heartbeatIntervalMs: Number(reply.heartbeatIntervalMs) || 30_000,
-      expiryMs: Number(reply.expiryMs) || 90_000,
+      address: reply.address,
+      heartbeatIntervalMs: ms(reply.heartbeatIntervalMs, 30_000),
+      expiryMs: ms(reply.expiryMs, 90_000),
+      deltas: reply.deltas === true,
     };
   }
 
@@ -110,6 +126,39 @@ export class TrackerClient {
         type: "heartbeat",
         port,
         ...(files ? { files } : {}),
+        ...(host ? { host } : {}),
+      },
+      "ok",
+    );
+  }
+
+  /**
+   * Sends a heartbeat carrying only what changed since the last announce.
+   *
+   * @param port The peer's serving port.
+   * @param seq This announce's number: one more than the last one the
+   *   tracker applied (a full list resets it to 0).
+   * @param added Files new or changed by name.
+   * @param removed Names no longer shared.
+   * @param host Advertised host.
+   * @throws {RemoteError} With code `resync` if the tracker missed an
+   *   announce (send the full list with {@linkcode TrackerClient.heartbeat}),
+   *   or `unknown_peer` if it forgot the peer (register again).
+   */
+  async announceChanges(
+    port: number,
+    seq: number,
+    added: FileAnnouncement[],
+    removed: string[],
+    host?: string,
+  ): Promise<void> {
+    await this.#call(
+      {
+        type: "heartbeat",
+        port,
+        seq,
+        added,
+        removed,
         ...(host ? { host } : {}),
       },
       "ok",

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { RateLimiter } from "./_rate_limit.ts";
 import { ConnectionServer } from "./_server.ts";
 import {
   formatHostPort,
@@ -52,6 +53,19 @@ export interface TrackerOptions {
   maxConnections?: number;
   /** Most open connections per remote IP. @default {64} */
   maxConnectionsPerAddress?: number;
+  /**
+   * Sustained requests per second accepted from one remote IP; more are
+   * answered with a `rate_limited` error. 0 disables the limit.
+   *
+   * @default {100}
+   */
+  maxRequestsPerSecond?: number;
+  /**
+   * Requests one remote IP may make in a burst above the sustained rate.
+   *
+   * @default {1000}
+   */
+  requestBurst?: number;
   /** Closes the tracker when aborted. */
   signal?: AbortSignal;
 }
@@ -98,6 +112,14 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
   const readTimeoutMs = options.readTimeoutMs ?? 10_000;
   const trust = options.trustAdvertisedAddress ?? false;
   const registry = new Registry({ expiryMs });
+  const limiter = new RateLimiter({
+    requestsPerSecond: options.maxRequestsPerSecond ?? 100,
+    burst: options.requestBurst ?? 1000,
+  });
+  const rateLimited = (remoteIp: string) =>
+    `Cannot serve ${remoteIp}: more than ${
+      options.maxRequestsPerSecond ?? 100
+    } requests per second (slow down)`;
   const events = new EventTarget();
   const emit = <K extends keyof TrackerEventMap>(
     type: K,
@@ -121,10 +143,40 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
           address,
           heartbeatIntervalMs: interval,
           expiryMs,
+          deltas: true,
         };
       }
       case "heartbeat": {
         const address = peerAddress(remoteIp, request.port, request.host);
+        if (request.seq !== undefined) {
+          const result = registry.applyChanges(
+            address,
+            request.seq,
+            request.added ?? [],
+            request.removed ?? [],
+            maxFiles,
+          );
+          switch (result) {
+            case "ok":
+              return { type: "ok" };
+            case "resync":
+              return {
+                type: "error",
+                code: "resync",
+                message:
+                  `Cannot apply announce ${request.seq} from ${address}: expected ${
+                    registry.get(address)!.seq + 1
+                  } (send the full list)`,
+              };
+            case "too_many_files":
+              return {
+                type: "error",
+                code: "bad_request",
+                message:
+                  `Cannot apply announce from ${address}: it would share more than ${maxFiles} files`,
+              };
+          }
+        }
         if (!registry.touch(address, request.files)) {
           return {
             type: "error",
@@ -165,6 +217,9 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
           prefix,
           readTimeoutMs,
           maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
+          // Requests are small JSON: a small buffer keeps 1,000 open
+          // connections cheap.
+          readBufferSize: 16 * 1024,
         });
         const remoteIp = conn.remoteAddr.hostname;
         try {
@@ -177,6 +232,15 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
             const rid = (frame.message as { rid?: unknown }).rid;
             let reply: Record<string, unknown>;
             try {
+              if (!limiter.take(remoteIp)) {
+                reply = {
+                  type: "error",
+                  code: "rate_limited",
+                  message: rateLimited(remoteIp),
+                };
+                await connection.send({ ...reply, rid });
+                continue;
+              }
               reply = handleFramed(
                 validateTrackerRequest(frame.message, maxFiles),
                 remoteIp,
@@ -217,8 +281,11 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
           } catch {
             throw new ProtocolError("Cannot accept request: it is not JSON");
           }
-          const request = validateLegacyRequest(parsed);
           const remoteIp = conn.remoteAddr.hostname;
+          if (!limiter.take(remoteIp)) {
+            throw new ProtocolError(rateLimited(remoteIp));
+          }
+          const request = validateLegacyRequest(parsed);
           switch (request.command) {
             case "register":
             case "heartbeat": {
@@ -289,6 +356,7 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
 
   const sweeper = setInterval(() => {
     registry.sweep();
+    limiter.sweep();
   }, Math.max(1000, Math.min(expiryMs, 60_000)));
 
   let closing: Promise<void> | undefined;

@@ -205,6 +205,42 @@ export class FrameDecoder {
     return this.#headerFilled + this.#payloadFilled;
   }
 
+  /**
+   * The unfilled part of the payload being received, if any: a caller may
+   * read from the socket straight into it (no copy) and then call
+   * {@linkcode FrameDecoder.commit}.
+   *
+   * @returns The region to fill, or `null` while waiting for a header.
+   */
+  pendingPayload(): Uint8Array | null {
+    if (this.#failed || this.#payload === null) return null;
+    return this.#payload.subarray(this.#payloadFilled);
+  }
+
+  /**
+   * Records that `n` bytes were written into {@linkcode pendingPayload}.
+   *
+   * @param n Bytes written.
+   * @returns The completed frame, if those bytes finished it.
+   * @throws {ProtocolError} If the completed frame is invalid.
+   */
+  commit(n: number): Frame | undefined {
+    const payload = this.#payload;
+    if (payload === null || n < 0 || this.#payloadFilled + n > payload.length) {
+      throw new RangeError(
+        `Cannot commit ${n} bytes: no room in the pending payload`,
+      );
+    }
+    this.#payloadFilled += n;
+    if (this.#payloadFilled < payload.length) return undefined;
+    try {
+      return this.#finish();
+    } catch (error) {
+      this.#failed = true;
+      throw error;
+    }
+  }
+
   /** True when no partial frame is pending (a clean place for the stream to end). */
   get idle(): boolean {
     return this.#headerFilled === 0 && this.#payload === null;

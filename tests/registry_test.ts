@@ -1,0 +1,231 @@
+/**
+ * Tests of the tracker registry with a fake clock: expiry to the millisecond,
+ * file lists replaced by heartbeats, content grouped by id, queries, and
+ * seed-protocol peers beside Shoal peers.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { Registry } from "../lib/registry.ts";
+import type { FileAnnouncement } from "../lib/messages.ts";
+
+const ID_A = "a".repeat(64);
+const ID_B = "b".repeat(64);
+const ID_C = "c".repeat(64);
+const PEER_1 = "127.0.0.1:10001";
+const PEER_2 = "127.0.0.1:10002";
+const PEER_3 = "127.0.0.1:10003";
+
+/** A registry on a clock the test moves by hand. */
+function fakeClockRegistry(expiryMs = 1000): {
+  registry: Registry;
+  clock: { now: number };
+} {
+  const clock = { now: 1_000_000 };
+  return { registry: new Registry({ expiryMs, now: () => clock.now }), clock };
+}
+
+function file(name: string, id: string, size = 10): FileAnnouncement {
+  return { name, id, size };
+}
+
+Deno.test("Registry keeps a peer until exactly its expiry, then forgets it", () => {
+  const { registry, clock } = fakeClockRegistry(1000);
+  const start = clock.now;
+  registry.upsert(PEER_1, "shoal", [file("a.txt", ID_A)]);
+
+  clock.now = start + 999;
+  assert.ok(registry.get(PEER_1), "peer gone 1 ms before its expiry");
+  assert.equal(registry.list().length, 1);
+  assert.equal(registry.getPeers({ id: ID_A }).length, 1);
+  assert.deepEqual(registry.filemap(), { "a.txt": [PEER_1] });
+  assert.equal(registry.sweep(), 0);
+
+  clock.now = start + 1000;
+  assert.equal(registry.get(PEER_1), undefined, "peer alive at its expiry");
+  assert.deepEqual(registry.list(), []);
+  assert.deepEqual(registry.getPeers({ id: ID_A }), []);
+  assert.deepEqual(registry.getPeers({ name: "a.txt" }), []);
+  assert.deepEqual(registry.filemap(), {});
+  assert.equal(registry.size, 1, "not swept yet");
+  assert.equal(registry.sweep(), 1);
+  assert.equal(registry.size, 0);
+});
+
+Deno.test("Registry heartbeat extends life by a full window; a late one is refused", () => {
+  const { registry, clock } = fakeClockRegistry(1000);
+  const start = clock.now;
+  registry.upsert(PEER_1, "shoal", [file("a.txt", ID_A)]);
+  clock.now = start + 999;
+  assert.equal(registry.touch(PEER_1), true);
+  clock.now = start + 999 + 999;
+  assert.ok(registry.get(PEER_1), "refreshed peer expired early");
+  clock.now = start + 999 + 1000;
+  assert.equal(registry.get(PEER_1), undefined);
+  assert.equal(registry.touch(PEER_1), false, "expired peer was revived");
+  assert.equal(registry.size, 0, "expired peer kept after a failed touch");
+  assert.equal(registry.touch(PEER_2), false, "unknown peer accepted");
+});
+
+Deno.test("Registry heartbeat with files replaces the list, without files keeps it", () => {
+  const { registry } = fakeClockRegistry();
+  registry.upsert(PEER_1, "shoal", [file("a.txt", ID_A), file("b.txt", ID_B)]);
+  assert.equal(registry.touch(PEER_1), true);
+  assert.equal(registry.list().length, 2);
+
+  assert.equal(registry.touch(PEER_1, [file("c.txt", ID_C, 3)]), true);
+  assert.deepEqual(registry.list(), [
+    { name: "c.txt", id: ID_C, size: 3, holders: 1 },
+  ]);
+  assert.deepEqual(registry.getPeers({ id: ID_A }), []);
+  assert.deepEqual(registry.getPeers({ name: "a.txt" }), []);
+  assert.deepEqual(registry.filemap(), { "c.txt": [PEER_1] });
+});
+
+Deno.test("Registry lists the same content under two names as one entry with two holders", () => {
+  const { registry } = fakeClockRegistry();
+  registry.upsert(PEER_1, "shoal", [file("a.txt", ID_A, 5)]);
+  registry.upsert(PEER_2, "shoal", [file("copies/renamed.txt", ID_A, 5)]);
+  registry.upsert(PEER_3, "shoal", [file("a.txt", ID_A, 5)]);
+  assert.deepEqual(registry.list(), [
+    // The most common name wins.
+    { name: "a.txt", id: ID_A, size: 5, holders: 3 },
+  ]);
+  registry.remove(PEER_3);
+  const [entry] = registry.list();
+  assert.equal(entry?.holders, 2);
+  assert.equal(entry?.id, ID_A);
+  const holders = registry.getPeers({ id: ID_A })
+    .sort((x, y) => x.address.localeCompare(y.address));
+  assert.deepEqual(holders, [
+    { address: PEER_1, protocol: "shoal", name: "a.txt", id: ID_A },
+    {
+      address: PEER_2,
+      protocol: "shoal",
+      name: "copies/renamed.txt",
+      id: ID_A,
+    },
+  ]);
+  // Found by either name.
+  assert.equal(registry.list("renamed").length, 1);
+});
+
+Deno.test("Registry lists two different files with the same name as two entries", () => {
+  const { registry } = fakeClockRegistry();
+  registry.upsert(PEER_1, "shoal", [file("report.pdf", ID_A, 100)]);
+  registry.upsert(PEER_2, "shoal", [file("report.pdf", ID_B, 200)]);
+  const listed = registry.list().sort((x, y) => x.size! - y.size!);
+  assert.deepEqual(listed, [
+    { name: "report.pdf", id: ID_A, size: 100, holders: 1 },
+    { name: "report.pdf", id: ID_B, size: 200, holders: 1 },
+  ]);
+  // getpeers by name returns the id each holder actually has.
+  const byName = registry.getPeers({ name: "report.pdf" })
+    .sort((x, y) => x.address.localeCompare(y.address));
+  assert.deepEqual(byName, [
+    { address: PEER_1, protocol: "shoal", name: "report.pdf", id: ID_A },
+    { address: PEER_2, protocol: "shoal", name: "report.pdf", id: ID_B },
+  ]);
+});
+
+Deno.test("Registry forgets an unregistered peer and only that peer", () => {
+  const { registry } = fakeClockRegistry();
+  registry.upsert(PEER_1, "shoal", [file("a.txt", ID_A)]);
+  registry.upsert(PEER_2, "shoal", [file("a.txt", ID_A), file("b", ID_B)]);
+  assert.equal(registry.remove(PEER_2), true);
+  assert.equal(registry.remove(PEER_2), false);
+  assert.deepEqual(registry.list(), [
+    { name: "a.txt", id: ID_A, size: 10, holders: 1 },
+  ]);
+  assert.deepEqual(registry.getPeers({ id: ID_B }), []);
+  assert.deepEqual(registry.filemap(), { "a.txt": [PEER_1] });
+});
+
+Deno.test("Registry re-registering replaces the old list instead of merging", () => {
+  const { registry } = fakeClockRegistry();
+  registry.upsert(PEER_1, "shoal", [file("a.txt", ID_A)]);
+  registry.upsert(PEER_1, "shoal", [file("b.txt", ID_B)]);
+  assert.deepEqual(registry.list().map((f) => f.name), ["b.txt"]);
+  assert.equal(registry.size, 1);
+});
+
+Deno.test("Registry matches globs and case-insensitive substrings", () => {
+  const { registry } = fakeClockRegistry();
+  registry.upsert(PEER_1, "shoal", [
+    file("docs/Guide.md", ID_A),
+    file("a1.txt", ID_B),
+    file("notes.txt", ID_C),
+  ]);
+  const names = (query?: string) =>
+    registry.list(query).map((f) => f.name).sort();
+  assert.deepEqual(names(), ["a1.txt", "docs/Guide.md", "notes.txt"]);
+  assert.deepEqual(names(""), ["a1.txt", "docs/Guide.md", "notes.txt"]);
+  assert.deepEqual(names("*.txt"), ["a1.txt", "notes.txt"]);
+  assert.deepEqual(names("a?.txt"), ["a1.txt"]);
+  assert.deepEqual(names("a?.md"), []);
+  // A glob matches the base name as well as the whole path.
+  assert.deepEqual(names("guide.*"), ["docs/Guide.md"]);
+  assert.deepEqual(names("docs/*"), ["docs/Guide.md"]);
+  // Substrings ignore case; regex characters are literal.
+  assert.deepEqual(names("GUIDE"), ["docs/Guide.md"]);
+  assert.deepEqual(names("s.t"), ["notes.txt"]);
+  assert.deepEqual(names("(.*)"), []);
+  assert.deepEqual(names("[a]*"), []);
+});
+
+Deno.test("Registry shows seed-protocol peers in filemap and list with a null id", () => {
+  const { registry, clock } = fakeClockRegistry(1000);
+  registry.upsert(PEER_1, "legacy", [
+    { name: "old.txt", id: null, size: null },
+    { name: "shared.txt", id: null, size: null },
+  ]);
+  registry.upsert(PEER_2, "shoal", [file("shared.txt", ID_A, 7)]);
+
+  const filemap = registry.filemap();
+  assert.deepEqual(filemap["old.txt"], [PEER_1]);
+  assert.deepEqual([...filemap["shared.txt"]!].sort(), [PEER_1, PEER_2]);
+
+  const listed = registry.list();
+  assert.deepEqual(
+    listed.filter((f) => f.id === null).sort((x, y) =>
+      x.name.localeCompare(y.name)
+    ),
+    [
+      { name: "old.txt", id: null, size: null, holders: 1 },
+      { name: "shared.txt", id: null, size: null, holders: 1 },
+    ],
+  );
+  assert.deepEqual(listed.filter((f) => f.id !== null), [
+    { name: "shared.txt", id: ID_A, size: 7, holders: 1 },
+  ]);
+
+  const byName = registry.getPeers({ name: "shared.txt" })
+    .sort((x, y) => x.address.localeCompare(y.address));
+  assert.deepEqual(byName, [
+    { address: PEER_1, protocol: "legacy", name: "shared.txt", id: null },
+    { address: PEER_2, protocol: "shoal", name: "shared.txt", id: ID_A },
+  ]);
+  // A content-id query never returns a seed-protocol peer.
+  assert.deepEqual(registry.getPeers({ id: ID_A }).map((p) => p.address), [
+    PEER_2,
+  ]);
+
+  clock.now += 1000;
+  assert.deepEqual(registry.filemap(), {});
+  assert.deepEqual(registry.list(), []);
+});
+
+Deno.test("Registry honours list and getpeers limits", () => {
+  const { registry } = fakeClockRegistry();
+  const files = Array.from(
+    { length: 20 },
+    (_, i) => file(`f${i}.txt`, i.toString(16).padStart(64, "0")),
+  );
+  registry.upsert(PEER_1, "shoal", files);
+  assert.equal(registry.list(undefined, 5).length, 5);
+  for (let port = 1; port <= 10; port++) {
+    registry.upsert(`127.0.0.1:${port}`, "shoal", [file("x", ID_A)]);
+  }
+  assert.equal(registry.getPeers({ id: ID_A }, 3).length, 3);
+  assert.equal(registry.getPeers({ name: "x" }, 4).length, 4);
+});

@@ -1,0 +1,484 @@
+// Shoal dashboard: talks to the peer's /api and renders with the DOM only
+// (textContent, never innerHTML: file names come from strangers).
+"use strict";
+
+const TOKEN = document.querySelector('meta[name="shoal-token"]')
+  ?.getAttribute("content") ?? "";
+
+const $ = (id) => document.getElementById(id);
+
+/** Creates an element with a class and text. */
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
+function formatBytes(bytes) {
+  if (bytes === null || bytes === undefined) return "?";
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < UNITS.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0
+    ? `${value} B`
+    : `${value.toFixed(value < 10 ? 2 : 1)} ${UNITS[unit]}`;
+}
+
+function formatDuration(seconds) {
+  if (seconds === null || !Number.isFinite(seconds)) return "–";
+  const s = Math.max(0, Math.round(seconds));
+  if (s >= 3600) {
+    return `${Math.floor(s / 3600)}h ${
+      String(Math.floor((s % 3600) / 60)).padStart(2, "0")
+    }m`;
+  }
+  return s >= 60
+    ? `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s`
+    : `${s}s`;
+}
+
+/** Calls the API; throws an Error with the server's readable message. */
+async function api(path, init = {}) {
+  const headers = new Headers(init.headers);
+  if (init.method && init.method !== "GET") {
+    headers.set("x-shoal-token", TOKEN);
+  }
+  if (init.body !== undefined) headers.set("content-type", "application/json");
+  let response;
+  try {
+    response = await fetch(path, { ...init, headers });
+  } catch {
+    throw new Error("Cannot reach this peer: is it still running?");
+  }
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    throw new Error(
+      body.error ?? `Request failed with status ${response.status}`,
+    );
+  }
+  return body;
+}
+
+// --- notices -------------------------------------------------------------
+
+let noticeTimer;
+function notify(message) {
+  $("notice-text").textContent = message;
+  $("notice").hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => $("notice").hidden = true, 10_000);
+}
+$("notice-close").addEventListener("click", () => $("notice").hidden = true);
+
+// --- network files -------------------------------------------------------
+
+const state = {
+  query: "",
+  filesSeq: 0,
+  status: null,
+  sharedVersion: -1,
+  downloads: new Map(), // key -> element
+  trackerState: "connecting",
+  expanded: new Set(), // ids or names with the holder detail open
+};
+
+function fileKey(file) {
+  return file.id ?? `name:${file.name}`;
+}
+
+async function loadFiles() {
+  const seq = ++state.filesSeq;
+  const query = state.query;
+  try {
+    const { files } = await api(
+      `/api/files${query ? `?query=${encodeURIComponent(query)}` : ""}`,
+    );
+    if (seq !== state.filesSeq) return;
+    $("files-error").hidden = true;
+    renderFiles(files);
+  } catch (error) {
+    if (seq !== state.filesSeq) return;
+    $("files-error").textContent = error.message;
+    $("files-error").hidden = false;
+    $("files-empty").hidden = true;
+  }
+}
+
+function renderFiles(files) {
+  files.sort((a, b) => a.name.localeCompare(b.name));
+  const body = $("files-body");
+  body.replaceChildren();
+  for (const file of files) {
+    const row = el("tr");
+    row.dataset.name = file.name;
+    if (file.id) row.dataset.id = file.id;
+
+    const nameCell = el("td");
+    const name = el("span", "fname", file.name);
+    name.title = file.name;
+    nameCell.append(name);
+    const id = el(
+      "span",
+      "fid",
+      file.id ? file.id.slice(0, 16) + "…" : "seed protocol",
+    );
+    id.title = file.id ? `Content id ${file.id}` : "No content id";
+    nameCell.append(id);
+
+    const size = el("td", "num", formatBytes(file.size));
+    const holdersCell = el("td", "num");
+    const holders = el("button", "linkish holders", String(file.holders));
+    holders.type = "button";
+    holders.title = "Show who holds it";
+    holders.setAttribute("aria-expanded", "false");
+    holdersCell.append(holders);
+
+    const actCell = el("td", "act");
+    const get = el("button", "btn download", "Download");
+    get.type = "button";
+    get.setAttribute("aria-label", `Download ${file.name}`);
+    get.addEventListener("click", () => startDownload(file, get));
+    actCell.append(get);
+
+    row.append(nameCell, size, holdersCell, actCell);
+    body.append(row);
+
+    const detail = el("tr", "detail");
+    detail.hidden = !state.expanded.has(fileKey(file));
+    const cell = el("td");
+    cell.colSpan = 4;
+    detail.append(cell);
+    body.append(detail);
+    const toggle = () => {
+      detail.hidden = !detail.hidden;
+      holders.setAttribute("aria-expanded", String(!detail.hidden));
+      if (detail.hidden) state.expanded.delete(fileKey(file));
+      else {
+        state.expanded.add(fileKey(file));
+        void loadHolders(file, cell);
+      }
+    };
+    holders.addEventListener("click", toggle);
+    if (!detail.hidden) void loadHolders(file, cell);
+  }
+  $("files-empty").hidden = files.length > 0;
+  $("files-empty").textContent = state.query
+    ? `No files match “${state.query}”.`
+    : "No files on the network.";
+  $("files-count").textContent = files.length ? String(files.length) : "";
+}
+
+async function loadHolders(file, cell) {
+  const list = el("dl");
+  const add = (term, value, mono) => {
+    list.append(el("dt", "", term), el("dd", mono ? "mono" : "", value));
+  };
+  add("Content id", file.id ?? "none (seed-protocol peer)", true);
+  cell.replaceChildren(list);
+  try {
+    const { peers } = await api(
+      `/api/peers?target=${encodeURIComponent(file.id ?? file.name)}`,
+    );
+    add(
+      "Holders",
+      peers.length
+        ? peers.map((p) => `${p.address} (${p.protocol})`).join(", ")
+        : "nobody right now",
+    );
+  } catch (error) {
+    add("Holders", error.message);
+  }
+}
+
+async function startDownload(file, button) {
+  button.disabled = true;
+  try {
+    await api("/api/downloads", {
+      method: "POST",
+      body: JSON.stringify({ target: file.id ?? file.name }),
+    });
+  } catch (error) {
+    notify(error.message);
+  } finally {
+    setTimeout(() => button.disabled = false, 600);
+  }
+}
+
+let searchTimer;
+$("search").addEventListener("input", (event) => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => {
+    state.query = event.target.value.trim();
+    void loadFiles();
+  }, 200);
+});
+
+// --- shared files --------------------------------------------------------
+
+async function loadShared() {
+  try {
+    const { files } = await api("/api/shared");
+    const body = $("shared-body");
+    body.replaceChildren();
+    for (const file of files) {
+      const row = el("tr");
+      const nameCell = el("td");
+      const name = el("span", "fname", file.name);
+      name.title = `${file.name}\nContent id ${file.id}`;
+      nameCell.append(name);
+      row.append(
+        nameCell,
+        el("td", "num", formatBytes(file.size)),
+        el("td", "num", String(file.chunks)),
+      );
+      body.append(row);
+    }
+    $("shared-empty").hidden = files.length > 0;
+    $("shared-count").textContent = files.length ? String(files.length) : "";
+  } catch (error) {
+    notify(error.message);
+  }
+}
+
+// --- known peers ---------------------------------------------------------
+
+async function loadPeers() {
+  try {
+    const { peers } = await api("/api/peers");
+    const list = $("peers-list");
+    list.replaceChildren();
+    for (const peer of peers) {
+      const item = el("li");
+      item.append(el("span", "addr mono", peer.address));
+      if (state.status && peer.address === state.status.address) {
+        item.append(el("span", "tag", "you"));
+      }
+      if (peer.protocol === "legacy") {
+        item.append(el("span", "tag legacy", "seed protocol"));
+      }
+      item.append(
+        el(
+          "span",
+          "aside",
+          `${peer.files} file${peer.files === 1 ? "" : "s"}`,
+        ),
+      );
+      list.append(item);
+    }
+    $("peers-error").hidden = true;
+    $("peers-empty").hidden = peers.length > 0;
+    $("peers-count").textContent = peers.length ? String(peers.length) : "";
+  } catch (error) {
+    $("peers-error").textContent = error.message;
+    $("peers-error").hidden = false;
+    $("peers-empty").hidden = true;
+  }
+}
+
+// --- live state ----------------------------------------------------------
+
+const STATE_LABELS = {
+  starting: "Starting",
+  active: "Downloading",
+  done: "Done",
+  failed: "Failed",
+  cancelled: "Cancelled",
+};
+
+function renderStatus(status) {
+  const previous = state.status;
+  state.status = status;
+  $("peer-address").textContent = status.address ?? `port ${status.port}`;
+  setTracker(status.tracker, status.trackerError);
+  if (status.sharedVersion !== state.sharedVersion) {
+    state.sharedVersion = status.sharedVersion;
+    void loadShared();
+  }
+  if (
+    previous && previous.tracker !== "connected" &&
+    status.tracker === "connected"
+  ) {
+    refreshNetwork();
+  }
+  renderUploads(status.uploads);
+}
+
+function setTracker(trackerState, error) {
+  state.trackerState = trackerState;
+  const pill = $("tracker-pill");
+  pill.dataset.state = trackerState;
+  const text = {
+    connected: "Tracker connected",
+    unreachable: "Tracker unreachable",
+    connecting: "Connecting to tracker…",
+    offline: "Peer not responding",
+  }[trackerState];
+  $("tracker-text").textContent = text;
+  pill.title = error ?? text;
+}
+
+function renderUploads(uploads) {
+  const list = $("uploads-list");
+  list.replaceChildren();
+  for (const upload of uploads) {
+    const item = el("li");
+    item.append(
+      el("span", "addr mono", upload.remote),
+      el(
+        "span",
+        "aside",
+        `${formatBytes(upload.bytes)} · ${upload.chunks} chunk${
+          upload.chunks === 1 ? "" : "s"
+        } · ${formatBytes(upload.rate)}/s`,
+      ),
+    );
+    list.append(item);
+  }
+  $("uploads-empty").hidden = uploads.length > 0;
+  $("uploads-count").textContent = uploads.length ? String(uploads.length) : "";
+}
+
+function downloadElement(d) {
+  const item = el("li", "transfer");
+  item.dataset.key = d.key;
+  const head = el("div", "transfer-head");
+  const name = el("span", "fname");
+  const badge = el("span", "badge");
+  const button = el("button", "btn ghost cancel");
+  button.type = "button";
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      await api(`/api/downloads/${encodeURIComponent(item.dataset.key)}`, {
+        method: "DELETE",
+      });
+    } catch (error) {
+      notify(error.message);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  head.append(name, badge, button);
+  const bar = el("div", "bar");
+  bar.setAttribute("role", "progressbar");
+  bar.setAttribute("aria-valuemin", "0");
+  bar.setAttribute("aria-valuemax", "100");
+  bar.append(el("div", "fill"));
+  const meta = el("div", "meta");
+  const error = el("p", "error");
+  error.hidden = true;
+  item.append(head, bar, meta, error);
+  return item;
+}
+
+function updateDownload(item, d) {
+  item.dataset.state = d.state;
+  const name = item.querySelector(".fname");
+  name.textContent = d.name;
+  name.title = d.id ? `${d.name}\nContent id ${d.id}` : d.name;
+  item.querySelector(".badge").textContent = STATE_LABELS[d.state] ?? d.state;
+  const button = item.querySelector(".cancel");
+  button.hidden = d.key.startsWith("peer-");
+  button.textContent = d.cancellable ? "Cancel" : "Remove";
+  button.setAttribute(
+    "aria-label",
+    `${d.cancellable ? "Cancel" : "Remove"} ${d.name}`,
+  );
+  const fraction = d.size ? d.bytes / d.size : d.state === "done" ? 1 : 0;
+  const pct = Math.floor(fraction * 100);
+  item.querySelector(".fill").style.width = `${(fraction * 100).toFixed(1)}%`;
+  item.querySelector(".bar").setAttribute("aria-valuenow", String(pct));
+  const meta = item.querySelector(".meta");
+  const parts = [
+    el("span", "pct", `${pct} %`),
+    el(
+      "span",
+      "bytes",
+      `${formatBytes(d.bytes)} of ${formatBytes(d.size)}`,
+    ),
+  ];
+  if (d.state === "active" || d.state === "starting") {
+    parts.push(
+      el("span", "rate", `${formatBytes(d.rate)}/s`),
+      el("span", "eta", `ETA ${formatDuration(d.eta)}`),
+      el("span", "sources", `${d.sources} source${d.sources === 1 ? "" : "s"}`),
+    );
+  } else if (d.state === "done" && d.finishedAt && d.startedAt) {
+    parts.push(
+      el(
+        "span",
+        "elapsed",
+        `in ${formatDuration((d.finishedAt - d.startedAt) / 1000)}`,
+      ),
+    );
+  }
+  if (d.chunks) {
+    parts.push(el("span", "chunks", `${d.chunksDone}/${d.chunks} chunks`));
+  }
+  meta.replaceChildren(...parts);
+  const error = item.querySelector(".error");
+  error.hidden = !d.error;
+  error.textContent = d.error ?? "";
+}
+
+function renderDownloads(downloads) {
+  const list = $("downloads-list");
+  const seen = new Set();
+  let finishedNow = false;
+  downloads.forEach((d, index) => {
+    seen.add(d.key);
+    let item = state.downloads.get(d.key);
+    if (!item) {
+      item = downloadElement(d);
+      state.downloads.set(d.key, item);
+    } else if (item.dataset.state !== "done" && d.state === "done") {
+      finishedNow = true;
+    }
+    updateDownload(item, d);
+    if (list.children[index] !== item) {
+      list.insertBefore(item, list.children[index] ?? null);
+    }
+  });
+  for (const [key, item] of state.downloads) {
+    if (!seen.has(key)) {
+      item.remove();
+      state.downloads.delete(key);
+    }
+  }
+  const active =
+    downloads.filter((d) => d.state === "active" || d.state === "starting")
+      .length;
+  $("downloads-empty").hidden = downloads.length > 0;
+  $("downloads-count").textContent = downloads.length
+    ? active ? `${active} active` : String(downloads.length)
+    : "";
+  if (finishedNow) refreshNetwork();
+}
+
+function connectEvents() {
+  const source = new EventSource("/api/events");
+  source.addEventListener("state", (event) => {
+    const data = JSON.parse(event.data);
+    renderStatus(data.status);
+    renderDownloads(data.downloads);
+  });
+  source.addEventListener("error", () => {
+    if (source.readyState !== EventSource.OPEN) setTracker("offline", null);
+  });
+}
+
+function refreshNetwork() {
+  void loadFiles();
+  void loadPeers();
+}
+
+connectEvents();
+refreshNetwork();
+setInterval(() => {
+  if (!document.hidden) refreshNetwork();
+}, 15_000);
