@@ -218,6 +218,12 @@ export interface FrameConnectionOptions {
    * @default {30000}
    */
   readTimeoutMs?: number;
+  /**
+   * Accept data frames (servers that take only JSON requests say no).
+   *
+   * @default {true}
+   */
+  allowData?: boolean;
   /** Bytes already read from the connection (protocol sniffing). */
   prefix?: Uint8Array;
   /**
@@ -272,6 +278,7 @@ export class FrameConnection {
     (conn as Deno.TcpConn).setNoDelay?.(true);
     this.#decoder = new FrameDecoder({
       maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
+      allowData: options.allowData ?? true,
     });
     this.#readTimeoutMs = options.readTimeoutMs ?? 30_000;
     this.#readBufferSize = options.readBufferSize ?? READ_BUFFER_SIZE;

@@ -131,6 +131,17 @@ interface Tracked {
   view: DashboardDownload;
   controller: AbortController;
   settled: Promise<void>;
+  running: boolean;
+}
+
+/** Waits for `promise`, at most `ms` milliseconds. */
+async function settleWithin(promise: Promise<unknown>, ms: number) {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    promise,
+    new Promise((resolve) => timer = setTimeout(resolve, ms)),
+  ]);
+  clearTimeout(timer);
 }
 
 const MAX_BODY_BYTES = 4096;
@@ -225,7 +236,8 @@ export async function startDashboard(
   const listDownloads = (): DashboardDownload[] => {
     const ours = [...downloads.values()].map((d) => ({ ...d.view }));
     const running = new Set(
-      ours.filter((d) => d.cancellable).flatMap((d) => [d.id, d.name]),
+      [...downloads.values()].filter((d) => d.running)
+        .flatMap((d) => [d.view.id, d.view.name]),
     );
     const others = peer.status().downloads
       .filter((p) => !running.has(p.id) && !running.has(p.name))
@@ -335,7 +347,7 @@ export async function startDashboard(
   // --- downloads ---------------------------------------------------------
 
   const prune = () => {
-    const finished = [...downloads.values()].filter((d) => !d.view.cancellable);
+    const finished = [...downloads.values()].filter((d) => !d.running);
     for (
       const d of finished.slice(0, Math.max(0, finished.length - keepFinished))
     ) {
@@ -346,7 +358,7 @@ export async function startDashboard(
   const startDownload = (target: string): DashboardDownload => {
     for (const d of downloads.values()) {
       if (
-        d.view.cancellable && (d.view.target === target || d.view.id === target)
+        d.running && (d.view.target === target || d.view.id === target)
       ) {
         throw new HttpError(
           409,
@@ -423,10 +435,12 @@ export async function startDashboard(
     ).finally(() => {
       view.finishedAt = Date.now();
       view.cancellable = false;
+      tracked.running = false;
       prune();
       broadcast();
     });
-    downloads.set(key, { view, controller, settled });
+    const tracked: Tracked = { view, controller, settled, running: true };
+    downloads.set(key, tracked);
     broadcast();
     return { ...view };
   };
@@ -578,9 +592,20 @@ export async function startDashboard(
           `Cannot cancel download ${JSON.stringify(key)}: there is none`,
         );
       }
-      if (found.view.cancellable) {
+      if (found.running) {
         found.controller.abort();
-        await found.settled;
+        // Shown as cancelled at once; the transfer winds down behind.
+        if (found.view.state !== "done" && found.view.state !== "failed") {
+          Object.assign(found.view, {
+            state: "cancelled",
+            cancellable: false,
+            rate: 0,
+            eta: null,
+            sources: 0,
+          });
+        }
+        await settleWithin(found.settled, 2000);
+        broadcast();
       } else {
         downloads.delete(key);
         broadcast();
@@ -689,7 +714,10 @@ export async function startDashboard(
       peer.removeEventListener("registered", onRegistered);
       peer.removeEventListener("tracker-error", onTrackerError);
       for (const d of downloads.values()) d.controller.abort();
-      await Promise.all([...downloads.values()].map((d) => d.settled));
+      await settleWithin(
+        Promise.all([...downloads.values()].map((d) => d.settled)),
+        5000,
+      );
       if (flushTimer !== undefined) clearTimeout(flushTimer);
       for (const controller of streams) {
         try {

@@ -6,6 +6,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import { relative, sep } from "node:path";
 import { isInside, resolveForRead } from "./names.ts";
 import { ConnectionServer } from "./_server.ts";
 import { FrameConnection, RemoteError, writeAll } from "./connection.ts";
@@ -34,7 +35,7 @@ import {
   type DownloadProgress,
   type DownloadResult,
 } from "./transfer.ts";
-import { DEFAULT_MAX_FRAME_SIZE, ProtocolError } from "./wire.ts";
+import { ProtocolError } from "./wire.ts";
 
 /** Options for {@linkcode startPeer}. */
 export interface PeerOptions {
@@ -65,7 +66,7 @@ export interface PeerOptions {
   heartbeatIntervalMs?: number;
   /** Idle limit for incoming connections, ms. @default {30000} */
   readTimeoutMs?: number;
-  /** Largest incoming frame. @default {DEFAULT_MAX_FRAME_SIZE} */
+  /** Largest incoming request frame, bytes. @default {65536} */
   maxFrameSize?: number;
   /** Most open incoming connections. @default {1024} */
   maxConnections?: number;
@@ -167,6 +168,9 @@ export interface Peer extends EventTarget, AsyncDisposable {
   /** Unregisters, stops serving and closes every connection. */
   close(): Promise<void>;
 }
+
+/** Largest request frame a peer accepts: requests are small JSON objects. */
+const MAX_REQUEST_FRAME_SIZE = 64 * 1024;
 
 /** Most requests one connection may have queued at a peer. */
 const MAX_QUEUED_REQUESTS = 256;
@@ -375,8 +379,9 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
         const connection = new FrameConnection(conn, {
           prefix,
           readTimeoutMs,
-          maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
-          readBufferSize: 16 * 1024, // requests are small JSON frames
+          maxFrameSize: options.maxFrameSize ?? MAX_REQUEST_FRAME_SIZE,
+          readBufferSize: 16 * 1024,
+          allowData: false, // requests are small JSON frames
         });
         const upload: UploadStatus = { remote, bytes: 0, chunks: 0 };
         uploads.set(remote, upload);
@@ -747,12 +752,17 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
           },
         });
         if (result.manifest && isInside(shares.root, result.path)) {
+          // Share it at once with the manifest already verified: no rehash,
+          // no rescan.
+          const name = relative(shares.root, result.path).split(sep).join("/");
           const info = await Deno.stat(result.path);
-          await shares.rescan();
-          if (!shares.byId(result.manifest.id)) {
+          if (
+            shares.isRelevant(result.path) &&
+            shares.byName(name)?.id !== result.manifest.id
+          ) {
             shares.add({
               ...result.manifest,
-              name: result.name,
+              name,
               path: result.path,
               mtime: info.mtime?.getTime() ?? 0,
             });

@@ -69,6 +69,8 @@ export class TrackerClient {
   ): Promise<Record<string, unknown>> {
     await using client = await RpcClient.connect(this.address, {
       requestTimeoutMs: this.#timeoutMs,
+      // One short exchange per connection: no need for a 1 MiB read buffer.
+      readBufferSize: 64 * 1024,
     });
     return await client.call(message, expected);
   }

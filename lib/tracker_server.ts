@@ -220,6 +220,7 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
           // Requests are small JSON: a small buffer keeps 1,000 open
           // connections cheap.
           readBufferSize: 16 * 1024,
+          allowData: false,
         });
         const remoteIp = conn.remoteAddr.hostname;
         try {

@@ -85,7 +85,20 @@ export interface FrameDecoderOptions {
    * @default {DEFAULT_MAX_FRAME_SIZE}
    */
   maxFrameSize?: number;
+  /**
+   * Accept data frames. Servers, which take only JSON requests, turn this off
+   * so a data frame header is refused before anything is buffered.
+   *
+   * @default {true}
+   */
+  allowData?: boolean;
 }
+
+/**
+ * JSON payloads are buffered in steps from this size up, so a header that
+ * merely claims a large frame pins no memory.
+ */
+const JSON_INITIAL_CAPACITY = 64 * 1024;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -182,7 +195,9 @@ export class FrameDecoder {
   #headerFilled = 0;
   #kind = 0;
   #payload: Uint8Array | null = null;
+  #payloadLength = 0;
   #payloadFilled = 0;
+  readonly #allowData: boolean;
   #failed = false;
 
   /**
@@ -198,6 +213,7 @@ export class FrameDecoder {
       );
     }
     this.#maxFrameSize = max;
+    this.#allowData = options.allowData ?? true;
   }
 
   /** Bytes held for an incomplete frame (for tests of bounded buffering). */
@@ -214,6 +230,9 @@ export class FrameDecoder {
    */
   pendingPayload(): Uint8Array | null {
     if (this.#failed || this.#payload === null) return null;
+    if (this.#payloadFilled === this.#payload.length) {
+      this.#reserve(this.#payloadFilled + 1);
+    }
     return this.#payload.subarray(this.#payloadFilled);
   }
 
@@ -226,13 +245,15 @@ export class FrameDecoder {
    */
   commit(n: number): Frame | undefined {
     const payload = this.#payload;
-    if (payload === null || n < 0 || this.#payloadFilled + n > payload.length) {
+    if (
+      payload === null || n < 0 || this.#payloadFilled + n > payload.length
+    ) {
       throw new RangeError(
         `Cannot commit ${n} bytes: no room in the pending payload`,
       );
     }
     this.#payloadFilled += n;
-    if (this.#payloadFilled < payload.length) return undefined;
+    if (this.#payloadFilled < this.#payloadLength) return undefined;
     try {
       return this.#finish();
     } catch (error) {
@@ -277,15 +298,20 @@ export class FrameDecoder {
           if (this.#startPayload() === 0) frames.push(this.#finish());
           continue;
         }
-        const payload: Uint8Array = this.#payload;
         const take = Math.min(
-          payload.length - this.#payloadFilled,
+          this.#payloadLength - this.#payloadFilled,
           bytes.length - offset,
         );
-        payload.set(bytes.subarray(offset, offset + take), this.#payloadFilled);
+        this.#reserve(this.#payloadFilled + take);
+        this.#payload.set(
+          bytes.subarray(offset, offset + take),
+          this.#payloadFilled,
+        );
         this.#payloadFilled += take;
         offset += take;
-        if (this.#payloadFilled === payload.length) frames.push(this.#finish());
+        if (this.#payloadFilled === this.#payloadLength) {
+          frames.push(this.#finish());
+        }
       }
     } catch (error) {
       this.#failed = true;
@@ -318,9 +344,28 @@ export class FrameDecoder {
       );
     }
     this.#kind = kind;
-    this.#payload = new Uint8Array(length);
+    if (kind === FRAME_DATA && !this.#allowData) {
+      throw new ProtocolError(
+        "Cannot accept data frame: this side takes only JSON requests",
+      );
+    }
+    this.#payloadLength = length;
+    this.#payload = new Uint8Array(
+      kind === FRAME_DATA ? length : Math.min(length, JSON_INITIAL_CAPACITY),
+    );
     this.#payloadFilled = 0;
     return length;
+  }
+
+  /** Grows a JSON payload buffer to hold at least `needed` bytes. */
+  #reserve(needed: number): void {
+    const payload = this.#payload!;
+    if (needed <= payload.length) return;
+    const grown = new Uint8Array(
+      Math.min(this.#payloadLength, Math.max(needed, payload.length * 2)),
+    );
+    grown.set(payload.subarray(0, this.#payloadFilled));
+    this.#payload = grown;
   }
 
   #finish(): Frame {

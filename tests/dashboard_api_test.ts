@@ -49,7 +49,11 @@ async function network() {
   await Deno.writeTextFile(join(dirs.b, "notes.txt"), "hello from b");
   await Deno.writeTextFile(join(dirs.a, "mine.txt"), "a's own file");
   const tracker = await startTracker({ port: 0, hostname: "127.0.0.1" });
-  const options = { tracker: tracker.address, hostname: "127.0.0.1" };
+  const options = {
+    tracker: tracker.address,
+    hostname: "127.0.0.1",
+    heartbeatIntervalMs: 500,
+  };
   const seeder = await startPeer({
     ...options,
     shared: dirs.b,
@@ -406,7 +410,14 @@ Deno.test("DELETE /api/downloads/:key cancels a running download, then removes i
       .find((d) => d.key === key)?.state,
     "cancelled",
   );
-  assert.equal((await del(key)).status, 200); // Removes it from the list.
+  // Once the transfer has wound down, a second DELETE removes the entry.
+  for (const conn of held.splice(0)) conn.close();
+  await waitFor("the cancelled transfer to wind down", async () => {
+    const { body } = await call(`${net.base}/api/downloads`);
+    return (body.downloads as { key: string; finishedAt: number | null }[])
+      .find((d) => d.key === key && d.finishedAt !== null);
+  });
+  assert.equal((await del(key)).status, 200);
   const gone = await del(key);
   assert.equal(gone.status, 404);
   assert.match(String(gone.body.error), /there is none/);

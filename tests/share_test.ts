@@ -165,7 +165,7 @@ Deno.test("ShareWatcher announces a file written in pieces only once it stops ch
   const index = await ShareIndex.open({ root });
   await using watcher = ShareWatcher.start(index, {
     debounceMs: 20,
-    stableMs: 400,
+    stableMs: 1000,
   });
   assert.equal(watcher.active, true);
   const path = join(root, "big.bin");
@@ -210,6 +210,14 @@ Deno.test("ShareWatcher sees new, deleted and ignored files", async () => {
   );
   await watcher.flush();
   assert.deepEqual(names(index), ["nested/new.txt"]);
+
+  // Editing .shoalignore while running applies the new rules at once.
+  await write(root, ".shoalignore", "nested/\n");
+  await pollUntil(
+    () => names(index).length === 0 ? true : undefined,
+    `a folder ignored by a new .shoalignore is still shared: ${names(index)}`,
+    { timeoutMs: 5000 },
+  );
 });
 
 Deno.test("diffAnnouncements reports changed ids as added", () => {

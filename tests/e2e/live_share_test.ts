@@ -109,7 +109,7 @@ Deno.test("A half-written large file is announced only when complete, and ignore
   await using _peer = await spawnPeer({
     tracker: tracker.address,
     shared: shared.path,
-    args: [...SLOW, "--settle", "400ms"],
+    args: [...SLOW, "--settle", "1s"],
   });
   const client = new TrackerClient(tracker.address);
 
@@ -135,7 +135,7 @@ Deno.test("A half-written large file is announced only when complete, and ignore
         undefined,
         `big.iso was announced after ${i + 1} of ${pieces} pieces`,
       );
-      await delay(150);
+      await delay(100);
     }
   }
   const done = await pollUntil(
