@@ -56,6 +56,15 @@ export {
   TimeoutError,
 } from "./lib/connection.ts";
 export {
+  acceptAuthentication,
+  type AcceptAuthenticationOptions,
+  authenticate,
+  AuthenticationError,
+  type AuthTransport,
+  PRIVATE_SWARM_STATUS,
+  validateSecret,
+} from "./lib/auth.ts";
+export {
   isInside,
   MAX_NAME_BYTES,
   resolveForRead,

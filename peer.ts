@@ -15,6 +15,7 @@ import {
   table,
   UsageError,
 } from "./lib/_cli.ts";
+import { secretFromEnv, validateSecret } from "./lib/auth.ts";
 import { parseHostPort } from "./lib/connection.ts";
 import { type Dashboard, startDashboard } from "./lib/dashboard.ts";
 import { DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE } from "./lib/manifest.ts";
@@ -41,6 +42,22 @@ interface CommonOptions {
   out?: string;
   shared?: string;
   overwrite?: boolean;
+  secret?: string;
+}
+
+/** The secret of a private swarm: `--secret`, else `SHOAL_SECRET`. */
+function swarmSecret(opts: CommonOptions): { secret?: string } {
+  const secret = opts.secret ?? secretFromEnv();
+  if (secret === undefined) return {};
+  try {
+    return { secret: validateSecret(secret) };
+  } catch (error) {
+    throw new UsageError(
+      `Invalid ${opts.secret !== undefined ? "--secret" : "SHOAL_SECRET"}: ${
+        (error as Error).message
+      }`,
+    );
+  }
 }
 
 function trackerAddress(text: string): string {
@@ -156,6 +173,7 @@ async function runDownload(target: string, opts: CommonOptions): Promise<void> {
   const rate = parseRate(opts.maxDownloadRate, "--max-download-rate");
   const result = await download(target, {
     tracker: trackerAddress(opts.tracker),
+    ...swarmSecret(opts),
     ...(rate ? { limiter: new TokenBucket(rate) } : {}),
     outDir: opts.out ?? opts.shared ?? ".",
     overwrite: Boolean(opts.overwrite),
@@ -273,6 +291,7 @@ async function runPeer(
   downloadDefaults.fsync = Boolean(opts.fsync);
   const peer = await startPeer({
     tracker: trackerAddress(opts.tracker),
+    ...swarmSecret(opts),
     shared,
     port: parsePort(String(opts.port ?? "0")),
     hostname: String(opts.host ?? "0.0.0.0"),
@@ -323,8 +342,13 @@ async function runPeer(
   let trackerDown = false;
   peer.addEventListener("tracker-error", (e) => {
     if (!trackerDown) {
+      const { message } = (e as CustomEvent).detail;
       console.error(
-        `tracker unreachable: ${(e as CustomEvent).detail.message} (retrying)`,
+        `${
+          /private|authenticate/.test(message)
+            ? "tracker refused this peer"
+            : "tracker unreachable"
+        }: ${message} (retrying)`,
       );
     }
     trackerDown = true;
@@ -416,6 +440,10 @@ function withCommon(command: Command): Command {
     .option(
       "--max-download-rate <rate>",
       "download cap in bytes/s, e.g. 512K or 50M (default: none)",
+    )
+    .option(
+      "--secret <secret>",
+      "shared secret of a private swarm, 16+ bytes (or env SHOAL_SECRET, which `ps` cannot show)",
     );
 }
 
@@ -469,9 +497,10 @@ program.addCommand(
     .description("List files on the network.")
     .argument("[query]", "substring or glob")
     .action(async (query: string | undefined, opts: CommonOptions) => {
-      const files = await new TrackerClient(trackerAddress(opts.tracker)).list(
-        query,
-      );
+      const files = await new TrackerClient(
+        trackerAddress(opts.tracker),
+        swarmSecret(opts),
+      ).list(query);
       console.log(opts.json ? JSON.stringify(files) : formatList(files));
     })
     .exitOverride(),
@@ -481,7 +510,10 @@ program.addCommand(
     .description("Show who holds a file.")
     .argument("<target>", "file name or content id")
     .action(async (target: string, opts: CommonOptions) => {
-      const client = new TrackerClient(trackerAddress(opts.tracker));
+      const client = new TrackerClient(
+        trackerAddress(opts.tracker),
+        swarmSecret(opts),
+      );
       const peers = await client.getPeers(
         /^[0-9a-f]{64}$/.test(target) ? { id: target } : { name: target },
       );

@@ -1,11 +1,14 @@
 /**
  * The Shoal tracker command: keeps the live peers and what they share.
- * `deno run --allow-net tracker.ts [:9000] [--port 9000] [--host 0.0.0.0]`.
+ * `deno run --allow-net tracker.ts [:9000] [--port 9000] [--host 0.0.0.0]`;
+ * `--secret` (or `SHOAL_SECRET`, read with `--allow-env=SHOAL_SECRET`) makes
+ * the swarm private.
  *
  * @module
  */
 import { Command, CommanderError } from "commander";
 import { errorLine, parseDuration, parsePort, UsageError } from "./lib/_cli.ts";
+import { secretFromEnv, validateSecret } from "./lib/auth.ts";
 import { startTracker } from "./lib/tracker_server.ts";
 
 const program = new Command("tracker")
@@ -45,6 +48,10 @@ const program = new Command("tracker")
   .option(
     "--trust-advertised-address",
     "use the host a peer advertises instead of its source address (NAT/dev)",
+  )
+  .option(
+    "--secret <secret>",
+    "shared secret of a private swarm, 16+ bytes (or env SHOAL_SECRET, which `ps` cannot show)",
   )
   .option("-q, --quiet", "print only errors")
   .exitOverride()
@@ -88,6 +95,18 @@ async function main(): Promise<number> {
     }
     return n;
   };
+  const secret: string | undefined = opts.secret ?? secretFromEnv();
+  if (secret !== undefined) {
+    try {
+      validateSecret(secret);
+    } catch (error) {
+      throw new UsageError(
+        `Invalid ${opts.secret !== undefined ? "--secret" : "SHOAL_SECRET"}: ${
+          (error as Error).message
+        }`,
+      );
+    }
+  }
   const log = (line: string) => {
     if (!opts.quiet) console.log(`${new Date().toISOString()} ${line}`);
   };
@@ -109,6 +128,7 @@ async function main(): Promise<number> {
       ),
       maxRequestsPerSecond: count("--rate-limit", opts.rateLimit, 0),
       requestBurst: count("--rate-burst", opts.rateBurst, 1),
+      ...(secret !== undefined ? { secret } : {}),
     });
   } catch (error) {
     if (error instanceof Deno.errors.AddrInUse) {
@@ -131,7 +151,9 @@ async function main(): Promise<number> {
     log(`dropped ${remote}: ${message}`);
   });
   console.log(
-    `Shoal tracker listening on ${host}:${tracker.port} (heartbeat ${interval} ms, expiry ${expiry} ms)`,
+    `Shoal tracker listening on ${host}:${tracker.port} (heartbeat ${interval} ms, expiry ${expiry} ms${
+      secret !== undefined ? ", private swarm" : ""
+    })`,
   );
   await new Promise<void>((resolve) => {
     const stop = () => resolve();

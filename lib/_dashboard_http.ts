@@ -130,8 +130,9 @@ const TYPES: Record<string, string> = {
 };
 
 /**
- * Reads the fixed set of web assets into memory, relative to `base`; the
- * page gets the session token substituted for `{{TOKEN}}`.
+ * Reads the fixed set of web assets into memory, relative to `base` (a
+ * file or, for a published package, an https URL); the page gets the
+ * session token substituted for `{{TOKEN}}`.
  */
 export async function loadAssets(
   base: URL,
@@ -141,14 +142,20 @@ export async function loadAssets(
   const assets = new Map<string, Asset>();
   for (const file of files) {
     const url = new URL(file, base);
-    const response = await fetch(url);
-    if (!response.ok) {
-      await response.body?.cancel();
-      throw new Deno.errors.NotFound(
-        `Cannot load dashboard asset ${url.href}: status ${response.status}`,
-      );
+    let text: string;
+    if (url.protocol === "file:") {
+      // Also works for files a `deno compile --include web/` binary embeds.
+      text = await Deno.readTextFile(url);
+    } else {
+      const response = await fetch(url);
+      if (!response.ok) {
+        await response.body?.cancel();
+        throw new Deno.errors.NotFound(
+          `Cannot load dashboard asset ${url.href}: status ${response.status}`,
+        );
+      }
+      text = await response.text();
     }
-    let text = await response.text();
     if (file === "index.html") text = text.replaceAll("{{TOKEN}}", token);
     const type = TYPES[file.slice(file.lastIndexOf(".") + 1)]!;
     assets.set(`/${file}`, { body: encoder.encode(text), type });

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { authenticate } from "./auth.ts";
 import {
   DEFAULT_MAX_FRAME_SIZE,
   encodeDataHeader,
@@ -224,6 +225,8 @@ export interface FrameConnectionOptions {
    * @default {true}
    */
   allowData?: boolean;
+  /** Provides buffers for data frames (reuse; see `FrameDecoderOptions`). */
+  allocate?: (size: number) => Uint8Array;
   /** Bytes already read from the connection (protocol sniffing). */
   prefix?: Uint8Array;
   /**
@@ -279,6 +282,7 @@ export class FrameConnection {
     this.#decoder = new FrameDecoder({
       maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
       allowData: options.allowData ?? true,
+      ...(options.allocate ? { allocate: options.allocate } : {}),
     });
     this.#readTimeoutMs = options.readTimeoutMs ?? 30_000;
     this.#readBufferSize = options.readBufferSize ?? READ_BUFFER_SIZE;
@@ -438,6 +442,14 @@ export interface RpcClientOptions extends FrameConnectionOptions {
    * @default {10000}
    */
   requestTimeoutMs?: number;
+  /**
+   * Shared secret of a private swarm: {@linkcode RpcClient.connect} runs the
+   * mutual challenge–response ({@linkcode authenticate}) before returning.
+   * Without it no handshake is made (open swarms).
+   *
+   * @default {undefined}
+   */
+  secret?: string;
 }
 
 interface Pending {
@@ -488,8 +500,11 @@ export class RpcClient {
    * Connects to `address` and returns a client.
    *
    * @param address `host:port`.
-   * @param options Limits; `requestTimeoutMs` also bounds the connect.
+   * @param options Limits; `requestTimeoutMs` also bounds the connect;
+   *   `secret` authenticates the connection first.
    * @returns The client.
+   * @throws {AuthenticationError} If `secret` is set and the server does not
+   *   prove it knows it.
    */
   static async connect(
     address: string,
@@ -499,7 +514,16 @@ export class RpcClient {
       address,
       options.requestTimeoutMs ?? 10_000,
     );
-    return new RpcClient(conn, options);
+    const client = new RpcClient(conn, options);
+    if (options.secret !== undefined) {
+      try {
+        await authenticate(client, options.secret, address);
+      } catch (error) {
+        await client.close();
+        throw error;
+      }
+    }
+    return client;
   }
 
   /** Number of requests waiting for a reply. */

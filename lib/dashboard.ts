@@ -17,12 +17,13 @@ import {
   TOKEN_HEADER,
   tokenMatches,
 } from "./_dashboard_http.ts";
+import { DownloadBoard } from "./_dashboard_downloads.ts";
+import { EventHub } from "./_dashboard_events.ts";
 import { isContentId } from "./manifest.ts";
 import { MAX_QUERY_LENGTH } from "./messages.ts";
 import type { ListedFile, PeerInfo } from "./messages.ts";
 import { validateName } from "./names.ts";
 import type { Peer } from "./peer_node.ts";
-import type { DownloadProgress } from "./transfer.ts";
 
 /** Options for {@linkcode startDashboard}. */
 export interface DashboardOptions {
@@ -127,23 +128,6 @@ export interface Dashboard extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-interface Tracked {
-  view: DashboardDownload;
-  controller: AbortController;
-  settled: Promise<void>;
-  running: boolean;
-}
-
-/** Waits for `promise`, at most `ms` milliseconds. */
-async function settleWithin(promise: Promise<unknown>, ms: number) {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([
-    promise,
-    new Promise((resolve) => timer = setTimeout(resolve, ms)),
-  ]);
-  clearTimeout(timer);
-}
-
 const MAX_BODY_BYTES = 4096;
 const WEB_ROOT = new URL("../web/", import.meta.url);
 
@@ -181,18 +165,12 @@ export async function startDashboard(
   options: DashboardOptions = {},
 ): Promise<Dashboard> {
   const hostname = options.hostname ?? "127.0.0.1";
-  const keepFinished = options.keepFinished ?? 50;
   const token = newToken();
   const assets: Map<string, Asset> = await loadAssets(WEB_ROOT, token);
-  const downloads = new Map<string, Tracked>();
-  const names = new Map<string, string>(); // content id -> listed name
-  let nextKey = 1;
   let trackerError: string | null = null;
   let trackerSettled = false;
   const uploadSeen = new Map<string, { bytes: number; at: number }>();
   const uploadRates = new Map<string, number>();
-
-  // --- state -------------------------------------------------------------
 
   const status = (): DashboardStatus => {
     const s = peer.status();
@@ -214,69 +192,16 @@ export async function startDashboard(
     };
   };
 
-  const external = (p: DownloadProgress, i: number): DashboardDownload => ({
-    key: `peer-${i}`,
-    target: p.id ?? p.name,
-    name: p.name,
-    id: p.id,
-    state: "active",
-    size: p.size,
-    bytes: p.bytes,
-    chunksDone: p.chunksDone,
-    chunks: p.chunks,
-    rate: p.rate,
-    eta: Number.isFinite(p.eta) ? p.eta : null,
-    sources: p.sources,
-    error: null,
-    startedAt: 0,
-    finishedAt: null,
-    cancellable: false,
-  });
+  const hub = new EventHub(() =>
+    JSON.stringify({ status: status(), downloads: board.list() })
+  );
+  const board = new DownloadBoard(
+    peer,
+    options.keepFinished ?? 50,
+    (urgent) => urgent ? hub.publish() : hub.soon(),
+  );
 
-  const listDownloads = (): DashboardDownload[] => {
-    const ours = [...downloads.values()].map((d) => ({ ...d.view }));
-    const running = new Set(
-      [...downloads.values()].filter((d) => d.running)
-        .flatMap((d) => [d.view.id, d.view.name]),
-    );
-    const others = peer.status().downloads
-      .filter((p) => !running.has(p.id) && !running.has(p.name))
-      .map(external);
-    return [...others, ...ours.reverse()];
-  };
-
-  // --- event stream ------------------------------------------------------
-
-  const encoder = new TextEncoder();
-  const streams = new Set<ReadableStreamDefaultController<Uint8Array>>();
-  let lastSent = "";
-  let flushTimer: ReturnType<typeof setTimeout> | undefined;
-  const snapshot = () =>
-    JSON.stringify({ status: status(), downloads: listDownloads() });
-  const send = (
-    controller: ReadableStreamDefaultController<Uint8Array>,
-    text: string,
-  ) => {
-    try {
-      controller.enqueue(encoder.encode(text));
-    } catch {
-      streams.delete(controller);
-    }
-  };
-  const broadcast = (force = false) => {
-    if (flushTimer !== undefined) clearTimeout(flushTimer);
-    flushTimer = undefined;
-    if (streams.size === 0) return;
-    const data = snapshot();
-    if (data === lastSent && !force) return;
-    lastSent = data;
-    for (const controller of streams) {
-      send(controller, `event: state\ndata: ${data}\n\n`);
-    }
-  };
-  const soon = () => {
-    flushTimer ??= setTimeout(() => broadcast(), 150);
-  };
+  // Upload rates from byte counts a second apart; a state event if changed.
   let ticks = 0;
   const ticker = setInterval(() => {
     const now = performance.now();
@@ -298,152 +223,26 @@ export async function startDashboard(
         uploadRates.delete(remote);
       }
     }
-    broadcast();
-    // A comment line now and then keeps proxies from closing the stream.
-    if (++ticks % 15 === 0) {
-      for (const controller of streams) send(controller, ": ping\n\n");
-    }
+    hub.publish();
+    if (++ticks % 15 === 0) hub.ping();
   }, 1000);
 
-  const onProgress = () => soon();
+  const onProgress = () => hub.soon();
   const onRegistered = () => {
     trackerError = null;
     trackerSettled = true;
-    broadcast();
+    hub.publish();
   };
   const onTrackerError = (event: Event) => {
     trackerError = String(
       (event as CustomEvent<{ message: string }>).detail.message,
     ).split("\n")[0]!;
     trackerSettled = true;
-    broadcast();
+    hub.publish();
   };
   peer.addEventListener("progress", onProgress);
   peer.addEventListener("registered", onRegistered);
   peer.addEventListener("tracker-error", onTrackerError);
-
-  const events = (): Response => {
-    let self: ReadableStreamDefaultController<Uint8Array> | undefined;
-    const body = new ReadableStream<Uint8Array>({
-      start(controller) {
-        self = controller;
-        streams.add(controller);
-        send(controller, "retry: 2000\n\n");
-        send(controller, `event: state\ndata: ${snapshot()}\n\n`);
-      },
-      cancel() {
-        if (self) streams.delete(self);
-      },
-    });
-    return new Response(body, {
-      headers: {
-        "content-type": "text/event-stream; charset=utf-8",
-        "cache-control": "no-store",
-        "x-content-type-options": "nosniff",
-      },
-    });
-  };
-
-  // --- downloads ---------------------------------------------------------
-
-  const prune = () => {
-    const finished = [...downloads.values()].filter((d) => !d.running);
-    for (
-      const d of finished.slice(0, Math.max(0, finished.length - keepFinished))
-    ) {
-      downloads.delete(d.view.key);
-    }
-  };
-
-  const startDownload = (target: string): DashboardDownload => {
-    for (const d of downloads.values()) {
-      if (
-        d.running && (d.view.target === target || d.view.id === target)
-      ) {
-        throw new HttpError(
-          409,
-          `Cannot start a download of ${target}: it is already running`,
-        );
-      }
-    }
-    const key = String(nextKey++);
-    const controller = new AbortController();
-    const id = isContentId(target) ? target : null;
-    const view: DashboardDownload = {
-      key,
-      target,
-      name: (id && names.get(id)) ?? target,
-      id,
-      state: "starting",
-      size: null,
-      bytes: 0,
-      chunksDone: 0,
-      chunks: 0,
-      rate: 0,
-      eta: null,
-      sources: 0,
-      error: null,
-      startedAt: Date.now(),
-      finishedAt: null,
-      cancellable: true,
-    };
-    const settled = peer.download(target, {
-      signal: controller.signal,
-      onProgress: (p) => {
-        if (view.state === "starting") view.state = "active";
-        Object.assign(view, {
-          name: p.name,
-          id: p.id,
-          size: p.size,
-          bytes: p.bytes,
-          chunksDone: p.chunksDone,
-          chunks: p.chunks,
-          rate: p.rate,
-          eta: Number.isFinite(p.eta) ? p.eta : null,
-          sources: p.sources,
-        });
-        soon();
-      },
-    }).then(
-      (result) => {
-        Object.assign(view, {
-          state: "done",
-          name: result.name,
-          id: result.id,
-          size: result.size,
-          bytes: result.size,
-          chunksDone: view.chunks || view.chunksDone,
-          rate: result.elapsedMs > 0
-            ? result.received / (result.elapsedMs / 1000)
-            : 0,
-          eta: 0,
-          sources: 0,
-        });
-      },
-      (error) => {
-        if (controller.signal.aborted) {
-          view.state = "cancelled";
-        } else {
-          view.state = "failed";
-          view.error = describeError(error, `Cannot download ${view.name}`)
-            .message;
-        }
-        view.rate = 0;
-        view.eta = null;
-        view.sources = 0;
-      },
-    ).finally(() => {
-      view.finishedAt = Date.now();
-      view.cancellable = false;
-      tracked.running = false;
-      prune();
-      broadcast();
-    });
-    const tracked: Tracked = { view, controller, settled, running: true };
-    downloads.set(key, tracked);
-    broadcast();
-    return { ...view };
-  };
 
   // --- routing -----------------------------------------------------------
 
@@ -521,8 +320,7 @@ export async function startDashboard(
           );
           throw new HttpError(status === 400 ? 502 : status, message);
         }
-        for (const f of files) if (f.id !== null) names.set(f.id, f.name);
-        if (names.size > 10_000) names.clear();
+        board.remember(files);
         return json({ query, files });
       }
       case "/api/shared":
@@ -563,7 +361,7 @@ export async function startDashboard(
       }
       case "/api/downloads": {
         only("GET", "POST");
-        if (method === "GET") return json({ downloads: listDownloads() });
+        if (method === "GET") return json({ downloads: board.list() });
         const body = await readBody(request);
         const target = (body as { target?: unknown } | null)?.target;
         let valid: string;
@@ -575,42 +373,22 @@ export async function startDashboard(
             describeError(error, "Cannot start a download").message,
           );
         }
-        return json({ download: startDownload(valid) }, 202);
+        return json({ download: board.start(valid) }, 202);
       }
       case "/api/events":
         only("GET");
-        return events();
+        return hub.response();
     }
     const match = /^\/api\/downloads\/([^/]{1,64})$/.exec(pathname);
     if (match) {
       only("DELETE");
-      const key = decodeURIComponent(match[1]!);
-      const found = downloads.get(key);
-      if (!found) {
-        throw new HttpError(
-          404,
-          `Cannot cancel download ${JSON.stringify(key)}: there is none`,
-        );
+      let key: string;
+      try {
+        key = decodeURIComponent(match[1]!);
+      } catch {
+        throw new HttpError(400, "Cannot cancel a download: bad key encoding");
       }
-      if (found.running) {
-        found.controller.abort();
-        // Shown as cancelled at once; the transfer winds down behind.
-        if (found.view.state !== "done" && found.view.state !== "failed") {
-          Object.assign(found.view, {
-            state: "cancelled",
-            cancellable: false,
-            rate: 0,
-            eta: null,
-            sources: 0,
-          });
-        }
-        await settleWithin(found.settled, 2000);
-        broadcast();
-      } else {
-        downloads.delete(key);
-        broadcast();
-      }
-      return json({ download: { ...found.view } });
+      return json({ download: await board.cancel(key) });
     }
     throw new HttpError(404, `Nothing at ${pathname.slice(0, 200)}`);
   };
@@ -709,24 +487,11 @@ export async function startDashboard(
     closing ??= (async () => {
       options.signal?.removeEventListener("abort", onAbort);
       clearInterval(ticker);
-      if (flushTimer !== undefined) clearTimeout(flushTimer);
       peer.removeEventListener("progress", onProgress);
       peer.removeEventListener("registered", onRegistered);
       peer.removeEventListener("tracker-error", onTrackerError);
-      for (const d of downloads.values()) d.controller.abort();
-      await settleWithin(
-        Promise.all([...downloads.values()].map((d) => d.settled)),
-        5000,
-      );
-      if (flushTimer !== undefined) clearTimeout(flushTimer);
-      for (const controller of streams) {
-        try {
-          controller.close();
-        } catch {
-          // Already closed by the client.
-        }
-      }
-      streams.clear();
+      await board.close();
+      hub.close();
       await server.shutdown();
     })();
     return closing;

@@ -9,6 +9,11 @@ import { Buffer } from "node:buffer";
 import { relative, sep } from "node:path";
 import { isInside, resolveForRead } from "./names.ts";
 import { ConnectionServer } from "./_server.ts";
+import {
+  acceptAuthentication,
+  PRIVATE_SWARM_STATUS,
+  validateSecret,
+} from "./auth.ts";
 import { FrameConnection, RemoteError, writeAll } from "./connection.ts";
 import { encodeLine, readLine, validateLegacyRequest } from "./legacy.ts";
 import {
@@ -102,6 +107,16 @@ export interface PeerOptions {
    * @default {500}
    */
   stableMs?: number;
+  /**
+   * Shared secret of a private swarm (16 to 1024 bytes): every incoming
+   * framed connection must pass the challenge–response of
+   * {@linkcode acceptAuthentication} within `readTimeoutMs`, seed-protocol
+   * clients are refused, and the peer authenticates itself to the tracker
+   * and to every peer it downloads from.
+   *
+   * @default {undefined}
+   */
+  secret?: string;
   /** Closes the peer when aborted. */
   signal?: AbortSignal;
 }
@@ -169,6 +184,34 @@ export interface Peer extends EventTarget, AsyncDisposable {
   close(): Promise<void>;
 }
 
+/** A connection's upload counters and its reusable file handles and buffer. */
+interface ConnectionUpload extends UploadStatus {
+  files: OpenFiles;
+  buffer: Uint8Array;
+}
+
+/** A few open files kept by path, oldest closed first. */
+class OpenFiles {
+  #files = new Map<string, Deno.FsFile>();
+  constructor(readonly max: number) {}
+  async open(path: string): Promise<Deno.FsFile> {
+    const cached = this.#files.get(path);
+    if (cached) return cached;
+    const file = await Deno.open(path, { read: true });
+    if (this.#files.size >= this.max) {
+      const [oldest, handle] = this.#files.entries().next().value!;
+      handle.close();
+      this.#files.delete(oldest);
+    }
+    this.#files.set(path, file);
+    return file;
+  }
+  close(): void {
+    for (const file of this.#files.values()) file.close();
+    this.#files.clear();
+  }
+}
+
 /** Largest request frame a peer accepts: requests are small JSON objects. */
 const MAX_REQUEST_FRAME_SIZE = 64 * 1024;
 
@@ -177,6 +220,7 @@ const MAX_QUEUED_REQUESTS = 256;
 
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
     const timer = setTimeout(done, ms);
     function done() {
       clearTimeout(timer);
@@ -213,6 +257,9 @@ const sleep = (ms: number, signal: AbortSignal) =>
  * ```
  */
 export async function startPeer(options: PeerOptions): Promise<Peer> {
+  const secret = options.secret === undefined
+    ? undefined
+    : validateSecret(options.secret);
   const shares = await ShareIndex.open({
     root: options.shared,
     ...(options.stateDir ? { stateDir: options.stateDir } : {}),
@@ -227,7 +274,10 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     ...(options.onScanProgress ? { onProgress: options.onScanProgress } : {}),
   });
   const outDir = options.out ?? shares.root;
-  const tracker = new TrackerClient(options.tracker);
+  const tracker = new TrackerClient(
+    options.tracker,
+    secret !== undefined ? { secret } : {},
+  );
   const events = new EventTarget();
   const emit = <K extends keyof PeerEventMap>(
     type: K,
@@ -278,7 +328,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     request: PeerRequest,
     connection: FrameConnection,
     rid: unknown,
-    upload: UploadStatus,
+    upload: ConnectionUpload,
   ) => {
     switch (request.type) {
       case "ping":
@@ -346,19 +396,22 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
         }
         const length = chunkLength(found.manifest, request.index);
         await uploadLimiter?.take(length, stop.signal);
-        const bytes = new Uint8Array(length);
-        {
-          using file = await Deno.open(found.path, { read: true });
-          await file.seek(
-            request.index * found.manifest.chunkSize,
-            Deno.SeekMode.Start,
+        // One open file and one buffer per connection, reused chunk after
+        // chunk: requests on a connection are served one at a time.
+        const file = await upload.files.open(found.path);
+        if (upload.buffer.length < length) {
+          upload.buffer = new Uint8Array(length);
+        }
+        const bytes = upload.buffer.subarray(0, length);
+        await file.seek(
+          request.index * found.manifest.chunkSize,
+          Deno.SeekMode.Start,
+        );
+        if (await readFull(file, bytes) !== length) {
+          throw new RemoteError(
+            "content_changed",
+            "Cannot serve chunk: the file is shorter than its manifest",
           );
-          if (await readFull(file, bytes) !== length) {
-            throw new RemoteError(
-              "content_changed",
-              "Cannot serve chunk: the file is shorter than its manifest",
-            );
-          }
         }
         await connection.sendData(typeof rid === "number" ? rid : 0, bytes);
         upload.bytes += length;
@@ -383,7 +436,13 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
           readBufferSize: 16 * 1024,
           allowData: false, // requests are small JSON frames
         });
-        const upload: UploadStatus = { remote, bytes: 0, chunks: 0 };
+        const upload: ConnectionUpload = {
+          remote,
+          bytes: 0,
+          chunks: 0,
+          files: new OpenFiles(4),
+          buffer: new Uint8Array(0),
+        };
         uploads.set(remote, upload);
         // Requests are read eagerly into a bounded queue and served in
         // order, so a `cancel` can drop a request that is still waiting.
@@ -426,7 +485,14 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
           }
         })().catch(() => connection.close());
         try {
-          for await (const frame of connection.frames()) {
+          const frames = connection.frames();
+          if (secret !== undefined) {
+            await acceptAuthentication(connection, frames, secret, {
+              timeoutMs: readTimeoutMs,
+              remote,
+            });
+          }
+          for await (const frame of frames) {
             if (frame.kind !== "json") {
               throw new ProtocolError(
                 "Cannot accept data frame: a peer takes only JSON requests",
@@ -473,10 +539,25 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
           wakeWorker?.();
           await worker;
           uploads.delete(remote);
+          upload.files.close();
           connection.close();
         }
       },
       legacy: async (conn, prefix, remote) => {
+        if (secret !== undefined) {
+          // The seed protocol cannot authenticate: read the line (so the
+          // close is clean) and refuse it.
+          await readLine(conn, prefix, 64 * 1024, readTimeoutMs).catch(
+            () => {},
+          );
+          emit("protocol-error", {
+            remote,
+            message:
+              "Cannot serve a seed-protocol client: this swarm is private",
+          });
+          await writeAll(conn, encodeLine({ status: PRIVATE_SWARM_STATUS }));
+          return;
+        }
         let request;
         try {
           const { line } = await readLine(
@@ -732,6 +813,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       try {
         const result = await download(target, {
           tracker: options.tracker,
+          ...(secret !== undefined ? { secret } : {}),
           ...(downloadLimiter ? { limiter: downloadLimiter } : {}),
           ...downloadOptions,
           outDir: dest,
@@ -783,7 +865,9 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       trackerConnected,
       shared: shares.files().length,
       downloads: [...progress.values()],
-      uploads: [...uploads.values()].filter((u) => u.bytes > 0),
+      uploads: [...uploads.values()].filter((u) => u.bytes > 0).map((
+        { remote, bytes, chunks },
+      ) => ({ remote, bytes, chunks })),
       uploaded: { ...uploaded },
     }),
     refresh,

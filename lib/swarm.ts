@@ -8,6 +8,7 @@
  */
 import { Buffer } from "node:buffer";
 import { RemoteError, RpcClient, writeAll } from "./connection.ts";
+import { Hasher } from "./_hasher.ts";
 import { chunkLength, type Manifest } from "./manifest.ts";
 import type { PeerInfo } from "./messages.ts";
 import type { TokenBucket } from "./rate_limit.ts";
@@ -72,6 +73,8 @@ export interface SwarmOptions {
   limiter?: TokenBucket;
   /** Cancels the run. */
   signal?: AbortSignal;
+  /** Shared secret of a private swarm: sources are authenticated with it. */
+  secret?: string;
   /** Called after each verified, written chunk. */
   onChunk: (index: number, length: number, activeSources: number) => void;
 }
@@ -108,6 +111,19 @@ class ByteBudget {
 
 const toHex = (digest: ArrayBuffer) => Buffer.from(digest).toString("hex");
 
+/** Reuses chunk buffers: memory stays bounded and no page is zeroed twice. */
+class BufferPool {
+  #free = new Map<number, Uint8Array[]>();
+  constructor(readonly keep: number) {}
+  take = (size: number): Uint8Array =>
+    this.#free.get(size)?.pop() ?? new Uint8Array(size);
+  give(buffer: Uint8Array): void {
+    const list = this.#free.get(buffer.length) ?? [];
+    if (list.length < this.keep) list.push(buffer);
+    this.#free.set(buffer.length, list);
+  }
+}
+
 /**
  * Fetches every missing chunk of `manifest` into `file`.
  *
@@ -125,6 +141,11 @@ export async function runSwarm(
   const banned = new Set<string>();
   const errors: string[] = [];
   const budget = new ByteBudget(options.maxInFlightBytes);
+  // A worker thread pays for itself only on files of several chunks.
+  const hasher = new Hasher(false);
+  const pool = new BufferPool(
+    Math.ceil(options.maxInFlightBytes / manifest.chunkSize) + 2,
+  );
   const stop = new AbortController();
   const signal = options.signal
     ? AbortSignal.any([options.signal, stop.signal])
@@ -180,6 +201,7 @@ export async function runSwarm(
     const controller = new AbortController();
     source.inflight.set(index, controller);
     await budget.acquire(length);
+    let buffer: Uint8Array | undefined;
     try {
       await options.limiter?.take(length, signal);
       const reply = await source.client.request(
@@ -192,16 +214,15 @@ export async function runSwarm(
           `Cannot accept reply to chunk ${index}: expected data`,
         );
       }
+      buffer = reply;
       if (picker.isDone(index)) return; // Someone else was faster.
       const expected = manifest.hashes[index]!;
-      const actual = reply.length === length
-        ? toHex(
-          await crypto.subtle.digest(
-            "SHA-256",
-            reply as Uint8Array<ArrayBuffer>,
-          ),
-        )
-        : "";
+      let actual = "";
+      let bytes = reply;
+      if (reply.length === length) {
+        ({ hex: actual, bytes } = await hasher.hash(reply));
+        buffer = bytes;
+      }
       if (actual !== expected) {
         lastVerificationError = new ChunkVerificationError(
           index,
@@ -220,7 +241,7 @@ export async function runSwarm(
         return;
       }
       if (picker.isDone(index)) return;
-      await writeChunk(index, reply);
+      await writeChunk(index, bytes);
       const others = picker.complete(index);
       if (others === undefined) return;
       have[index] = 1;
@@ -247,6 +268,7 @@ export async function runSwarm(
     } finally {
       source.inflight.delete(index);
       budget.release(length);
+      if (buffer) pool.give(buffer);
     }
   };
 
@@ -278,6 +300,8 @@ export async function runSwarm(
       try {
         client = await RpcClient.connect(info.address, {
           requestTimeoutMs: options.requestTimeoutMs,
+          allocate: pool.take,
+          ...(options.secret !== undefined ? { secret: options.secret } : {}),
         });
       } catch (error) {
         errors.push(`${info.address}: ${(error as Error).message}`);
@@ -338,6 +362,7 @@ export async function runSwarm(
     await Promise.allSettled([...lanes]);
     for (const source of sources) void source.client.close();
     await writeChain;
+    hasher.close();
   }
   if (!picker.finished) {
     options.signal?.throwIfAborted();

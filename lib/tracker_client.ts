@@ -18,6 +18,13 @@ import {
 export interface TrackerClientOptions {
   /** Bound on connecting and on each reply, ms. @default {10000} */
   timeoutMs?: number;
+  /**
+   * Shared secret of a private swarm: each connection is authenticated
+   * first (`RpcClientOptions.secret`).
+   *
+   * @default {undefined}
+   */
+  secret?: string;
 }
 
 /** What a tracker answers to `register`. */
@@ -51,6 +58,7 @@ export class TrackerClient {
   /** Tracker `host:port`. */
   readonly address: string;
   readonly #timeoutMs: number;
+  readonly #secret: string | undefined;
 
   /**
    * Creates a client (no connection is made until a call).
@@ -61,6 +69,7 @@ export class TrackerClient {
   constructor(address: string, options: TrackerClientOptions = {}) {
     this.address = address;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#secret = options.secret;
   }
 
   async #call(
@@ -71,6 +80,7 @@ export class TrackerClient {
       requestTimeoutMs: this.#timeoutMs,
       // One short exchange per connection: no need for a 1 MiB read buffer.
       readBufferSize: 64 * 1024,
+      ...(this.#secret !== undefined ? { secret: this.#secret } : {}),
     });
     return await client.call(message, expected);
   }

@@ -5,6 +5,11 @@
  * @module
  */
 import { RateLimiter } from "./_rate_limit.ts";
+import {
+  acceptAuthentication,
+  PRIVATE_SWARM_STATUS,
+  validateSecret,
+} from "./auth.ts";
 import { ConnectionServer } from "./_server.ts";
 import {
   formatHostPort,
@@ -66,6 +71,15 @@ export interface TrackerOptions {
    * @default {1000}
    */
   requestBurst?: number;
+  /**
+   * Shared secret of a private swarm (16 to 1024 bytes). Every framed
+   * connection must first pass the challenge–response of
+   * {@linkcode acceptAuthentication} within `readTimeoutMs`; seed-protocol
+   * clients are refused. Without it the tracker is open to anyone.
+   *
+   * @default {undefined}
+   */
+  secret?: string;
   /** Closes the tracker when aborted. */
   signal?: AbortSignal;
 }
@@ -111,6 +125,9 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
   const maxFiles = options.maxFilesPerPeer ?? DEFAULT_MAX_FILES_PER_PEER;
   const readTimeoutMs = options.readTimeoutMs ?? 10_000;
   const trust = options.trustAdvertisedAddress ?? false;
+  const secret = options.secret === undefined
+    ? undefined
+    : validateSecret(options.secret);
   const registry = new Registry({ expiryMs });
   const limiter = new RateLimiter({
     requestsPerSecond: options.maxRequestsPerSecond ?? 100,
@@ -224,7 +241,14 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
         });
         const remoteIp = conn.remoteAddr.hostname;
         try {
-          for await (const frame of connection.frames()) {
+          const frames = connection.frames();
+          if (secret !== undefined) {
+            await acceptAuthentication(connection, frames, secret, {
+              timeoutMs: readTimeoutMs,
+              remote,
+            });
+          }
+          for await (const frame of frames) {
             if (frame.kind !== "json") {
               throw new ProtocolError(
                 "Cannot accept data frame: a tracker takes only JSON requests",
@@ -268,6 +292,20 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
         }
       },
       legacy: async (conn, prefix, remote) => {
+        if (secret !== undefined) {
+          // The seed protocol cannot authenticate: read the line (so the
+          // close is clean) and refuse it.
+          await readLine(conn, prefix, 64 * 1024, readTimeoutMs).catch(
+            () => {},
+          );
+          emit("protocol-error", {
+            remote,
+            message:
+              "Cannot serve a seed-protocol client: this swarm is private",
+          });
+          await writeAll(conn, encodeLine({ status: PRIVATE_SWARM_STATUS }));
+          return;
+        }
         let reply: Record<string, unknown>;
         try {
           const { line } = await readLine(

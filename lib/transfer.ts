@@ -119,6 +119,14 @@ export interface DownloadOptions {
   fsync?: boolean;
   /** Largest file accepted. @default {Number.MAX_SAFE_INTEGER} */
   maxFileSize?: number;
+  /**
+   * Shared secret of a private swarm: the tracker and every source are
+   * authenticated with it (mutually); seed-protocol sources, which cannot
+   * authenticate, are not used.
+   *
+   * @default {undefined}
+   */
+  secret?: string;
   /** Called with progress after each verified chunk. */
   onProgress?: (progress: DownloadProgress) => void;
   /** Called once the manifest is known and the `.part` file is open. */
@@ -168,8 +176,13 @@ export async function download(
   options: DownloadOptions,
 ): Promise<DownloadResult> {
   const started = performance.now();
+  // Before any network traffic: a download that cannot be saved fails now.
+  await checkWritable(options.outDir);
   const client = options.tracker
-    ? new TrackerClient(options.tracker)
+    ? new TrackerClient(
+      options.tracker,
+      options.secret !== undefined ? { secret: options.secret } : {},
+    )
     : undefined;
   let id: string | undefined;
   let requestedName: string | undefined;
@@ -203,7 +216,9 @@ export async function download(
     }
     id = [...ids][0];
     if (id === undefined) {
-      const legacy = holders.filter((h) => h.protocol === "legacy");
+      const legacy = options.secret === undefined
+        ? holders.filter((h) => h.protocol === "legacy")
+        : [];
       if (legacy.length === 0) {
         throw new Deno.errors.NotFound(
           `Cannot download ${target}: no peer on the network has it`,
@@ -245,8 +260,16 @@ async function fetchManifest(
     try {
       await using rpc = await RpcClient.connect(holder.address, {
         requestTimeoutMs: options.requestTimeoutMs ?? 15_000,
+        ...(options.secret !== undefined ? { secret: options.secret } : {}),
       });
-      const reply = await rpc.call({ type: "manifest", ...query }, "manifest");
+      const reply = await rpc.request(
+        { type: "manifest", ...query },
+        undefined,
+        options.signal,
+      );
+      if (reply instanceof Uint8Array || reply.type !== "manifest") {
+        throw new ProtocolError("Cannot accept reply to manifest: wrong type");
+      }
       const manifest = validateManifest(
         reply.manifest,
         "id" in query ? query.id : undefined,
@@ -267,6 +290,27 @@ async function fetchManifest(
   throw new Deno.errors.NotFound(
     `Cannot fetch the manifest from any holder (${errors.join("; ")})`,
   );
+}
+
+/**
+ * Fails with a clear error if nothing can be created in `dir` (made if
+ * missing): a read-only or foreign directory, or one outside the process's
+ * `--allow-write`.
+ */
+async function checkWritable(dir: string): Promise<void> {
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.remove(
+      await Deno.makeTempFile({ dir, prefix: ".shoal-write-check-" }),
+    );
+  } catch (error) {
+    throw new Deno.errors.PermissionDenied(
+      `Cannot download into ${dir}: the directory is not writable (${
+        (error as Error).message.split("\n")[0]
+      })`,
+      { cause: error },
+    );
+  }
 }
 
 /**
@@ -350,6 +394,27 @@ async function fetchChunks(
   }
   let received = 0;
   let resumedChunks = 0;
+  // A failed write (disk full, I/O error) is not a fault of the sources: it
+  // ends the download at once with a clear error, and the verified chunks
+  // stay in the .part file (with its state) for a resume.
+  const writeFailed = new AbortController();
+  const write = file.write.bind(file);
+  file.write = async (bytes: Uint8Array): Promise<number> => {
+    try {
+      return await write(bytes);
+    } catch (error) {
+      const kept = have.reduce((sum, bit) => sum + bit, 0);
+      writeFailed.abort(
+        new Error(
+          `Cannot write ${partPath}: ${
+            (error as Error).message.split("\n")[0]
+          } (${kept} verified chunks are kept; run the download again to resume)`,
+          { cause: error },
+        ),
+      );
+      throw error;
+    }
+  };
   try {
     resumedChunks = await resume(file, statePath, manifest, have);
     await file.truncate(manifest.size);
@@ -400,7 +465,10 @@ async function fetchChunks(
       refreshIntervalMs: options.refreshIntervalMs ?? 3000,
       maxInFlightBytes: options.maxInFlightBytes ?? 32 * 1024 * 1024,
       ...(options.limiter ? { limiter: options.limiter } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.secret !== undefined ? { secret: options.secret } : {}),
+      signal: options.signal
+        ? AbortSignal.any([options.signal, writeFailed.signal])
+        : writeFailed.signal,
       onChunk: (_index, length, sources) => {
         done++;
         bytesDone += length;

@@ -92,6 +92,13 @@ export interface FrameDecoderOptions {
    * @default {true}
    */
   allowData?: boolean;
+  /**
+   * Provides the buffer for a data frame's bytes (at least `size` long), so a
+   * receiver can reuse chunk buffers instead of allocating one per frame.
+   *
+   * @default {(size) => new Uint8Array(size)}
+   */
+  allocate?: (size: number) => Uint8Array;
 }
 
 /**
@@ -191,9 +198,14 @@ export function encodeFrame(frame: Frame): Uint8Array {
  */
 export class FrameDecoder {
   readonly #maxFrameSize: number;
-  readonly #header = new Uint8Array(FRAME_HEADER_SIZE);
+  // Room for a data frame's request id after the 5-byte header.
+  readonly #header = new Uint8Array(FRAME_HEADER_SIZE + 4);
   #headerFilled = 0;
+  #headerNeeded = FRAME_HEADER_SIZE;
   #kind = 0;
+  #frameLength = 0;
+  #rid = 0;
+  readonly #allocate: (size: number) => Uint8Array;
   #payload: Uint8Array | null = null;
   #payloadLength = 0;
   #payloadFilled = 0;
@@ -214,6 +226,7 @@ export class FrameDecoder {
     }
     this.#maxFrameSize = max;
     this.#allowData = options.allowData ?? true;
+    this.#allocate = options.allocate ?? ((size) => new Uint8Array(size));
   }
 
   /** Bytes held for an incomplete frame (for tests of bounded buffering). */
@@ -285,7 +298,7 @@ export class FrameDecoder {
       while (offset < bytes.length) {
         if (this.#payload === null) {
           const take = Math.min(
-            FRAME_HEADER_SIZE - this.#headerFilled,
+            this.#headerNeeded - this.#headerFilled,
             bytes.length - offset,
           );
           this.#header.set(
@@ -294,7 +307,15 @@ export class FrameDecoder {
           );
           this.#headerFilled += take;
           offset += take;
-          if (this.#headerFilled < FRAME_HEADER_SIZE) break;
+          if (this.#headerFilled < this.#headerNeeded) break;
+          if (this.#headerNeeded === FRAME_HEADER_SIZE) {
+            this.#checkHeader();
+            // A data frame's request id is read as part of its header.
+            if (this.#kind === FRAME_DATA) {
+              this.#headerNeeded += 4;
+              continue;
+            }
+          }
           if (this.#startPayload() === 0) frames.push(this.#finish());
           continue;
         }
@@ -320,7 +341,7 @@ export class FrameDecoder {
     return frames;
   }
 
-  #startPayload(): number {
+  #checkHeader(): void {
     const kind = this.#header[0]!;
     const length = new DataView(this.#header.buffer).getUint32(1);
     if (kind !== FRAME_JSON && kind !== FRAME_DATA) {
@@ -343,18 +364,34 @@ export class FrameDecoder {
         `Cannot accept JSON frame: length ${length} cannot hold an object`,
       );
     }
-    this.#kind = kind;
     if (kind === FRAME_DATA && !this.#allowData) {
       throw new ProtocolError(
         "Cannot accept data frame: this side takes only JSON requests",
       );
     }
-    this.#payloadLength = length;
-    this.#payload = new Uint8Array(
-      kind === FRAME_DATA ? length : Math.min(length, JSON_INITIAL_CAPACITY),
-    );
+    this.#kind = kind;
+    this.#frameLength = length;
+  }
+
+  #startPayload(): number {
+    if (this.#kind === FRAME_DATA) {
+      this.#rid = new DataView(this.#header.buffer).getUint32(5);
+      this.#payloadLength = this.#frameLength - 4;
+      const buffer = this.#allocate(this.#payloadLength);
+      if (buffer.length < this.#payloadLength) {
+        throw new RangeError(
+          `Cannot decode: allocate(${this.#payloadLength}) returned ${buffer.length} bytes`,
+        );
+      }
+      this.#payload = buffer.subarray(0, this.#payloadLength);
+    } else {
+      this.#payloadLength = this.#frameLength;
+      this.#payload = new Uint8Array(
+        Math.min(this.#payloadLength, JSON_INITIAL_CAPACITY),
+      );
+    }
     this.#payloadFilled = 0;
-    return length;
+    return this.#payloadLength;
   }
 
   /** Grows a JSON payload buffer to hold at least `needed` bytes. */
@@ -374,10 +411,9 @@ export class FrameDecoder {
     this.#payload = null;
     this.#payloadFilled = 0;
     this.#headerFilled = 0;
+    this.#headerNeeded = FRAME_HEADER_SIZE;
     if (kind === FRAME_DATA) {
-      const rid = new DataView(payload.buffer, payload.byteOffset, 4)
-        .getUint32(0);
-      return { kind: "data", rid, bytes: payload.subarray(4) };
+      return { kind: "data", rid: this.#rid, bytes: payload };
     }
     let message: unknown;
     try {

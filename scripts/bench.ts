@@ -13,6 +13,8 @@ import { parseSize } from "../lib/_bytes.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const MiB = 1024 * 1024;
+/** Timed runs of the raw copy and of the single-source download (best kept). */
+const RUNS = 3;
 
 function flag(name: string, fallback: string): string {
   const i = Deno.args.indexOf(`--${name}`);
@@ -90,9 +92,13 @@ class Proc {
     this.child.status.then(() => running = false);
     while (running) {
       try {
-        const status = await Deno.readTextFile(
-          `/proc/${this.child.pid}/status`,
-        );
+        // Deno reads /proc only with every permission granted: ask cat.
+        const out = await new Deno.Command("cat", {
+          args: [`/proc/${this.child.pid}/status`],
+          stdout: "piped",
+          stderr: "null",
+        }).output();
+        const status = new TextDecoder().decode(out.stdout);
         const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
         peak = Math.max(peak, kb / 1024);
       } catch {
@@ -186,8 +192,7 @@ async function rawCopy(
   }
   const seconds = (performance.now() - started) / 1000;
   conn.close();
-  reader.releaseLock();
-  await child.stdout.cancel();
+  await reader.cancel();
   await child.status;
   if (total !== size) {
     throw new Error(`Raw copy moved ${total} of ${size} bytes`);
@@ -336,8 +341,15 @@ async function main(): Promise<void> {
 
     // 1. The ceiling: a raw TCP copy, same machine, same run.
     const rawDest = join(work, "raw.bin");
-    const raw = await rawCopy(join(seedDir, "big.bin"), rawDest, size);
-    await Deno.remove(rawDest);
+    // Best of three runs, for the ceiling and for Shoal alike.
+    let raw = 0;
+    for (let i = 0; i < RUNS; i++) {
+      raw = Math.max(
+        raw,
+        await rawCopy(join(seedDir, "big.bin"), rawDest, size),
+      );
+      await Deno.remove(rawDest);
+    }
 
     // 2. Single source.
     const { proc: tracker, address } = await startTracker();
@@ -359,14 +371,19 @@ async function main(): Promise<void> {
     }).output();
     const id: string =
       JSON.parse(new TextDecoder().decode(listing.stdout))[0].id;
-    const single = await timedDownload(address, id, join(work, "dl1"), size);
-    if (
-      await sha256File(join(work, "dl1", "big.bin")) !==
-        await sha256File(join(seedDir, "big.bin"))
-    ) {
-      throw new Error("Single-source download is not byte-exact");
+    const single = { mibps: 0, peakRss: 0 };
+    for (let i = 0; i < RUNS; i++) {
+      const run = await timedDownload(address, id, join(work, "dl1"), size);
+      single.mibps = Math.max(single.mibps, run.mibps);
+      single.peakRss = Math.max(single.peakRss, run.peakRss);
+      if (
+        await sha256File(join(work, "dl1", "big.bin")) !==
+          await sha256File(join(seedDir, "big.bin"))
+      ) {
+        throw new Error("Single-source download is not byte-exact");
+      }
+      await Deno.remove(join(work, "dl1"), { recursive: true });
     }
-    await Deno.remove(join(work, "dl1"), { recursive: true });
 
     // 3. Multi-source speedup: 1 capped seeder vs 4 capped seeders.
     const cap = Math.max(8 * MiB, Math.floor(single.mibps / 8) * MiB);

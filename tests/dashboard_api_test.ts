@@ -198,11 +198,16 @@ Deno.test("GET /api/status reports the peer and a connected tracker", async () =
   assert.equal(body.shared, 1);
   assert.match(String(body.address), /^127\.0\.0\.1:\d+$/);
   assert.deepEqual(body.uploads, []);
-  const post = await call(`${net.base}/api/status`, {
+  const post = await fetch(`${net.base}/api/status`, {
     method: "POST",
     headers: { "x-shoal-token": net.token },
   });
   assert.equal(post.status, 405);
+  assert.equal(post.headers.get("allow"), "GET");
+  assert.match(
+    (await post.json()).error,
+    /^Cannot POST \/api\/status: use GET/,
+  );
 });
 
 Deno.test("GET /api/files lists the network, filters by query and bounds the query", async () => {
@@ -423,6 +428,9 @@ Deno.test("DELETE /api/downloads/:key cancels a running download, then removes i
   assert.match(String(gone.body.error), /there is none/);
   const get = await call(`${net.base}/api/downloads/${key}`);
   assert.equal(get.status, 405);
+  const garbled = await del("%E0%A4%A");
+  assert.equal(garbled.status, 400);
+  assert.match(String(garbled.body.error), /bad key encoding/);
 
   silent.close();
   await accepting;

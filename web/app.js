@@ -85,6 +85,8 @@ const state = {
   downloads: new Map(), // key -> element
   trackerState: "connecting",
   expanded: new Set(), // ids or names with the holder detail open
+  files: [], // the last network listing
+  sharedIds: new Set(), // content ids this peer shares
 };
 
 function fileKey(file) {
@@ -100,6 +102,8 @@ async function loadFiles() {
     );
     if (seq !== state.filesSeq) return;
     $("files-error").hidden = true;
+    state.files = files;
+    state.filesLoaded = true;
     renderFiles(files);
   } catch (error) {
     if (seq !== state.filesSeq) return;
@@ -118,9 +122,9 @@ function renderFiles(files) {
     row.dataset.name = file.name;
     if (file.id) row.dataset.id = file.id;
 
-    const nameCell = el("td");
+    const nameCell = el("td", "c-name");
     const name = el("span", "fname", file.name);
-    name.title = file.name;
+    name.title = `${file.name}\nClick for the content id and holders`;
     nameCell.append(name);
     const id = el(
       "span",
@@ -128,10 +132,18 @@ function renderFiles(files) {
       file.id ? file.id.slice(0, 16) + "…" : "seed protocol",
     );
     id.title = file.id ? `Content id ${file.id}` : "No content id";
-    nameCell.append(id);
+    // On a phone the size and holder columns fold into this line.
+    const folded = el(
+      "span",
+      "fmeta",
+      `${formatBytes(file.size)} · ${file.holders} holder${
+        file.holders === 1 ? "" : "s"
+      }`,
+    );
+    nameCell.append(id, folded);
 
-    const size = el("td", "num", formatBytes(file.size));
-    const holdersCell = el("td", "num");
+    const size = el("td", "num c-size", formatBytes(file.size));
+    const holdersCell = el("td", "num c-holders");
     const holders = el("button", "linkish holders", String(file.holders));
     holders.type = "button";
     holders.title = "Show who holds it";
@@ -139,11 +151,17 @@ function renderFiles(files) {
     holdersCell.append(holders);
 
     const actCell = el("td", "act");
-    const get = el("button", "btn download", "Download");
-    get.type = "button";
-    get.setAttribute("aria-label", `Download ${file.name}`);
-    get.addEventListener("click", () => startDownload(file, get));
-    actCell.append(get);
+    if (file.id && state.sharedIds.has(file.id)) {
+      const have = el("span", "have", "✓ Shared");
+      have.title = "This peer already shares it";
+      actCell.append(have);
+    } else {
+      const get = el("button", "btn download", "Download");
+      get.type = "button";
+      get.setAttribute("aria-label", `Download ${file.name}`);
+      get.addEventListener("click", () => startDownload(file, get));
+      actCell.append(get);
+    }
 
     row.append(nameCell, size, holdersCell, actCell);
     body.append(row);
@@ -164,6 +182,7 @@ function renderFiles(files) {
       }
     };
     holders.addEventListener("click", toggle);
+    nameCell.addEventListener("click", toggle);
     if (!detail.hidden) void loadHolders(file, cell);
   }
   $("files-empty").hidden = files.length > 0;
@@ -223,11 +242,13 @@ $("search").addEventListener("input", (event) => {
 async function loadShared() {
   try {
     const { files } = await api("/api/shared");
+    state.sharedIds = new Set(files.map((f) => f.id));
+    if (state.filesLoaded) renderFiles(state.files);
     const body = $("shared-body");
     body.replaceChildren();
     for (const file of files) {
       const row = el("tr");
-      const nameCell = el("td");
+      const nameCell = el("td", "c-name");
       const name = el("span", "fname", file.name);
       name.title = `${file.name}\nContent id ${file.id}`;
       nameCell.append(name);

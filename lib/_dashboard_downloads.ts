@@ -1,0 +1,222 @@
+/**
+ * Private: the downloads a dashboard started, each with its own abort signal,
+ * live progress and a readable outcome, kept for display after they end.
+ *
+ * @module
+ */
+import { describeError, HttpError } from "./_dashboard_http.ts";
+import type { DashboardDownload } from "./dashboard.ts";
+import { isContentId } from "./manifest.ts";
+import type { ListedFile } from "./messages.ts";
+import type { Peer } from "./peer_node.ts";
+import type { DownloadProgress } from "./transfer.ts";
+
+interface Tracked {
+  view: DashboardDownload;
+  controller: AbortController;
+  settled: Promise<void>;
+  running: boolean;
+}
+
+/** Waits for `promise`, at most `ms` milliseconds. */
+async function settleWithin(promise: Promise<unknown>, ms: number) {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    promise,
+    new Promise((resolve) => timer = setTimeout(resolve, ms)),
+  ]);
+  clearTimeout(timer);
+}
+
+const progressFields = (p: DownloadProgress) => ({
+  name: p.name,
+  id: p.id,
+  size: p.size,
+  bytes: p.bytes,
+  chunksDone: p.chunksDone,
+  chunks: p.chunks,
+  rate: p.rate,
+  eta: Number.isFinite(p.eta) ? p.eta : null,
+  sources: p.sources,
+});
+
+/** The dashboard's downloads: started, cancelled and listed by key. */
+export class DownloadBoard {
+  readonly #peer: Peer;
+  readonly #keepFinished: number;
+  readonly #changed: (urgent: boolean) => void;
+  readonly #downloads = new Map<string, Tracked>();
+  readonly #names = new Map<string, string>(); // content id -> listed name
+  #nextKey = 1;
+
+  /**
+   * @param peer The peer that downloads.
+   * @param keepFinished Finished entries kept for display.
+   * @param changed Called on every change (`urgent` for starts and ends).
+   */
+  constructor(
+    peer: Peer,
+    keepFinished: number,
+    changed: (urgent: boolean) => void,
+  ) {
+    this.#peer = peer;
+    this.#keepFinished = keepFinished;
+    this.#changed = changed;
+  }
+
+  /** Learns listed names, to label a download by id before it starts. */
+  remember(files: ListedFile[]): void {
+    if (this.#names.size > 10_000) this.#names.clear();
+    for (const f of files) if (f.id !== null) this.#names.set(f.id, f.name);
+  }
+
+  /** Every download: others the peer runs first, then ours, newest first. */
+  list(): DashboardDownload[] {
+    const tracked = [...this.#downloads.values()];
+    const running = new Set(
+      tracked.filter((d) => d.running).flatMap((d) => [d.view.id, d.view.name]),
+    );
+    const others = this.#peer.status().downloads
+      .filter((p) => !running.has(p.id) && !running.has(p.name))
+      .map((p, i): DashboardDownload => ({
+        key: `peer-${i}`,
+        target: p.id ?? p.name,
+        ...progressFields(p),
+        state: "active",
+        error: null,
+        startedAt: 0,
+        finishedAt: null,
+        cancellable: false,
+      }));
+    return [...others, ...tracked.reverse().map((d) => ({ ...d.view }))];
+  }
+
+  /**
+   * Starts downloading a validated name or content id.
+   *
+   * @throws {HttpError} 409 if the same target is already running.
+   */
+  start(target: string): DashboardDownload {
+    for (const d of this.#downloads.values()) {
+      if (d.running && (d.view.target === target || d.view.id === target)) {
+        throw new HttpError(
+          409,
+          `Cannot start a download of ${target}: it is already running`,
+        );
+      }
+    }
+    const key = String(this.#nextKey++);
+    const controller = new AbortController();
+    const id = isContentId(target) ? target : null;
+    const view: DashboardDownload = {
+      key,
+      target,
+      name: (id && this.#names.get(id)) ?? target,
+      id,
+      state: "starting",
+      size: null,
+      bytes: 0,
+      chunksDone: 0,
+      chunks: 0,
+      rate: 0,
+      eta: null,
+      sources: 0,
+      error: null,
+      startedAt: Date.now(),
+      finishedAt: null,
+      cancellable: true,
+    };
+    const settled = this.#peer.download(target, {
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (view.state === "starting") view.state = "active";
+        Object.assign(view, progressFields(p));
+        this.#changed(false);
+      },
+    }).then(
+      (result) => {
+        Object.assign(view, {
+          state: "done",
+          name: result.name,
+          id: result.id,
+          size: result.size,
+          bytes: result.size,
+          chunksDone: view.chunks || view.chunksDone,
+          rate: result.elapsedMs > 0
+            ? result.received / (result.elapsedMs / 1000)
+            : 0,
+          eta: 0,
+          sources: 0,
+        });
+      },
+      (error) => {
+        if (controller.signal.aborted) {
+          view.state = "cancelled";
+        } else {
+          view.state = "failed";
+          view.error =
+            describeError(error, `Cannot download ${view.name}`).message;
+        }
+        Object.assign(view, { rate: 0, eta: null, sources: 0 });
+      },
+    ).finally(() => {
+      view.finishedAt = Date.now();
+      view.cancellable = false;
+      tracked.running = false;
+      this.#prune();
+      this.#changed(true);
+    });
+    const tracked: Tracked = { view, controller, settled, running: true };
+    this.#downloads.set(key, tracked);
+    this.#changed(true);
+    return { ...view };
+  }
+
+  /**
+   * Cancels a running download (shown as cancelled at once, while the
+   * transfer winds down), or removes an ended one from the list.
+   *
+   * @throws {HttpError} 404 if there is no download `key`.
+   */
+  async cancel(key: string): Promise<DashboardDownload> {
+    const found = this.#downloads.get(key);
+    if (!found) {
+      throw new HttpError(
+        404,
+        `Cannot cancel download ${JSON.stringify(key)}: there is none`,
+      );
+    }
+    if (found.running) {
+      found.controller.abort();
+      if (found.view.state !== "done" && found.view.state !== "failed") {
+        Object.assign(found.view, {
+          state: "cancelled",
+          cancellable: false,
+          rate: 0,
+          eta: null,
+          sources: 0,
+        });
+      }
+      await settleWithin(found.settled, 2000);
+    } else {
+      this.#downloads.delete(key);
+    }
+    this.#changed(true);
+    return { ...found.view };
+  }
+
+  /** Cancels every running download and waits (a bounded time) for them. */
+  async close(): Promise<void> {
+    const all = [...this.#downloads.values()];
+    for (const d of all) d.controller.abort();
+    await settleWithin(Promise.all(all.map((d) => d.settled)), 5000);
+  }
+
+  #prune() {
+    const ended = [...this.#downloads.values()].filter((d) => !d.running);
+    const excess = Math.max(0, ended.length - this.#keepFinished);
+    for (const d of ended.slice(0, excess)) {
+      this.#downloads.delete(d.view.key);
+    }
+  }
+}

@@ -1,0 +1,368 @@
+/**
+ * Private swarms: a mutual HMAC-SHA256 challenge–response on the framed
+ * protocol, so only holders of a shared secret can talk to a tracker or peer.
+ * The secret itself never crosses the wire.
+ *
+ * The exchange, each message a JSON frame matched by `rid` like any request:
+ *
+ * ```text
+ * client → {type:"hello", nonce: Nc}
+ * server → {type:"challenge", nonce: Ns, proof: HMAC(K, "shoal-server" ‖ Nc ‖ Ns)}
+ * client → {type:"auth", proof: HMAC(K, "shoal-client" ‖ Ns ‖ Nc)}
+ * server → {type:"welcome"}
+ * ```
+ *
+ * `Nc` and `Ns` are random 32-byte nonces (64 hex digits on the wire) and
+ * `K = scrypt(secret)`, derived once per process, so that a guess of the
+ * secret checked against a recorded handshake costs an scrypt run.
+ *
+ * @module
+ */
+import {
+  createHmac,
+  randomBytes,
+  scryptSync,
+  timingSafeEqual,
+} from "node:crypto";
+import { Buffer } from "node:buffer";
+import type { FrameConnection } from "./connection.ts";
+import { type Frame, ProtocolError } from "./wire.ts";
+
+/** Bytes in each handshake nonce. */
+export const NONCE_BYTES = 32;
+/** Shortest secret accepted, in UTF-8 bytes. */
+export const MIN_SECRET_BYTES = 16;
+/** Longest secret accepted, in UTF-8 bytes. */
+export const MAX_SECRET_BYTES = 1024;
+/** Environment variable the command-line programs read the secret from. */
+export const SECRET_ENV = "SHOAL_SECRET";
+/**
+ * Status a private server answers a seed-protocol (JSON-line) request with:
+ * that protocol has no way to authenticate.
+ */
+export const PRIVATE_SWARM_STATUS =
+  "error: this swarm is private; a secret is required";
+
+const SCRYPT_SALT = "shoal-swarm-secret-v1";
+const HEX_NONCE = /^[0-9a-f]{64}$/;
+const keys = new Map<string, Buffer>();
+
+/**
+ * A handshake that failed on the client side: the server could not prove it
+ * knows the secret (wrong secret), answered like a server without one, or
+ * sent a malformed challenge.
+ *
+ * @example Recognising a wrong secret
+ * ```ts
+ * import { AuthenticationError } from "./auth.ts";
+ * const error = new AuthenticationError("Cannot authenticate with a:1: wrong secret");
+ * if (!(error instanceof AuthenticationError)) throw new Error("unreachable");
+ * ```
+ */
+export class AuthenticationError extends ProtocolError {
+  /**
+   * Creates the error.
+   *
+   * @param message What failed, naming the server.
+   * @param options Standard error options (`cause`).
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "AuthenticationError";
+  }
+}
+
+/**
+ * Checks that a secret is usable: 16 to 1024 UTF-8 bytes. Use a random one,
+ * e.g. `openssl rand -hex 32`: a guessable secret can be tried offline
+ * against a recorded handshake.
+ *
+ * @param secret The shared secret.
+ * @returns The secret.
+ * @throws {RangeError} If it is too short or too long.
+ *
+ * @example Accepting a random secret
+ * ```ts
+ * import { validateSecret } from "./auth.ts";
+ * validateSecret("4f1c2a9e0b7d6e5f4f1c2a9e0b7d6e5f");
+ * ```
+ */
+export function validateSecret(secret: string): string {
+  const bytes = new TextEncoder().encode(secret).length;
+  if (bytes < MIN_SECRET_BYTES || bytes > MAX_SECRET_BYTES) {
+    throw new RangeError(
+      `Cannot use a ${bytes}-byte secret: use ${MIN_SECRET_BYTES} to ${MAX_SECRET_BYTES} bytes (e.g. openssl rand -hex 32)`,
+    );
+  }
+  return secret;
+}
+
+/** The HMAC key for a secret (scrypt, derived once per process). */
+function keyFor(secret: string): Buffer {
+  let key = keys.get(secret);
+  if (!key) {
+    validateSecret(secret);
+    key = scryptSync(secret, SCRYPT_SALT, 32, { N: 16384, r: 8, p: 1 });
+    if (keys.size >= 8) keys.clear(); // Processes use one or two secrets.
+    keys.set(secret, key);
+  }
+  return key;
+}
+
+function proof(
+  secret: string,
+  role: "shoal-server" | "shoal-client",
+  first: Uint8Array,
+  second: Uint8Array,
+): Buffer {
+  return createHmac("sha256", keyFor(secret)).update(role).update(first)
+    .update(second).digest();
+}
+
+/** Decodes 64 lowercase hex digits, or `undefined` for anything else. */
+function decodeHex(value: unknown): Buffer | undefined {
+  return typeof value === "string" && HEX_NONCE.test(value)
+    ? Buffer.from(value, "hex")
+    : undefined;
+}
+
+/** The part of an RPC client the handshake needs. */
+export interface AuthTransport {
+  /** Sends a request and resolves with a JSON reply of type `expected`. */
+  call(
+    message: Record<string, unknown>,
+    expected: string,
+  ): Promise<Record<string, unknown>>;
+}
+
+function remoteCode(error: unknown): string | undefined {
+  return error instanceof Error && error.name === "RemoteError"
+    ? String((error as Error & { code?: unknown }).code)
+    : undefined;
+}
+
+/**
+ * The client side of the handshake, run right after connecting
+ * (`RpcClient.connect` with a `secret` does it). On success the connection
+ * is authenticated both ways.
+ *
+ * @param client The connected client.
+ * @param secret The shared secret.
+ * @param address The server's `host:port`, for error messages.
+ * @throws {AuthenticationError} If the server does not know the secret, has
+ *   none, or answers something malformed.
+ *
+ * @example Authenticating to a private tracker
+ * ```ts
+ * import { authenticate } from "./auth.ts";
+ * import { RpcClient } from "./connection.ts";
+ * import { startTracker } from "./tracker_server.ts";
+ * const secret = "correct horse battery staple";
+ * await using tracker = await startTracker({ port: 0, hostname: "127.0.0.1", secret });
+ * await using client = await RpcClient.connect(tracker.address);
+ * await authenticate(client, secret, tracker.address);
+ * await client.call({ type: "list" }, "files");
+ * ```
+ */
+export async function authenticate(
+  client: AuthTransport,
+  secret: string,
+  address: string,
+): Promise<void> {
+  const clientNonce = randomBytes(NONCE_BYTES);
+  let challenge: Record<string, unknown>;
+  try {
+    challenge = await client.call(
+      { type: "hello", nonce: clientNonce.toString("hex") },
+      "challenge",
+    );
+  } catch (error) {
+    if (remoteCode(error) === "bad_request") {
+      throw new AuthenticationError(
+        `Cannot authenticate with ${address}: it runs without a secret (not a private swarm)`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+  const serverNonce = decodeHex(challenge.nonce);
+  const serverProof = decodeHex(challenge.proof);
+  if (!serverNonce || !serverProof) {
+    throw new AuthenticationError(
+      `Cannot authenticate with ${address}: its challenge is malformed`,
+    );
+  }
+  const expected = proof(secret, "shoal-server", clientNonce, serverNonce);
+  if (!timingSafeEqual(serverProof, expected)) {
+    throw new AuthenticationError(
+      `Cannot authenticate with ${address}: wrong secret`,
+    );
+  }
+  try {
+    await client.call(
+      {
+        type: "auth",
+        proof: proof(secret, "shoal-client", serverNonce, clientNonce)
+          .toString("hex"),
+      },
+      "welcome",
+    );
+  } catch (error) {
+    if (remoteCode(error) === "auth_failed") {
+      throw new AuthenticationError(
+        `Cannot authenticate with ${address}: wrong secret`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+}
+
+/** Options for {@linkcode acceptAuthentication}. */
+export interface AcceptAuthenticationOptions {
+  /**
+   * The whole handshake must finish within this time, ms.
+   *
+   * @default {10000}
+   */
+  timeoutMs?: number;
+  /** The client's `host:port`, for error messages. @default {"client"} */
+  remote?: string;
+}
+
+/**
+ * The server side of the handshake: reads the client's first frames from
+ * `frames` and answers them on `connection`. Any first message other than a
+ * `hello` is answered with an `auth_required` error; a wrong proof with
+ * `auth_failed`. Either way the caller must close the connection.
+ *
+ * @param connection The server's framed connection.
+ * @param frames The connection's frame iterator (`connection.frames()`),
+ *   to go on reading requests from after the handshake.
+ * @param secret The shared secret.
+ * @param options Time limit and the remote address.
+ * @throws {ProtocolError} If the client did not authenticate (close the
+ *   connection).
+ *
+ * @example Guarding a framed server
+ * ```ts ignore
+ * const frames = connection.frames();
+ * await acceptAuthentication(connection, frames, secret, { remote });
+ * for await (const frame of frames) serve(frame);
+ * ```
+ */
+export async function acceptAuthentication(
+  connection: FrameConnection,
+  frames: AsyncIterator<Frame>,
+  secret: string,
+  options: AcceptAuthenticationOptions = {},
+): Promise<void> {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const remote = options.remote ?? "client";
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    connection.close();
+  }, timeoutMs);
+  const timeout = () =>
+    new ProtocolError(
+      `Cannot authenticate ${remote}: no handshake within ${timeoutMs} ms`,
+    );
+  const next = async (): Promise<Record<string, unknown>> => {
+    let result: IteratorResult<Frame>;
+    try {
+      result = await frames.next();
+    } catch (error) {
+      if (timedOut) throw timeout();
+      throw error;
+    }
+    if (timedOut) throw timeout();
+    if (result.done) {
+      throw new ProtocolError(
+        `Cannot authenticate ${remote}: it closed the connection during the handshake`,
+      );
+    }
+    if (result.value.kind !== "json") {
+      throw new ProtocolError(
+        `Cannot authenticate ${remote}: it sent data during the handshake`,
+      );
+    }
+    return result.value.message as Record<string, unknown>;
+  };
+  const refuse = async (
+    rid: unknown,
+    code: string,
+    message: string,
+    why: string,
+  ): Promise<never> => {
+    await connection.send({ type: "error", code, message, rid }).catch(
+      () => {},
+    );
+    throw new ProtocolError(`Cannot authenticate ${remote}: ${why}`);
+  };
+  try {
+    const hello = await next();
+    if (hello.type !== "hello") {
+      const type = typeof hello.type === "string"
+        ? JSON.stringify(hello.type.slice(0, 32))
+        : "a";
+      return await refuse(
+        hello.rid,
+        "auth_required",
+        `Cannot serve ${type} request: this swarm is private; a secret is required (--secret or ${SECRET_ENV})`,
+        `it sent a ${type} request instead of a hello (this swarm is private)`,
+      );
+    }
+    const clientNonce = decodeHex(hello.nonce);
+    if (!clientNonce) {
+      return await refuse(
+        hello.rid,
+        "bad_request",
+        `Cannot accept hello: the nonce must be ${
+          NONCE_BYTES * 2
+        } lowercase hex digits`,
+        "its hello has a malformed nonce",
+      );
+    }
+    const serverNonce = randomBytes(NONCE_BYTES);
+    await connection.send({
+      type: "challenge",
+      nonce: serverNonce.toString("hex"),
+      proof: proof(secret, "shoal-server", clientNonce, serverNonce)
+        .toString("hex"),
+      rid: hello.rid,
+    });
+    const auth = await next();
+    const given = auth.type === "auth" ? decodeHex(auth.proof) : undefined;
+    const expected = proof(secret, "shoal-client", serverNonce, clientNonce);
+    if (!given || !timingSafeEqual(given, expected)) {
+      return await refuse(
+        auth.rid,
+        "auth_failed",
+        "wrong secret",
+        "wrong secret",
+      );
+    }
+    await connection.send({ type: "welcome", rid: auth.rid });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Reads the secret from `SHOAL_SECRET` if the process may (run with
+ * `--allow-env=SHOAL_SECRET`); never prompts.
+ *
+ * @returns The secret, or `undefined` if unset or not readable.
+ *
+ * @example Falling back to the environment
+ * ```ts
+ * import { secretFromEnv } from "./auth.ts";
+ * const secret: string | undefined = secretFromEnv();
+ * ```
+ */
+export function secretFromEnv(): string | undefined {
+  const state =
+    Deno.permissions.querySync({ name: "env", variable: SECRET_ENV }).state;
+  return state === "granted" ? Deno.env.get(SECRET_ENV) : undefined;
+}
