@@ -198,6 +198,8 @@ async function build(
     configPath,
     "--no-lock",
     ...flags,
+    // The peer serves its dashboard page from web/: embed those files.
+    ...(entry === "peer" ? ["--include", "web/"] : []),
     "--target",
     target,
     "--output",
