@@ -436,6 +436,10 @@ function withCommon(command: Command): Command {
       "--overwrite",
       "replace an existing different file when downloading",
     )
+    .option(
+      "--fsync",
+      "flush a download to disk before renaming it into place",
+    )
     .option("--json", "print machine-readable JSON")
     .option(
       "--max-download-rate <rate>",

@@ -30,7 +30,9 @@ export function formatBytes(bytes: number): string {
     value /= 1024;
     unit++;
   }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${UNITS[unit]}`;
+  return unit === 0
+    ? `${Math.round(value)} B`
+    : `${value.toFixed(1)} ${UNITS[unit]}`;
 }
 
 /** Formats seconds as `1m05s` / `12s`. */
