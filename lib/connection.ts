@@ -436,6 +436,8 @@ export type Reply = Record<string, unknown> | Uint8Array;
 
 /** Options for {@linkcode RpcClient}. */
 export interface RpcClientOptions extends FrameConnectionOptions {
+  /** Receives the bytes of a data reply nobody waits for any more. */
+  discard?: (bytes: Uint8Array) => void;
   /**
    * How long a request waits for its reply.
    *
@@ -474,6 +476,7 @@ export class RpcClient {
   /** The framed connection. */
   readonly connection: FrameConnection;
   readonly #requestTimeoutMs: number;
+  readonly #discard: ((bytes: Uint8Array) => void) | undefined;
   readonly #pending = new Map<number, Pending>();
   #nextRid = 1;
   #failure: Error | undefined;
@@ -493,6 +496,7 @@ export class RpcClient {
       readTimeoutMs: 0,
     });
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+    this.#discard = options.discard;
     this.#loop = this.#readLoop();
   }
 
@@ -552,7 +556,11 @@ export class RpcClient {
         const pending = typeof rid === "number"
           ? this.#pending.get(rid)
           : undefined;
-        if (!pending) continue; // A late reply to a request that timed out.
+        if (!pending) {
+          // A late reply to a request that timed out or was cancelled.
+          if (reply instanceof Uint8Array) this.#discard?.(reply);
+          continue;
+        }
         this.#pending.delete(rid as number);
         clearTimeout(pending.timer);
         if (!(reply instanceof Uint8Array) && reply.type === "error") {
