@@ -143,6 +143,25 @@ export async function readLine(
 }
 
 /**
+ * Refuses a seed-protocol client: reads its request line (so the close is
+ * clean, and bounded by `timeoutMs`) and answers with an error status.
+ *
+ * @param conn The connection.
+ * @param prefix Bytes already read from it.
+ * @param status The status text to send, e.g. `error: …`.
+ * @param timeoutMs Longest wait for the request line.
+ */
+export async function refuseLine(
+  conn: Deno.Conn,
+  prefix: Uint8Array,
+  status: string,
+  timeoutMs: number,
+): Promise<void> {
+  await readLine(conn, prefix, 64 * 1024, timeoutMs).catch(() => {});
+  await writeAll(conn, encodeLine({ status }));
+}
+
+/**
  * Validates a seed-protocol request.
  *
  * @param value Parsed JSON.

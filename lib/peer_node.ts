@@ -15,7 +15,12 @@ import {
   validateSecret,
 } from "./auth.ts";
 import { FrameConnection, RemoteError, writeAll } from "./connection.ts";
-import { encodeLine, readLine, validateLegacyRequest } from "./legacy.ts";
+import {
+  encodeLine,
+  readLine,
+  refuseLine,
+  validateLegacyRequest,
+} from "./legacy.ts";
 import {
   chunkCount,
   chunkLength,
@@ -545,17 +550,13 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       },
       legacy: async (conn, prefix, remote) => {
         if (secret !== undefined) {
-          // The seed protocol cannot authenticate: read the line (so the
-          // close is clean) and refuse it.
-          await readLine(conn, prefix, 64 * 1024, readTimeoutMs).catch(
-            () => {},
-          );
+          // The seed protocol cannot authenticate.
           emit("protocol-error", {
             remote,
             message:
               "Cannot serve a seed-protocol client: this swarm is private",
           });
-          await writeAll(conn, encodeLine({ status: PRIVATE_SWARM_STATUS }));
+          await refuseLine(conn, prefix, PRIVATE_SWARM_STATUS, readTimeoutMs);
           return;
         }
         let request;

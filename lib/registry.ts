@@ -135,24 +135,7 @@ export class Registry {
     record.files = new Map();
     for (const file of files) {
       if (record.files.has(file.name)) continue; // one entry per name
-      record.files.set(file.name, {
-        name: file.name,
-        id: file.id,
-        size: file.size,
-      });
-      let holders = this.#names.get(file.name);
-      if (!holders) this.#names.set(file.name, holders = new Set());
-      holders.add(record.address);
-      if (file.id !== null && file.size !== null) {
-        let content = this.#contents.get(file.id);
-        if (!content) {
-          this.#contents.set(
-            file.id,
-            content = { size: file.size, holders: new Map() },
-          );
-        }
-        content.holders.set(record.address, file.name);
-      }
+      this.#indexFile(record, file);
     }
   }
 

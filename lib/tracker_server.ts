@@ -17,7 +17,12 @@ import {
   parseHostPort,
   writeAll,
 } from "./connection.ts";
-import { encodeLine, readLine, validateLegacyRequest } from "./legacy.ts";
+import {
+  encodeLine,
+  readLine,
+  refuseLine,
+  validateLegacyRequest,
+} from "./legacy.ts";
 import {
   DEFAULT_MAX_FILES_PER_PEER,
   type TrackerRequest,
@@ -293,17 +298,13 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
       },
       legacy: async (conn, prefix, remote) => {
         if (secret !== undefined) {
-          // The seed protocol cannot authenticate: read the line (so the
-          // close is clean) and refuse it.
-          await readLine(conn, prefix, 64 * 1024, readTimeoutMs).catch(
-            () => {},
-          );
+          // The seed protocol cannot authenticate.
           emit("protocol-error", {
             remote,
             message:
               "Cannot serve a seed-protocol client: this swarm is private",
           });
-          await writeAll(conn, encodeLine({ status: PRIVATE_SWARM_STATUS }));
+          await refuseLine(conn, prefix, PRIVATE_SWARM_STATUS, readTimeoutMs);
           return;
         }
         let reply: Record<string, unknown>;

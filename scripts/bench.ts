@@ -10,6 +10,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseSize } from "../lib/_bytes.ts";
+import { taskFlags } from "./_tasks.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const MiB = 1024 * 1024;
@@ -21,14 +22,6 @@ function flag(name: string, fallback: string): string {
   return i >= 0 && Deno.args[i + 1] ? Deno.args[i + 1]! : fallback;
 }
 
-/** The `--allow-*` flags of a deno.json task: the one place they live. */
-function permissions(task: string): string[] {
-  const config = JSON.parse(Deno.readTextFileSync(join(ROOT, "deno.json")));
-  return String(config.tasks[task]).split(/\s+/).filter((w) =>
-    w.startsWith("--allow-")
-  );
-}
-
 /** A child process whose stdout lines are collected. */
 class Proc {
   readonly child: Deno.ChildProcess;
@@ -38,7 +31,7 @@ class Proc {
 
   constructor(task: "tracker" | "peer", args: string[]) {
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...permissions(task), join(ROOT, `${task}.ts`), ...args],
+      args: ["run", ...taskFlags(task), join(ROOT, `${task}.ts`), ...args],
       stdout: "piped",
       stderr: "inherit",
       stdin: "null",
@@ -267,7 +260,7 @@ async function waitListed(
     const out = await new Deno.Command(Deno.execPath(), {
       args: [
         "run",
-        ...permissions("peer"),
+        ...taskFlags("peer"),
         join(ROOT, "peer.ts"),
         "peers",
         id,
@@ -359,7 +352,7 @@ async function main(): Promise<void> {
     const listing = await new Deno.Command(Deno.execPath(), {
       args: [
         "run",
-        ...permissions("peer"),
+        ...taskFlags("peer"),
         join(ROOT, "peer.ts"),
         "list",
         "big.bin",
@@ -398,7 +391,7 @@ async function main(): Promise<void> {
     const mlisting = await new Deno.Command(Deno.execPath(), {
       args: [
         "run",
-        ...permissions("peer"),
+        ...taskFlags("peer"),
         join(ROOT, "peer.ts"),
         "list",
         "multi.bin",

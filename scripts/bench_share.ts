@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { startTracker } from "../lib/tracker_server.ts";
 import { TrackerClient } from "../lib/tracker_client.ts";
+import { taskFlags } from "./_tasks.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -90,9 +91,7 @@ function peerCommand(tracker: string, shared: string): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
+      ...taskFlags("peer"),
       join(root, "peer.ts"),
       "--daemon",
       "--port",

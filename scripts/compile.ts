@@ -13,6 +13,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
+import { taskFlags } from "./_tasks.ts";
 
 /** Targets `deno compile` supports. */
 const TARGETS = [
@@ -74,30 +75,6 @@ function parseArgs(args: string[]): string[] {
     if (!targets.includes(value)) targets.push(value);
   }
   return targets.length > 0 ? targets : [...TARGETS];
-}
-
-/**
- * Reads the permission flags of a `deno run` task from deno.json, so they
- * live in one place: `"deno run --allow-net tracker.ts"` gives
- * `["--allow-net"]`.
- */
-function taskFlags(config: Record<string, unknown>, task: string): string[] {
-  const command = (config.tasks as Record<string, unknown> | undefined)?.[task];
-  const words = typeof command === "string" ? command.split(/\s+/) : [];
-  const run = words.indexOf("run");
-  if (words[0] !== "deno" || run < 0) {
-    throw new Error(
-      `Cannot read the "${task}" task from deno.json: expected "deno run ...", got ${
-        JSON.stringify(command)
-      }`,
-    );
-  }
-  const flags: string[] = [];
-  for (const word of words.slice(run + 1)) {
-    if (!word.startsWith("-")) break;
-    flags.push(word);
-  }
-  return flags;
 }
 
 function stripAnsi(text: string): string {
@@ -236,7 +213,7 @@ async function main(): Promise<number> {
     await Deno.readTextFile(join(ROOT, "deno.json")),
   ) as Record<string, unknown>;
   const flags = Object.fromEntries(
-    ENTRIES.map((entry) => [entry, taskFlags(config, entry)]),
+    ENTRIES.map((entry) => [entry, taskFlags(entry, config)]),
   );
   await Deno.mkdir(DIST, { recursive: true });
   console.log(

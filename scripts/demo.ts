@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import { cp } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { join, relative } from "node:path";
+import { taskFlags } from "./_tasks.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const DENO = Deno.execPath();
@@ -24,31 +25,6 @@ class DemoError extends Error {
     super(message);
     this.name = "DemoError";
   }
-}
-
-/**
- * Reads the permission flags of a `deno run` task from deno.json, so they
- * live in one place: `"deno run --allow-net tracker.ts"` gives
- * `["--allow-net"]`.
- */
-async function taskFlags(task: string): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
-  const command: unknown = config.tasks?.[task];
-  const words = typeof command === "string" ? command.split(/\s+/) : [];
-  const run = words.indexOf("run");
-  if (words[0] !== "deno" || run < 0) {
-    throw new DemoError(
-      `Cannot read the "${task}" task from deno.json: expected "deno run ...", got ${
-        JSON.stringify(command)
-      }`,
-    );
-  }
-  const flags: string[] = [];
-  for (const word of words.slice(run + 1)) {
-    if (!word.startsWith("-")) break;
-    flags.push(word);
-  }
-  return flags;
 }
 
 /** A long-running child process whose output lines are collected. */
@@ -195,8 +171,8 @@ function cleanUp(): Promise<void> {
 
 async function main(): Promise<void> {
   const started = performance.now();
-  const trackerFlags = await taskFlags("tracker");
-  const peerFlags = await taskFlags("peer");
+  const trackerFlags = taskFlags("tracker");
+  const peerFlags = taskFlags("peer");
   workDir = await Deno.makeTempDir({ prefix: "shoal-demo-" });
   const show = (path: string) => "$DEMO/" + relative(workDir!, path);
 

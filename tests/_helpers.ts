@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { FrameConnection } from "../lib/connection.ts";
 import { chunkLength, hashFile, type Manifest } from "../lib/manifest.ts";
+import { taskFlags } from "../scripts/_tasks.ts";
 
 /** The repository root (absolute path). */
 export const ROOT: string = fileURLToPath(new URL("../", import.meta.url));
@@ -31,14 +32,7 @@ const DEFAULT_WAIT_MS = 15_000;
  * @returns The permission flags.
  */
 export function taskPermissions(task: string): string[] {
-  const config = JSON.parse(Deno.readTextFileSync(join(ROOT, "deno.json")));
-  const command: unknown = config.tasks?.[task];
-  if (typeof command !== "string") {
-    throw new Error(`Cannot find task "${task}" in deno.json`);
-  }
-  const flags = command.split(/\s+/).filter((word) =>
-    word.startsWith("--allow-")
-  );
+  const flags = taskFlags(task).filter((flag) => flag.startsWith("--allow-"));
   if (flags.length === 0) {
     throw new Error(`Task "${task}" in deno.json has no --allow-* flags`);
   }
