@@ -192,10 +192,16 @@ async function runDownload(target: string, opts: CommonOptions): Promise<void> {
 const HELP = `Commands:
   list [query]            files on the network (substring or glob: *.txt)
   peers <name|id>         who holds a file
-  download <name|id>      fetch a file into the download directory
+  download <name|id>      fetch a file (in the background) into the download directory
+  cancel <name|id>        stop a download (its verified part is kept for a resume)
   status                  this peer's shares, downloads and uploads
   help                    this text
   exit                    unregister and quit`;
+
+/** Downloads started at the prompt, by the target typed. */
+const background = new Map<string, AbortController>();
+/** Shows the prompt again after a background message (set on a TTY). */
+let promptAgain: (() => void) | undefined;
 
 /** Download flags given on the command line, applied to prompt downloads. */
 const downloadDefaults: { overwrite?: boolean; fsync?: boolean } = {};
@@ -224,12 +230,48 @@ async function handleLine(peer: Peer, line: string): Promise<boolean> {
         console.log("Usage: download <name|id>");
         return true;
       }
-      const result = await peer.download(arg, {
+      if (background.has(arg)) {
+        console.log(`Already downloading ${arg}; type status to follow it.`);
+        return true;
+      }
+      // Downloads run in the background so the prompt stays usable: status
+      // shows their progress, cancel stops one, and the result is printed
+      // when it ends.
+      const controller = new AbortController();
+      const printProgress = progressPrinter();
+      background.set(arg, controller);
+      peer.download(arg, {
         ...downloadDefaults,
-        onProgress: progressPrinter(),
+        signal: controller.signal,
+        // A redrawn bar would fight with the prompt; logs get their lines.
+        ...(isTty ? {} : { onProgress: printProgress }),
+      }).then(
+        (result) => console.log(`\n${describeResult(result)}`),
+        (error) => {
+          if (controller.signal.aborted) {
+            console.log(
+              `\nCancelled ${arg}; the verified part is kept for a resume.`,
+            );
+          } else {
+            console.log(`\nerror: ${errorLine(error)}`);
+          }
+        },
+      ).finally(() => {
+        background.delete(arg);
+        promptAgain?.();
       });
-      if (isTty) Deno.stdout.writeSync(encoder.encode("\n"));
-      console.log(describeResult(result));
+      console.log(
+        `Downloading ${arg} in the background; type status to follow it.`,
+      );
+      return true;
+    }
+    case "cancel": {
+      const controller = background.get(arg);
+      if (!controller) {
+        console.log(`No download of "${arg}" is running.`);
+        return true;
+      }
+      controller.abort();
       return true;
     }
     case "status": {
@@ -237,7 +279,7 @@ async function handleLine(peer: Peer, line: string): Promise<boolean> {
       console.log(
         `Address ${s.address ?? "(not registered)"}; tracker ${
           s.trackerConnected ? "connected" : "unreachable"
-        }; sharing ${s.shared} files`,
+        }; sharing ${s.shared} file${s.shared === 1 ? "" : "s"}`,
       );
       for (const d of s.downloads) {
         console.log(`  download ${d.name} ${renderProgress(d)}`);
@@ -397,6 +439,7 @@ async function runPeer(
         Deno.stdout.writeSync(encoder.encode("shoal> "));
       }
     };
+    promptAgain = prompt;
     prompt();
     const session = (async () => {
       for await (const line of stdinLines()) {
@@ -410,6 +453,12 @@ async function runPeer(
       }
     })();
     await Promise.race([session, stopped]);
+    if (background.size > 0) {
+      console.log(
+        `Stopping ${background.size} download(s); the verified parts are kept for a resume.`,
+      );
+      for (const controller of background.values()) controller.abort();
+    }
   }
   const { uploaded } = peer.status();
   await dashboard?.close();

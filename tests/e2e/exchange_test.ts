@@ -251,7 +251,7 @@ Deno.test("The interactive prompt lists, downloads and reports status", async ()
 
   from = prompt.lines.length;
   await prompt.writeLine("status");
-  await prompt.waitFor(/^Address \S+; tracker connected; sharing 1 files$/, {
+  await prompt.waitFor(/^Address \S+; tracker connected; sharing 1 file$/, {
     from,
   });
 
