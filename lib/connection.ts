@@ -16,6 +16,8 @@ import {
 
 /** Size of the buffer each connection reads into: large reads, few calls. */
 const READ_BUFFER_SIZE = 256 * 1024;
+/** Most frames waiting to be written before the connection is dropped. */
+const MAX_QUEUED_WRITES = 1024;
 /** Payload remainders at least this large are read without a copy. */
 const DIRECT_READ_MIN = 16 * 1024;
 
@@ -225,6 +227,13 @@ export interface FrameConnectionOptions {
    * @default {true}
    */
   allowData?: boolean;
+  /**
+   * Close the connection if one frame cannot be written within this long
+   * (the remote side stopped reading; 0 disables).
+   *
+   * @default {30000}
+   */
+  writeTimeoutMs?: number;
   /** Provides buffers for data frames (reuse; see `FrameDecoderOptions`). */
   allocate?: (size: number) => Uint8Array;
   /** Bytes already read from the connection (protocol sniffing). */
@@ -267,6 +276,8 @@ export class FrameConnection {
   readonly #readBufferSize: number;
   #prefix: Uint8Array | undefined;
   #writeChain: Promise<void> = Promise.resolve();
+  #queuedWrites = 0;
+  readonly #writeTimeoutMs: number;
   #closed = false;
 
   /**
@@ -285,6 +296,7 @@ export class FrameConnection {
       ...(options.allocate ? { allocate: options.allocate } : {}),
     });
     this.#readTimeoutMs = options.readTimeoutMs ?? 30_000;
+    this.#writeTimeoutMs = options.writeTimeoutMs ?? 30_000;
     this.#readBufferSize = options.readBufferSize ?? READ_BUFFER_SIZE;
     this.#prefix = options.prefix;
   }
@@ -393,12 +405,31 @@ export class FrameConnection {
   }
 
   #enqueue(parts: Uint8Array[]): Promise<void> {
+    if (this.#queuedWrites >= MAX_QUEUED_WRITES) {
+      // The remote side keeps asking but does not read its answers.
+      this.close();
+      return Promise.reject(
+        new ProtocolError(
+          `Cannot write: ${this.#queuedWrites} frames are waiting for the remote side to read`,
+        ),
+      );
+    }
+    this.#queuedWrites++;
     const next = this.#writeChain.then(async () => {
       if (this.#closed) {
         throw new Deno.errors.BadResource("Cannot write: connection closed");
       }
-      for (const part of parts) await writeAll(this.conn, part);
-    });
+      // A frame that cannot be written within this long means the remote
+      // side stopped reading: close rather than hold the connection forever.
+      const timer = this.#writeTimeoutMs > 0
+        ? setTimeout(() => this.close(), this.#writeTimeoutMs)
+        : undefined;
+      try {
+        for (const part of parts) await writeAll(this.conn, part);
+      } finally {
+        clearTimeout(timer);
+      }
+    }).finally(() => this.#queuedWrites--);
     this.#writeChain = next.catch(() => {});
     return next;
   }
@@ -624,6 +655,7 @@ export class RpcClient {
       const timer = setTimeout(() => {
         this.#pending.delete(rid);
         signal?.removeEventListener("abort", onAbort);
+        this.connection.send({ type: "cancel", target: rid }).catch(() => {});
         reject(
           new TimeoutError(
             `Cannot complete ${

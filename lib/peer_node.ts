@@ -193,14 +193,20 @@ export interface Peer extends EventTarget, AsyncDisposable {
 interface ConnectionUpload extends UploadStatus {
   files: OpenFiles;
   buffer: Uint8Array;
+  /** Aborted when the connection ends or the peer stops. */
+  signal: AbortSignal;
 }
 
-/** A few open files kept by path, oldest closed first. */
+/**
+ * A few open files, oldest closed first. Keyed by path and content id: a file
+ * replaced on disk gets a new id, so a stale handle is never reused for it.
+ */
 class OpenFiles {
   #files = new Map<string, Deno.FsFile>();
   constructor(readonly max: number) {}
-  async open(path: string): Promise<Deno.FsFile> {
-    const cached = this.#files.get(path);
+  async open(path: string, id: string): Promise<Deno.FsFile> {
+    const key = `${id}\0${path}`;
+    const cached = this.#files.get(key);
     if (cached) return cached;
     const file = await Deno.open(path, { read: true });
     if (this.#files.size >= this.max) {
@@ -208,7 +214,7 @@ class OpenFiles {
       handle.close();
       this.#files.delete(oldest);
     }
-    this.#files.set(path, file);
+    this.#files.set(key, file);
     return file;
   }
   close(): void {
@@ -400,10 +406,10 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
           });
         }
         const length = chunkLength(found.manifest, request.index);
-        await uploadLimiter?.take(length, stop.signal);
+        await uploadLimiter?.take(length, upload.signal);
         // One open file and one buffer per connection, reused chunk after
         // chunk: requests on a connection are served one at a time.
-        const file = await upload.files.open(found.path);
+        const file = await upload.files.open(found.path, found.manifest.id);
         if (upload.buffer.length < length) {
           upload.buffer = new Uint8Array(length);
         }
@@ -441,12 +447,14 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
           readBufferSize: 16 * 1024,
           allowData: false, // requests are small JSON frames
         });
+        const ended$ = new AbortController();
         const upload: ConnectionUpload = {
           remote,
           bytes: 0,
           chunks: 0,
           files: new OpenFiles(4),
           buffer: new Uint8Array(0),
+          signal: AbortSignal.any([stop.signal, ended$.signal]),
         };
         uploads.set(remote, upload);
         // Requests are read eagerly into a bounded queue and served in
@@ -509,12 +517,14 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
               request = validatePeerRequest(frame.message);
             } catch (error) {
               if (!(error instanceof ProtocolError)) throw error;
-              await connection.send({
+              // Not awaited: a client that sends but never reads must not
+              // stall this loop (the connection bounds its queued writes).
+              connection.send({
                 type: "error",
                 code: "bad_request",
                 message: error.message,
                 rid,
-              });
+              }).catch(() => {});
               continue;
             }
             if (request.type === "cancel") {
@@ -541,11 +551,14 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
         } finally {
           ended = true;
           queue.length = 0;
+          ended$.abort();
+          // Close first: a worker stuck sending to a client that stopped
+          // reading is released by the failing write.
+          connection.close();
           wakeWorker?.();
           await worker;
           uploads.delete(remote);
           upload.files.close();
-          connection.close();
         }
       },
       legacy: async (conn, prefix, remote) => {
@@ -619,19 +632,31 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
         const upload: UploadStatus = { remote, bytes: 0, chunks: 0 };
         uploads.set(remote, upload);
         try {
-          await writeAll(conn, encodeLine({ status: "ok", size }));
-          const buffer = new Uint8Array(1024 * 1024);
-          let sent = 0;
-          while (sent < size) {
-            const n = await file.read(
-              buffer.subarray(0, Math.min(buffer.length, size - sent)),
-            );
-            if (n === null) break;
-            await writeAll(conn, buffer.subarray(0, n));
-            sent += n;
-            upload.bytes = sent;
+          // A client that stops reading is cut off after the read timeout
+          // without progress instead of holding the connection forever.
+          let stall = setTimeout(() => conn.close(), readTimeoutMs);
+          const progress = () => {
+            clearTimeout(stall);
+            stall = setTimeout(() => conn.close(), readTimeoutMs);
+          };
+          try {
+            await writeAll(conn, encodeLine({ status: "ok", size }));
+            const buffer = new Uint8Array(1024 * 1024);
+            let sent = 0;
+            while (sent < size) {
+              const n = await file.read(
+                buffer.subarray(0, Math.min(buffer.length, size - sent)),
+              );
+              if (n === null) break;
+              await writeAll(conn, buffer.subarray(0, n));
+              progress();
+              sent += n;
+              upload.bytes = sent;
+            }
+            upload.chunks = 1;
+          } finally {
+            clearTimeout(stall);
           }
-          upload.chunks = 1;
         } finally {
           uploads.delete(remote);
         }

@@ -25,11 +25,7 @@ export class TokenBucket {
   readonly burst: number;
   #tokens: number;
   #last = performance.now();
-  #queue: {
-    bytes: number;
-    resolve: () => void;
-    reject: (e: unknown) => void;
-  }[] = [];
+  #queue: { bytes: number; resolve: () => void }[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   /**
@@ -66,16 +62,27 @@ export class TokenBucket {
    * @param signal Gives up waiting when aborted.
    */
   take(bytes: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<void>((resolve, reject) => {
-      const entry = { bytes, resolve, reject };
-      this.#queue.push(entry);
-      signal?.addEventListener("abort", () => {
+      const onAbort = () => {
         const i = this.#queue.indexOf(entry);
-        if (i >= 0) {
-          this.#queue.splice(i, 1);
-          reject(signal.reason);
+        if (i < 0) return;
+        this.#queue.splice(i, 1);
+        if (this.#queue.length === 0 && this.#timer !== undefined) {
+          clearTimeout(this.#timer);
+          this.#timer = undefined;
         }
-      }, { once: true });
+        reject(signal!.reason);
+      };
+      const entry = {
+        bytes,
+        resolve: () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        },
+      };
+      this.#queue.push(entry);
+      signal?.addEventListener("abort", onAbort, { once: true });
       this.#drain();
     });
   }

@@ -250,7 +250,10 @@ export async function runSwarm(
       }
       drop(source, error as Error);
     } finally {
-      source.inflight.delete(index);
+      // Another lane may have re-picked this index meanwhile: keep its entry.
+      if (source.inflight.get(index) === controller) {
+        source.inflight.delete(index);
+      }
       budget.release(length);
       if (buffer) buffers.release(buffer);
     }

@@ -326,9 +326,13 @@ async function prepareDestination(
   try {
     await Deno.mkdir(outDir, { recursive: true });
   } catch (error) {
-    throw new Deno.errors.PermissionDenied(
-      `Cannot create download directory ${outDir}: ${(error as Error).message}`,
-    );
+    const message = `Cannot create download directory ${outDir}: ${
+      (error as Error).message
+    }`;
+    if (error instanceof Deno.errors.PermissionDenied) {
+      throw new Deno.errors.PermissionDenied(message);
+    }
+    throw new Error(message, { cause: error });
   }
   const path = await resolveForWrite(outDir, name);
   await Deno.mkdir(dirname(path), { recursive: true });
@@ -388,9 +392,11 @@ async function fetchChunks(
   try {
     file = await Deno.open(partPath, { read: true, write: true, create: true });
   } catch (error) {
-    throw new Deno.errors.PermissionDenied(
-      `Cannot write ${partPath}: ${(error as Error).message}`,
-    );
+    const message = `Cannot write ${partPath}: ${(error as Error).message}`;
+    if (error instanceof Deno.errors.PermissionDenied) {
+      throw new Deno.errors.PermissionDenied(message);
+    }
+    throw new Error(message, { cause: error });
   }
   let received = 0;
   let resumedChunks = 0;
@@ -482,17 +488,8 @@ async function fetchChunks(
   } finally {
     file.close();
   }
-  // Every chunk verified: move into place, never over a file that appeared
-  // meanwhile unless overwriting was asked for.
-  if (!options.overwrite) {
-    const exists = await Deno.lstat(path).then(() => true, () => false);
-    if (exists) {
-      throw new Deno.errors.AlreadyExists(
-        `Cannot save ${name}: a file appeared at ${path} during the download (the verified data is kept in ${partPath})`,
-      );
-    }
-  }
-  await Deno.rename(partPath, path);
+  // Every chunk verified: move into place.
+  await moveIntoPlace(partPath, path, name, options.overwrite ?? false);
   await Deno.remove(statePath).catch(() => {});
   return {
     id: manifest.id,
@@ -505,6 +502,33 @@ async function fetchChunks(
     elapsedMs: performance.now() - started,
     manifest,
   };
+}
+
+/**
+ * Renames a finished `.part` file to its final name. Without `overwrite` it
+ * never replaces a file that appeared meanwhile: a hard link fails atomically
+ * if the name is taken (where links are not supported, a check right before
+ * the rename narrows the window).
+ */
+async function moveIntoPlace(
+  partPath: string,
+  path: string,
+  name: string,
+  overwrite: boolean,
+): Promise<void> {
+  if (overwrite) return await Deno.rename(partPath, path);
+  const taken = () =>
+    new Deno.errors.AlreadyExists(
+      `Cannot save ${name}: a file appeared at ${path} during the download (the verified data is kept in ${partPath})`,
+    );
+  try {
+    await Deno.link(partPath, path);
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists) throw taken();
+    if (await Deno.lstat(path).then(() => true, () => false)) throw taken();
+    return await Deno.rename(partPath, path);
+  }
+  await Deno.remove(partPath);
 }
 
 /**
@@ -594,7 +618,7 @@ async function downloadLegacy(
           `Cannot accept ${name}: wrote ${info.size} bytes, expected ${size}`,
         );
       }
-      await Deno.rename(partPath, path);
+      await moveIntoPlace(partPath, path, saveAs, options.overwrite ?? false);
       return {
         id: null,
         name: saveAs,
