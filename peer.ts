@@ -384,10 +384,10 @@ async function runPeer(
   let trackerDown = false;
   peer.addEventListener("tracker-error", (e) => {
     if (!trackerDown) {
-      const { message } = (e as CustomEvent).detail;
+      const { message, refused } = (e as CustomEvent).detail;
       console.error(
         `${
-          /private|authenticate/.test(message)
+          refused || /private|authenticate/.test(message)
             ? "tracker refused this peer"
             : "tracker unreachable"
         }: ${message} (retrying)`,

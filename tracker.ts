@@ -80,6 +80,11 @@ async function main(): Promise<number> {
   }
   const interval = parseDuration(opts.interval);
   const expiry = opts.expiry ? parseDuration(opts.expiry) : 3 * interval;
+  if (expiry <= interval) {
+    throw new UsageError(
+      `Invalid --expiry "${opts.expiry}": it must be longer than --interval (${opts.interval}), or peers expire between heartbeats`,
+    );
+  }
   const maxFiles = Number(opts.maxFiles);
   if (!Number.isSafeInteger(maxFiles) || maxFiles < 1) {
     throw new UsageError(

@@ -74,6 +74,12 @@ function firstLine(error: unknown): string {
   return line.length > 300 ? line.slice(0, 300) + "…" : line;
 }
 
+/** The error's first line, prefixed with `context` unless it starts with it. */
+function inContext(context: string, error: unknown): string {
+  const line = firstLine(error);
+  return line.startsWith(context) ? line : `${context}: ${line}`;
+}
+
 /**
  * Turns an error into an HTTP status and a readable message; `context` says
  * what was being done ("Cannot list files").
@@ -89,13 +95,13 @@ export function describeError(
     error instanceof ProtocolError || error instanceof TypeError ||
     error instanceof RangeError
   ) {
-    return { status: 400, message: `${context}: ${firstLine(error)}` };
+    return { status: 400, message: inContext(context, error) };
   }
   if (error instanceof Deno.errors.NotFound) {
-    return { status: 404, message: `${context}: ${firstLine(error)}` };
+    return { status: 404, message: inContext(context, error) };
   }
   if (error instanceof Deno.errors.AlreadyExists) {
-    return { status: 409, message: `${context}: ${firstLine(error)}` };
+    return { status: 409, message: inContext(context, error) };
   }
   if (
     error instanceof Deno.errors.ConnectionRefused ||
@@ -110,9 +116,9 @@ export function describeError(
     };
   }
   if (error instanceof RemoteError) {
-    return { status: 502, message: `${context}: ${firstLine(error)}` };
+    return { status: 502, message: inContext(context, error) };
   }
-  return { status: 500, message: `${context}: ${firstLine(error)}` };
+  return { status: 500, message: inContext(context, error) };
 }
 
 /** A static asset held in memory. */

@@ -5,7 +5,14 @@
  *
  * @module
  */
-import { connectWithTimeout, TimeoutError, writeAll } from "./connection.ts";
+import {
+  connectWithTimeout,
+  type HostPort,
+  parseHostPort,
+  TimeoutError,
+  writeAll,
+} from "./connection.ts";
+import { isHostName } from "./messages.ts";
 import { validateName } from "./names.ts";
 import { ProtocolError } from "./wire.ts";
 
@@ -193,15 +200,20 @@ export function validateLegacyRequest(value: unknown): LegacyRequest {
   }
   const request: LegacyRequest = { command };
   if (command === "register" || command === "heartbeat") {
-    if (
-      typeof obj.address !== "string" || obj.address.length > 300 ||
-      !/:\d{1,5}$/.test(obj.address)
-    ) {
+    let address: HostPort | undefined;
+    try {
+      if (typeof obj.address === "string" && obj.address.length <= 300) {
+        address = parseHostPort(obj.address);
+      }
+    } catch {
+      address = undefined;
+    }
+    if (!address || !isHostName(address.hostname)) {
       throw new ProtocolError(
-        'Cannot accept request: "address" is not host:port',
+        'Cannot accept request: "address" is not host:port with a port from 1 to 65535',
       );
     }
-    request.address = obj.address;
+    request.address = obj.address as string;
     if (obj.files !== undefined || command === "register") {
       if (!Array.isArray(obj.files) || obj.files.length > MAX_LEGACY_FILES) {
         throw new ProtocolError(

@@ -206,12 +206,33 @@ function port(obj: Obj): number {
   return value as number;
 }
 
+/**
+ * Whether a value is a host name (DNS labels), an IPv4 address or an IPv6
+ * address (without brackets): something that can go into `host:port`.
+ *
+ * @param value Untrusted value.
+ * @returns `true` for a usable host.
+ *
+ * @example
+ * ```ts
+ * import { isHostName } from "./messages.ts";
+ * if (!isHostName("peer-1.example") || isHostName("evil_host")) throw new Error();
+ * ```
+ */
+export function isHostName(value: unknown): value is string {
+  if (typeof value !== "string" || value.length === 0 || value.length > 253) {
+    return false;
+  }
+  if (value.includes(":")) {
+    return /^[0-9a-fA-F:.]+$/.test(value) && value.split(":").length >= 3;
+  }
+  return /^(?:[0-9A-Za-z](?:[0-9A-Za-z-]{0,61}[0-9A-Za-z])?)(?:\.[0-9A-Za-z](?:[0-9A-Za-z-]{0,61}[0-9A-Za-z])?)*$/
+    .test(value);
+}
+
 function optionalHost(obj: Obj): { host?: string } {
   if (obj.host === undefined) return {};
-  if (
-    typeof obj.host !== "string" || obj.host.length === 0 ||
-    obj.host.length > 253 || !/^[0-9A-Za-z.:\-]+$/.test(obj.host)
-  ) {
+  if (!isHostName(obj.host)) {
     fail('"host" is not a host name or IP address');
   }
   return { host: obj.host };

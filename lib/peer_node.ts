@@ -131,7 +131,7 @@ export interface PeerEventMap {
   /** Registered (or re-registered) with the tracker. */
   registered: CustomEvent<{ address: string }>;
   /** The tracker could not be reached or refused a call. */
-  "tracker-error": CustomEvent<{ message: string }>;
+  "tracker-error": CustomEvent<{ message: string; refused: boolean }>;
   /** A download made progress. */
   progress: CustomEvent<DownloadProgress>;
   /** A connection was dropped for a protocol violation. */
@@ -783,7 +783,10 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
         }
         trackerConnected = false;
         settleWaiters(version);
-        emit("tracker-error", { message: (error as Error).message });
+        emit("tracker-error", {
+          message: (error as Error).message,
+          refused: error instanceof RemoteError,
+        });
         await sleep(backoff, stop.signal);
         backoff = Math.min(backoff * 2, interval);
       }

@@ -292,14 +292,16 @@ export class Registry {
    * Drops every expired peer (memory housekeeping; queries already ignore
    * them).
    *
+   * @param onDrop Called with each dropped peer's address.
    * @returns How many were dropped.
    */
-  sweep(): number {
+  sweep(onDrop?: (address: string) => void): number {
     const now = this.#now();
     let dropped = 0;
     for (const [address, record] of this.#peers) {
       if (!this.#alive(record, now)) {
         this.remove(address);
+        onDrop?.(address);
         dropped++;
       }
     }
@@ -361,17 +363,21 @@ export class Registry {
     }
     for (const id of ids) {
       const content = this.#contents.get(id);
-      const entry = content && this.#summarise(id, content, now);
+      const entry = content && this.#summarise(id, content, now, match);
       if (entry) out.push(entry);
     }
     return [...out, ...legacy].slice(0, limit);
   }
 
-  /** A content's listing: live holder count and most common name. */
+  /**
+   * A content's listing: live holder count and its most common name (among
+   * the names matching the query, when there is one).
+   */
   #summarise(
     id: string,
     content: Content,
     now: number,
+    match: (name: string) => boolean = () => true,
   ): ListedFile | undefined {
     const names = new Map<string, number>();
     for (const [address, name] of content.holders) {
@@ -383,12 +389,13 @@ export class Registry {
     let holders = 0;
     for (const [name, count] of names) {
       holders += count;
+      if (!match(name)) continue;
       if (count > bestCount || (count === bestCount && name < best)) {
         best = name;
         bestCount = count;
       }
     }
-    if (holders === 0) return undefined;
+    if (holders === 0 || bestCount === 0) return undefined;
     return { name: best, id, size: content.size, holders };
   }
 
@@ -466,17 +473,42 @@ export class Registry {
  */
 function makeMatcher(query?: string): (name: string) => boolean {
   if (!query) return () => true;
+  const needle = query.toLowerCase();
   if (/[*?]/.test(query)) {
-    const source = query.replace(/[.+^${}()|[\]\\]/g, "\\$&")
-      .replace(/\*/g, ".*").replace(/\?/g, ".");
-    const re = new RegExp(`^${source}$`, "i");
     return (name) => {
-      if (re.test(name)) return true;
-      const slash = name.lastIndexOf("/");
-      return slash >= 0 && re.test(name.slice(slash + 1));
+      const lower = name.toLowerCase();
+      if (globMatch(needle, lower)) return true;
+      const slash = lower.lastIndexOf("/");
+      return slash >= 0 && globMatch(needle, lower.slice(slash + 1));
     };
   }
-  // A case-insensitive regex avoids lowercasing every name on each query.
-  const re = new RegExp(query.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "i");
-  return (name) => re.test(name);
+  return (name) => name.toLowerCase().includes(needle);
+}
+
+/**
+ * Whether `text` matches `pattern` (`*` any run, `?` one character) in
+ * O(pattern × text) time: a query from the network can never make the
+ * tracker backtrack exponentially, as a regular expression could.
+ */
+function globMatch(pattern: string, text: string): boolean {
+  let p = 0;
+  let t = 0;
+  let star = -1;
+  let resume = 0;
+  while (t < text.length) {
+    if (p < pattern.length && (pattern[p] === "?" || pattern[p] === text[t])) {
+      p++;
+      t++;
+    } else if (p < pattern.length && pattern[p] === "*") {
+      star = p++;
+      resume = t;
+    } else if (star >= 0) {
+      p = star + 1;
+      t = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.length && pattern[p] === "*") p++;
+  return p === pattern.length;
 }

@@ -25,6 +25,7 @@ import {
 } from "./legacy.ts";
 import {
   DEFAULT_MAX_FILES_PER_PEER,
+  isHostName,
   type TrackerRequest,
   validateTrackerRequest,
 } from "./messages.ts";
@@ -148,8 +149,18 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
     detail: TrackerEventMap[K]["detail"],
   ) => events.dispatchEvent(new CustomEvent(type, { detail }));
 
-  const peerAddress = (remoteIp: string, port: number, host?: string) =>
-    formatHostPort(trust && host ? host : remoteIp, port);
+  // Only a trusting tracker uses the advertised host, and only a valid one:
+  // a reply must never carry an address clients cannot parse.
+  const peerAddress = (remoteIp: string, port: number, host?: string) => {
+    if (trust && host !== undefined && !isHostName(host)) {
+      throw new ProtocolError(
+        `Cannot accept advertised host ${
+          JSON.stringify((host as string).slice(0, 64))
+        }: not a host name or IP address`,
+      );
+    }
+    return formatHostPort(trust && host ? host : remoteIp, port);
+  };
 
   const handleFramed = (
     request: TrackerRequest,
@@ -344,6 +355,11 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
                 registry.upsert(address, "legacy", files ?? []);
                 emit("register", { address, files: files?.length ?? 0 });
                 reply = { status: "ok" };
+              } else if (files && registry.get(address)?.protocol === "shoal") {
+                // The same address now speaks the seed protocol: it is a
+                // seed peer from here on (its files have no content ids).
+                registry.upsert(address, "legacy", files);
+                reply = { status: "ok" };
               } else if (registry.touch(address, files)) {
                 reply = { status: "ok" };
               } else if (files) {
@@ -395,7 +411,7 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
   server.start();
 
   const sweeper = setInterval(() => {
-    registry.sweep();
+    registry.sweep((address) => emit("unregister", { address }));
     limiter.sweep();
   }, Math.max(1000, Math.min(expiryMs, 60_000)));
 
