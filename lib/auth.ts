@@ -366,3 +366,34 @@ export function secretFromEnv(): string | undefined {
     Deno.permissions.querySync({ name: "env", variable: SECRET_ENV }).state;
   return state === "granted" ? Deno.env.get(SECRET_ENV) : undefined;
 }
+
+/**
+ * Yields the JSON requests a server connection receives, after the
+ * private-swarm handshake when `secret` is set (shared by the tracker and the
+ * peer). Data frames are refused by the connection's decoder
+ * (`allowData: false`); one that still arrives is a protocol error.
+ *
+ * @param connection The server side of the connection.
+ * @param secret The swarm secret, or `undefined` for an open swarm.
+ * @param options Handshake timeout and the remote address for messages.
+ * @returns The request objects, in order.
+ * @throws {ProtocolError} On a failed handshake or a data frame.
+ */
+export async function* serverRequests(
+  connection: FrameConnection,
+  secret: string | undefined,
+  options: AcceptAuthenticationOptions = {},
+): AsyncGenerator<Record<string, unknown>, void, void> {
+  const frames = connection.frames();
+  if (secret !== undefined) {
+    await acceptAuthentication(connection, frames, secret, options);
+  }
+  for await (const frame of frames) {
+    if (frame.kind !== "json") {
+      throw new ProtocolError(
+        "Cannot accept data frame: this side takes only JSON requests",
+      );
+    }
+    yield frame.message as Record<string, unknown>;
+  }
+}

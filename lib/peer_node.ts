@@ -10,8 +10,8 @@ import { relative, sep } from "node:path";
 import { isInside, resolveForRead } from "./names.ts";
 import { ConnectionServer } from "./_server.ts";
 import {
-  acceptAuthentication,
   PRIVATE_SWARM_STATUS,
+  serverRequests,
   validateSecret,
 } from "./auth.ts";
 import { FrameConnection, RemoteError, writeAll } from "./connection.ts";
@@ -115,7 +115,7 @@ export interface PeerOptions {
   /**
    * Shared secret of a private swarm (16 to 1024 bytes): every incoming
    * framed connection must pass the challenge–response of
-   * {@linkcode acceptAuthentication} within `readTimeoutMs`, seed-protocol
+   * `acceptAuthentication` within `readTimeoutMs`, seed-protocol
    * clients are refused, and the peer authenticates itself to the tracker
    * and to every peer it downloads from.
    *
@@ -498,23 +498,15 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
           }
         })().catch(() => connection.close());
         try {
-          const frames = connection.frames();
-          if (secret !== undefined) {
-            await acceptAuthentication(connection, frames, secret, {
-              timeoutMs: readTimeoutMs,
-              remote,
-            });
-          }
-          for await (const frame of frames) {
-            if (frame.kind !== "json") {
-              throw new ProtocolError(
-                "Cannot accept data frame: a peer takes only JSON requests",
-              );
-            }
-            const rid = (frame.message as { rid?: unknown }).rid;
+          const requests = serverRequests(connection, secret, {
+            timeoutMs: readTimeoutMs,
+            remote,
+          });
+          for await (const message of requests) {
+            const rid = message.rid;
             let request: PeerRequest;
             try {
-              request = validatePeerRequest(frame.message);
+              request = validatePeerRequest(message);
             } catch (error) {
               if (!(error instanceof ProtocolError)) throw error;
               // Not awaited: a client that sends but never reads must not

@@ -6,8 +6,8 @@
  */
 import { RateLimiter } from "./_rate_limit.ts";
 import {
-  acceptAuthentication,
   PRIVATE_SWARM_STATUS,
+  serverRequests,
   validateSecret,
 } from "./auth.ts";
 import { ConnectionServer } from "./_server.ts";
@@ -80,7 +80,7 @@ export interface TrackerOptions {
   /**
    * Shared secret of a private swarm (16 to 1024 bytes). Every framed
    * connection must first pass the challenge–response of
-   * {@linkcode acceptAuthentication} within `readTimeoutMs`; seed-protocol
+   * `acceptAuthentication` within `readTimeoutMs`; seed-protocol
    * clients are refused. Without it the tracker is open to anyone.
    *
    * @default {undefined}
@@ -257,20 +257,12 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
         });
         const remoteIp = conn.remoteAddr.hostname;
         try {
-          const frames = connection.frames();
-          if (secret !== undefined) {
-            await acceptAuthentication(connection, frames, secret, {
-              timeoutMs: readTimeoutMs,
-              remote,
-            });
-          }
-          for await (const frame of frames) {
-            if (frame.kind !== "json") {
-              throw new ProtocolError(
-                "Cannot accept data frame: a tracker takes only JSON requests",
-              );
-            }
-            const rid = (frame.message as { rid?: unknown }).rid;
+          const requests = serverRequests(connection, secret, {
+            timeoutMs: readTimeoutMs,
+            remote,
+          });
+          for await (const message of requests) {
+            const rid = message.rid;
             let reply: Record<string, unknown>;
             try {
               if (!limiter.take(remoteIp)) {
@@ -283,7 +275,7 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
                 continue;
               }
               reply = handleFramed(
-                validateTrackerRequest(frame.message, maxFiles),
+                validateTrackerRequest(message, maxFiles),
                 remoteIp,
               );
             } catch (error) {
