@@ -695,6 +695,7 @@ export class RpcClient {
     expected: string,
   ): Promise<Record<string, unknown>> {
     const reply = await this.request(message);
+    if (reply instanceof Uint8Array) this.#discard?.(reply);
     if (reply instanceof Uint8Array || reply.type !== expected) {
       throw new ProtocolError(
         `Cannot accept reply to ${
