@@ -605,6 +605,62 @@ export async function pollUntil<T>(
   }
 }
 
+/** A scripted framed-protocol peer started by {@linkcode startFakePeer}. */
+export interface FakePeer extends AsyncDisposable {
+  /** The port it serves on (127.0.0.1). */
+  readonly port: number;
+}
+
+/**
+ * Starts a framed-protocol peer in this process whose every JSON request is
+ * answered by `answer` (for peers that misbehave on purpose). Register it
+ * with a tracker yourself (`TrackerClient`).
+ *
+ * @param answer Called with each request and its connection.
+ * @returns The peer; `await using` it.
+ */
+export function startFakePeer(
+  answer: (
+    request: Record<string, unknown>,
+    connection: FrameConnection,
+  ) => Promise<void>,
+): FakePeer {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const connections = new Set<FrameConnection>();
+  const handlers = new Set<Promise<void>>();
+  const serve = async (connection: FrameConnection) => {
+    try {
+      for await (const frame of connection.frames()) {
+        if (frame.kind !== "json") continue;
+        await answer(frame.message as Record<string, unknown>, connection);
+      }
+    } catch {
+      // The downloader hung up on it: expected.
+    } finally {
+      connection.close();
+      connections.delete(connection);
+    }
+  };
+  const loop = (async () => {
+    for await (const conn of listener) {
+      const connection = new FrameConnection(conn, { readTimeoutMs: 0 });
+      connections.add(connection);
+      const handler = serve(connection);
+      handlers.add(handler);
+      handler.finally(() => handlers.delete(handler));
+    }
+  })();
+  return {
+    port: listener.addr.port,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await loop.catch(() => {});
+      for (const connection of connections) connection.close();
+      await Promise.all(handlers);
+    },
+  };
+}
+
 /** A malicious peer started by {@linkcode startLyingPeer}. */
 export interface LyingPeer extends AsyncDisposable {
   /** The port it serves on (127.0.0.1). */
@@ -632,76 +688,41 @@ export async function startLyingPeer(
 ): Promise<LyingPeer> {
   const manifest = await hashFile(path, name, { chunkSize });
   const content = await Deno.readFile(path);
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const connections = new Set<FrameConnection>();
-  const handlers = new Set<Promise<void>>();
   let chunksServed = 0;
-
-  const serve = async (connection: FrameConnection) => {
-    try {
-      for await (const frame of connection.frames()) {
-        if (frame.kind !== "json") continue;
-        const request = frame.message as Record<string, unknown>;
-        const rid = request.rid;
-        switch (request.type) {
-          case "ping":
-            await connection.send({ type: "pong", rid });
-            break;
-          case "have":
-            await connection.send({ type: "have", complete: true, rid });
-            break;
-          case "manifest": {
-            const { id, size, chunkSize, hashes } = manifest;
-            await connection.send({
-              type: "manifest",
-              manifest: { id, name, size, chunkSize, hashes },
-              rid,
-            });
-            break;
-          }
-          case "chunk": {
-            const index = Number(request.index);
-            const start = index * manifest.chunkSize;
-            const bytes = content.slice(
-              start,
-              start + chunkLength(manifest, index),
-            );
-            for (let i = 0; i < bytes.length; i += 997) bytes[i]! ^= 0xff;
-            chunksServed++;
-            await connection.sendData(Number(rid), bytes);
-            break;
-          }
-        }
+  const peer = startFakePeer(async (request, connection) => {
+    const rid = request.rid;
+    switch (request.type) {
+      case "ping":
+        return await connection.send({ type: "pong", rid });
+      case "have":
+        return await connection.send({ type: "have", complete: true, rid });
+      case "manifest": {
+        const { id, size, chunkSize, hashes } = manifest;
+        return await connection.send({
+          type: "manifest",
+          manifest: { id, name, size, chunkSize, hashes },
+          rid,
+        });
       }
-    } catch {
-      // The downloader hung up on a liar: expected.
-    } finally {
-      connection.close();
-      connections.delete(connection);
+      case "chunk": {
+        const index = Number(request.index);
+        const start = index * manifest.chunkSize;
+        const bytes = content.slice(
+          start,
+          start + chunkLength(manifest, index),
+        );
+        for (let i = 0; i < bytes.length; i += 997) bytes[i]! ^= 0xff;
+        chunksServed++;
+        return await connection.sendData(Number(rid), bytes);
+      }
     }
-  };
-
-  const loop = (async () => {
-    for await (const conn of listener) {
-      const connection = new FrameConnection(conn, { readTimeoutMs: 0 });
-      connections.add(connection);
-      const handler = serve(connection);
-      handlers.add(handler);
-      handler.finally(() => handlers.delete(handler));
-    }
-  })();
-
+  });
   return {
-    port: listener.addr.port,
+    port: peer.port,
     manifest,
     get chunksServed() {
       return chunksServed;
     },
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      await loop.catch(() => {});
-      for (const connection of connections) connection.close();
-      await Promise.all(handlers);
-    },
+    [Symbol.asyncDispose]: () => peer[Symbol.asyncDispose](),
   };
 }

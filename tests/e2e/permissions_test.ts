@@ -11,11 +11,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
-import {
-  FrameConnection,
-  RemoteError,
-  RpcClient,
-} from "../../lib/connection.ts";
+import { RemoteError, RpcClient } from "../../lib/connection.ts";
 import { legacyRequest } from "../../lib/legacy.ts";
 import { hashFile } from "../../lib/manifest.ts";
 import { TrackerClient } from "../../lib/tracker_client.ts";
@@ -23,6 +19,7 @@ import {
   CliProcess,
   PEER_TS,
   runDeno,
+  startFakePeer,
   tempDir,
   TRACKER_TS,
 } from "../_helpers.ts";
@@ -58,54 +55,22 @@ async function listTree(dir: string, prefix = ""): Promise<string[]> {
  */
 async function hostileHolder(path: string, name: string) {
   const manifest = await hashFile(path, "placeholder.bin");
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const connections = new Set<FrameConnection>();
-  const handlers = new Set<Promise<void>>();
-  const serve = async (connection: FrameConnection) => {
-    try {
-      for await (const frame of connection.frames()) {
-        if (frame.kind !== "json") continue;
-        const request = frame.message as Record<string, unknown>;
-        if (request.type === "manifest") {
-          const { id, size, chunkSize, hashes } = manifest;
-          await connection.send({
-            type: "manifest",
-            manifest: { id, name, size, chunkSize, hashes },
-            rid: request.rid,
-          });
-        } else {
-          await connection.send({
-            type: "have",
-            complete: true,
-            rid: request.rid,
-          });
-        }
-      }
-    } catch {
-      // The downloader hung up.
-    } finally {
-      connection.close();
-      connections.delete(connection);
+  const peer = startFakePeer(async (request, connection) => {
+    if (request.type === "manifest") {
+      const { id, size, chunkSize, hashes } = manifest;
+      await connection.send({
+        type: "manifest",
+        manifest: { id, name, size, chunkSize, hashes },
+        rid: request.rid,
+      });
+    } else {
+      await connection.send({ type: "have", complete: true, rid: request.rid });
     }
-  };
-  const loop = (async () => {
-    for await (const conn of listener) {
-      const connection = new FrameConnection(conn, { readTimeoutMs: 0 });
-      connections.add(connection);
-      const handler = serve(connection);
-      handlers.add(handler);
-      handler.finally(() => handlers.delete(handler));
-    }
-  })();
+  });
   return {
-    port: listener.addr.port,
+    port: peer.port,
     manifest,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      await loop.catch(() => {});
-      for (const connection of connections) connection.close();
-      await Promise.all(handlers);
-    },
+    [Symbol.asyncDispose]: () => peer[Symbol.asyncDispose](),
   };
 }
 
