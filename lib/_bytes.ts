@@ -13,13 +13,6 @@ export function fromHex(hex: string): Uint8Array {
   return out;
 }
 
-/** Encodes bytes as lowercase hex. */
-export function toHex(bytes: Uint8Array): string {
-  let out = "";
-  for (const byte of bytes) out += byte.toString(16).padStart(2, "0");
-  return out;
-}
-
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
 
 /** Formats a byte count: `1.5 MiB`. */

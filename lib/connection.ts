@@ -561,16 +561,6 @@ export class RpcClient {
     return client;
   }
 
-  /** Number of requests waiting for a reply. */
-  get inFlight(): number {
-    return this.#pending.size;
-  }
-
-  /** Whether the connection failed or was closed. */
-  get failed(): boolean {
-    return this.#failure !== undefined;
-  }
-
   async #readLoop(): Promise<void> {
     try {
       for await (const frame of this.connection.frames()) {

@@ -13,8 +13,8 @@ import { chromium } from "playwright-core";
 import { startDashboard } from "../lib/dashboard.ts";
 import { startPeer } from "../lib/peer_node.ts";
 import { startTracker } from "../lib/tracker_server.ts";
+import { CHROMIUM, CHROMIUM_ARGS } from "./_chromium.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const MiB = 1024 * 1024;
 const docs = new URL("../docs/", import.meta.url).pathname;
 
@@ -112,14 +112,7 @@ const profile = await Deno.makeTempDir({ prefix: "shoal-chromium-" });
 const context = await chromium.launchPersistentContext(profile, {
   executablePath: CHROMIUM,
   headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-  ],
+  args: [...CHROMIUM_ARGS],
   viewport: { width: 1280, height: 860 },
   colorScheme: "light",
 });

@@ -10,8 +10,8 @@ import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { startDashboard } from "../../lib/dashboard.ts";
 import { startPeer } from "../../lib/peer_node.ts";
 import { startTracker } from "../../lib/tracker_server.ts";
+import { CHROMIUM, CHROMIUM_ARGS } from "../../scripts/_chromium.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const CHUNK = 64 * 1024;
 /** A host name the browser resolves to 127.0.0.1, as a rebinding attack would. */
 const REBIND_HOST = "rebind.test";
@@ -32,12 +32,7 @@ async function launchBrowser(): Promise<
     executablePath: CHROMIUM,
     headless: true,
     args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
+      ...CHROMIUM_ARGS,
       `--host-resolver-rules=MAP ${REBIND_HOST} 127.0.0.1`,
     ],
     viewport: { width: 1280, height: 860 },
