@@ -6,6 +6,7 @@
  */
 import { authenticate } from "./auth.ts";
 import {
+  DATA_HEADER_SIZE,
   DEFAULT_MAX_FRAME_SIZE,
   encodeDataHeader,
   encodeJsonFrame,
@@ -401,6 +402,25 @@ export class FrameConnection {
     const frame = new Uint8Array(header.length + bytes.length);
     frame.set(header);
     frame.set(bytes, header.length);
+    return this.#enqueue([frame]);
+  }
+
+  /**
+   * Sends a data frame answering request `rid` in one write, without
+   * copying: `frame` holds {@linkcode DATA_HEADER_SIZE} spare bytes, which
+   * receive the header, followed by the data.
+   *
+   * @param rid Request id.
+   * @param frame Room for the header, then the data.
+   * @throws {RangeError} If `frame` is shorter than the header.
+   */
+  sendDataFrame(rid: number, frame: Uint8Array): Promise<void> {
+    if (frame.length < DATA_HEADER_SIZE) {
+      throw new RangeError(
+        `Cannot send a data frame of ${frame.length} bytes: it needs ${DATA_HEADER_SIZE} bytes of header room`,
+      );
+    }
+    frame.set(encodeDataHeader(rid, frame.length - DATA_HEADER_SIZE));
     return this.#enqueue([frame]);
   }
 

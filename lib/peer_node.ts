@@ -45,7 +45,7 @@ import {
   type DownloadProgress,
   type DownloadResult,
 } from "./transfer.ts";
-import { ProtocolError } from "./wire.ts";
+import { DATA_HEADER_SIZE, ProtocolError } from "./wire.ts";
 
 /** Options for {@linkcode startPeer}. */
 export interface PeerOptions {
@@ -198,23 +198,23 @@ interface ConnectionUpload extends UploadStatus {
 }
 
 /**
- * A few open files, oldest closed first. Keyed by path and content id: a file
- * replaced on disk gets a new id, so a stale handle is never reused for it.
+ * A few open files, oldest closed first, keyed by content id: a file replaced
+ * on disk gets a new id, so a stale handle is never reused for it. The path
+ * is resolved (and checked to stay inside its directory) once, on open.
  */
 class OpenFiles {
   #files = new Map<string, Deno.FsFile>();
   constructor(readonly max: number) {}
-  async open(path: string, id: string): Promise<Deno.FsFile> {
-    const key = `${id}\0${path}`;
-    const cached = this.#files.get(key);
+  async open(id: string, path: () => Promise<string>): Promise<Deno.FsFile> {
+    const cached = this.#files.get(id);
     if (cached) return cached;
-    const file = await Deno.open(path, { read: true });
+    const file = await Deno.open(await path(), { read: true });
     if (this.#files.size >= this.max) {
       const [oldest, handle] = this.#files.entries().next().value!;
       handle.close();
       this.#files.delete(oldest);
     }
-    this.#files.set(key, file);
+    this.#files.set(id, file);
     return file;
   }
   close(): void {
@@ -307,34 +307,6 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     : undefined;
   const uploaded = { bytes: 0, chunks: 0 };
 
-  /** Opens a file to serve content `id`: shared file or verified partial. */
-  const locate = async (
-    id: string,
-    index?: number,
-  ): Promise<{ path: string; manifest: Manifest } | undefined> => {
-    const shared = shares.byId(id);
-    if (shared) {
-      const path = await resolveForRead(shares.root, shared.name);
-      const info = await Deno.stat(path);
-      if (
-        info.size !== shared.size ||
-        (info.mtime?.getTime() ?? 0) !== shared.mtime
-      ) {
-        void refresh();
-        throw new RemoteError(
-          "content_changed",
-          `Cannot serve ${shared.name}: it changed on disk since it was hashed`,
-        );
-      }
-      return { path, manifest: shared };
-    }
-    const partial = active.get(id);
-    if (partial && (index === undefined || partial.has(index))) {
-      return { path: partial.partPath, manifest: partial.manifest };
-    }
-    return undefined;
-  };
-
   const handleRequest = async (
     request: PeerRequest,
     connection: FrameConnection,
@@ -390,11 +362,13 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
         });
       }
       case "chunk": {
-        const found = await locate(request.id, request.index);
+        // A shared file, or a download in progress with this chunk verified.
+        const shared = shares.byId(request.id);
+        const partial = shared ? undefined : active.get(request.id);
+        const manifest = shared ?? partial?.manifest;
         if (
-          !found ||
-          request.index >=
-            chunkCount(found.manifest.size, found.manifest.chunkSize)
+          !manifest || (partial && !partial.has(request.index)) ||
+          request.index >= chunkCount(manifest.size, manifest.chunkSize)
         ) {
           return await connection.send({
             type: "error",
@@ -405,26 +379,48 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
             rid,
           });
         }
-        const length = chunkLength(found.manifest, request.index);
+        const length = chunkLength(manifest, request.index);
         await uploadLimiter?.take(length, upload.signal);
         // One open file and one buffer per connection, reused chunk after
-        // chunk: requests on a connection are served one at a time.
-        const file = await upload.files.open(found.path, found.manifest.id);
-        if (upload.buffer.length < length) {
-          upload.buffer = new Uint8Array(length);
-        }
-        const bytes = upload.buffer.subarray(0, length);
-        await file.seek(
-          request.index * found.manifest.chunkSize,
-          Deno.SeekMode.Start,
+        // chunk: requests on a connection are served one at a time. Seek and
+        // stat are single quick syscalls, made here rather than on a
+        // blocking thread; the read may wait on the disk, so it is async.
+        const file = await upload.files.open(
+          manifest.id,
+          shared
+            ? () => resolveForRead(shares.root, shared.name)
+            : () => Promise.resolve(partial!.partPath),
         );
-        if (await readFull(file, bytes) !== length) {
+        if (shared) {
+          const info = file.statSync();
+          if (
+            info.size !== shared.size ||
+            (info.mtime?.getTime() ?? 0) !== shared.mtime
+          ) {
+            void refresh();
+            throw new RemoteError(
+              "content_changed",
+              `Cannot serve ${shared.name}: it changed on disk since it was hashed`,
+            );
+          }
+        }
+        if (upload.buffer.length < DATA_HEADER_SIZE + length) {
+          upload.buffer = new Uint8Array(DATA_HEADER_SIZE + length);
+        }
+        const frame = upload.buffer.subarray(0, DATA_HEADER_SIZE + length);
+        file.seekSync(request.index * manifest.chunkSize, Deno.SeekMode.Start);
+        if (
+          await readFull(file, frame.subarray(DATA_HEADER_SIZE)) !== length
+        ) {
           throw new RemoteError(
             "content_changed",
             "Cannot serve chunk: the file is shorter than its manifest",
           );
         }
-        await connection.sendData(typeof rid === "number" ? rid : 0, bytes);
+        await connection.sendDataFrame(
+          typeof rid === "number" ? rid : 0,
+          frame,
+        );
         upload.bytes += length;
         upload.chunks++;
         uploaded.bytes += length;

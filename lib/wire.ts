@@ -19,6 +19,8 @@ export const FRAME_JSON = 1;
 export const FRAME_DATA = 2;
 /** Size of a frame header in bytes: kind (1) + payload length (4). */
 export const FRAME_HEADER_SIZE = 5;
+/** Size of a data frame's header: frame header (5) + request id (4). */
+export const DATA_HEADER_SIZE = 9;
 /** Largest chunk size a peer may use: 16 MiB. */
 export const MAX_CHUNK_SIZE = 16 * 1024 * 1024;
 /**
@@ -148,7 +150,7 @@ export function encodeJsonFrame(message: unknown): Uint8Array {
  * ```
  */
 export function encodeDataHeader(rid: number, byteLength: number): Uint8Array {
-  const out = new Uint8Array(FRAME_HEADER_SIZE + 4);
+  const out = new Uint8Array(DATA_HEADER_SIZE);
   const view = new DataView(out.buffer);
   out[0] = FRAME_DATA;
   view.setUint32(1, byteLength + 4);

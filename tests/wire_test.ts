@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  DATA_HEADER_SIZE,
   encodeDataHeader,
   encodeFrame,
   encodeJsonFrame,
@@ -290,16 +291,20 @@ Deno.test("FrameConnection carries JSON and data frames, small and large, over T
     const big = new Uint8Array(3 * 1024 * 1024 + 17);
     for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff;
     const small = new Uint8Array([1, 2, 3]);
+    // A frame built in place: header room, then the payload.
+    const inPlace = new Uint8Array(DATA_HEADER_SIZE + 2 * 1024 * 1024);
+    inPlace.subarray(DATA_HEADER_SIZE).fill(0xab);
     const sent = Promise.all([
       sender.send({ type: "ping", n: 1 }),
       sender.sendData(5, big),
       sender.sendData(6, small),
       sender.send({ type: "ping", n: 2 }),
+      sender.sendDataFrame(7, inPlace),
     ]).then(() => sender.close());
     const frames = [];
     for await (const frame of receiver.frames()) frames.push(frame);
     await sent;
-    assert.equal(frames.length, 4);
+    assert.equal(frames.length, 5);
     assert.deepEqual(frames[0], {
       kind: "json",
       message: { type: "ping", n: 1 },
@@ -311,6 +316,8 @@ Deno.test("FrameConnection carries JSON and data frames, small and large, over T
       kind: "json",
       message: { type: "ping", n: 2 },
     });
+    assert.ok(frames[4]?.kind === "data" && frames[4].rid === 7);
+    assert.deepEqual(frames[4].bytes, inPlace.subarray(DATA_HEADER_SIZE));
   } finally {
     sender.close();
     receiver.close();
