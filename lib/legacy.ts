@@ -12,6 +12,7 @@ import {
   TimeoutError,
   writeAll,
 } from "./connection.ts";
+import { PRIVATE_SWARM_STATUS } from "./auth.ts";
 import { isHostName } from "./messages.ts";
 import { validateName } from "./names.ts";
 import { ProtocolError } from "./wire.ts";
@@ -150,22 +151,24 @@ export async function readLine(
 }
 
 /**
- * Refuses a seed-protocol client: reads its request line (so the close is
- * clean, and bounded by `timeoutMs`) and answers with an error status.
+ * Refuses a seed-protocol client of a private swarm, which that protocol
+ * cannot authenticate: reads its request line (so the close is clean, and
+ * bounded by `timeoutMs`) and answers with {@linkcode PRIVATE_SWARM_STATUS}.
  *
  * @param conn The connection.
  * @param prefix Bytes already read from it.
- * @param status The status text to send, e.g. `error: …`.
  * @param timeoutMs Longest wait for the request line.
+ * @param report Told why the client was refused (for the server's events).
  */
-export async function refuseLine(
+export async function refusePrivateSwarm(
   conn: Deno.Conn,
   prefix: Uint8Array,
-  status: string,
   timeoutMs: number,
+  report: (message: string) => void,
 ): Promise<void> {
+  report("Cannot serve a seed-protocol client: this swarm is private");
   await readLine(conn, prefix, 64 * 1024, timeoutMs).catch(() => {});
-  await writeAll(conn, encodeLine({ status }));
+  await writeAll(conn, encodeLine({ status: PRIVATE_SWARM_STATUS }));
 }
 
 /**

@@ -9,16 +9,12 @@ import { Buffer } from "node:buffer";
 import { relative, sep } from "node:path";
 import { isInside, resolveForRead } from "./names.ts";
 import { ConnectionServer } from "./_server.ts";
-import {
-  PRIVATE_SWARM_STATUS,
-  serverRequests,
-  validateSecret,
-} from "./auth.ts";
+import { serverRequests, validateSecret } from "./auth.ts";
 import { FrameConnection, RemoteError, writeAll } from "./connection.ts";
 import {
   encodeLine,
   readLine,
-  refuseLine,
+  refusePrivateSwarm,
   validateLegacyRequest,
 } from "./legacy.ts";
 import {
@@ -551,14 +547,12 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       },
       legacy: async (conn, prefix, remote) => {
         if (secret !== undefined) {
-          // The seed protocol cannot authenticate.
-          emit("protocol-error", {
-            remote,
-            message:
-              "Cannot serve a seed-protocol client: this swarm is private",
-          });
-          await refuseLine(conn, prefix, PRIVATE_SWARM_STATUS, readTimeoutMs);
-          return;
+          return await refusePrivateSwarm(
+            conn,
+            prefix,
+            readTimeoutMs,
+            (message) => emit("protocol-error", { remote, message }),
+          );
         }
         let request;
         try {

@@ -5,11 +5,7 @@
  * @module
  */
 import { RateLimiter } from "./_rate_limit.ts";
-import {
-  PRIVATE_SWARM_STATUS,
-  serverRequests,
-  validateSecret,
-} from "./auth.ts";
+import { serverRequests, validateSecret } from "./auth.ts";
 import { ConnectionServer } from "./_server.ts";
 import {
   formatHostPort,
@@ -20,7 +16,7 @@ import {
 import {
   encodeLine,
   readLine,
-  refuseLine,
+  refusePrivateSwarm,
   validateLegacyRequest,
 } from "./legacy.ts";
 import {
@@ -301,14 +297,12 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
       },
       legacy: async (conn, prefix, remote) => {
         if (secret !== undefined) {
-          // The seed protocol cannot authenticate.
-          emit("protocol-error", {
-            remote,
-            message:
-              "Cannot serve a seed-protocol client: this swarm is private",
-          });
-          await refuseLine(conn, prefix, PRIVATE_SWARM_STATUS, readTimeoutMs);
-          return;
+          return await refusePrivateSwarm(
+            conn,
+            prefix,
+            readTimeoutMs,
+            (message) => emit("protocol-error", { remote, message }),
+          );
         }
         let reply: Record<string, unknown>;
         try {
