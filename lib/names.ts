@@ -16,11 +16,25 @@ export const MAX_NAME_DEPTH = 32;
 
 const encoder = new TextEncoder();
 
+/** Characters Windows refuses in a name (`:` also opens a stream). */
+const WINDOWS_FORBIDDEN = /[<>:"|?*]/;
+
+/**
+ * Device names Windows resolves in any directory, whatever the case and
+ * extension (`nul.txt`, `Con .tar.gz`); `¹²³` count as digits there.
+ */
+const WINDOWS_DEVICE =
+  /^(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|(?:COM|LPT)[1-9¹²³]) *$/i;
+
 /**
  * Checks a file name from the network: a relative POSIX path such as
  * `docs/a.txt`. Refuses empty names, `.` and `..` segments, absolute paths,
  * drive letters, backslashes, NUL and control characters, empty segments and
- * over-long names.
+ * over-long names; and, so that a name means one plain file on every system,
+ * what Windows reads as something else: the characters `<>:"|?*` (a colon
+ * names a stream), a segment ending in a dot or a space, and device names
+ * (`CON`, `PRN`, `AUX`, `NUL`, `COM1`–`COM9`, `LPT1`–`LPT9`, `CONIN$`,
+ * `CONOUT$`) in any case and with any extension, such as `nul.txt`.
  *
  * @param name The untrusted value.
  * @returns The same name, now known to be safe to join under a root.
@@ -62,6 +76,10 @@ export function validateName(name: unknown): string {
   if (name.includes("\\")) fail("it contains a backslash");
   if (name.startsWith("/")) fail("it is an absolute path");
   if (/^[A-Za-z]:/.test(name)) fail("it starts with a drive letter");
+  const forbidden = WINDOWS_FORBIDDEN.exec(name);
+  if (forbidden) {
+    fail(`it contains ${JSON.stringify(forbidden[0])}, which Windows forbids`);
+  }
   const segments = name.split("/");
   if (segments.length > MAX_NAME_DEPTH) {
     fail(`it is deeper than ${MAX_NAME_DEPTH} directories`);
@@ -74,8 +92,27 @@ export function validateName(name: unknown): string {
     if (encoder.encode(segment).length > MAX_SEGMENT_BYTES) {
       fail(`a segment is longer than ${MAX_SEGMENT_BYTES} bytes`);
     }
+    if (segment.endsWith(".") || segment.endsWith(" ")) {
+      fail(
+        `segment ${JSON.stringify(segment)} ends with a ${
+          segment.endsWith(".") ? "dot" : "space"
+        }, which Windows drops`,
+      );
+    }
+    const device = windowsDevice(segment);
+    if (device) {
+      fail(
+        `segment ${JSON.stringify(segment)} is the Windows device ${device}`,
+      );
+    }
   }
   return name;
+}
+
+/** The device a path segment names on Windows, upper-cased, if any. */
+function windowsDevice(segment: string): string | undefined {
+  const stem = segment.split(".", 1)[0]!;
+  return WINDOWS_DEVICE.exec(stem)?.[1]?.toUpperCase();
 }
 
 /**

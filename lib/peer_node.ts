@@ -93,6 +93,11 @@ export interface PeerOptions {
   /** Called while the first scan hashes new or changed files. */
   onScanProgress?: (progress: ScanProgress) => void;
   /**
+   * Called once per name a scan leaves out because the network cannot carry
+   * it (such as `CON` or `a:b`), with the reason.
+   */
+  onScanSkip?: (name: string, reason: string) => void;
+  /**
    * Watch the shared directory and announce changes as they happen
    * (otherwise it is rescanned at each heartbeat).
    *
@@ -279,6 +284,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       ? { hashConcurrency: options.hashConcurrency }
       : {}),
     ...(options.onScanProgress ? { onProgress: options.onScanProgress } : {}),
+    ...(options.onScanSkip ? { onSkip: options.onScanSkip } : {}),
   });
   const outDir = options.out ?? shares.root;
   const tracker = new TrackerClient(

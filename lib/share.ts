@@ -56,6 +56,11 @@ export interface ShareIndexOptions {
   hashConcurrency?: number;
   /** Called as a scan hashes files (only when it has any to hash). */
   onProgress?: (progress: ScanProgress) => void;
+  /**
+   * Called once per name when a file or folder is left out because its name
+   * cannot cross the network (such as `CON` or `a:b`), with the reason.
+   */
+  onSkip?: (name: string, reason: string) => void;
   /** Stops a scan when aborted. */
   signal?: AbortSignal;
 }
@@ -148,6 +153,8 @@ export class ShareIndex {
   readonly #signal: AbortSignal | undefined;
   readonly #concurrency: number;
   readonly #onProgress: ((progress: ScanProgress) => void) | undefined;
+  readonly #onSkip: ((name: string, reason: string) => void) | undefined;
+  readonly #skipped = new Set<string>();
   readonly #includeHidden: boolean;
   readonly #extraPatterns: readonly string[];
   #rules: IgnoreRules = new IgnoreRules();
@@ -169,6 +176,7 @@ export class ShareIndex {
     this.#signal = options.signal;
     this.#concurrency = Math.max(1, options.hashConcurrency ?? 2);
     this.#onProgress = options.onProgress;
+    this.#onSkip = options.onSkip;
     this.#includeHidden = options.includeHidden ?? false;
     this.#extraPatterns = options.ignore ?? [];
   }
@@ -408,6 +416,20 @@ export class ShareIndex {
     return [...this.#byName.keys()].filter((n) => n.startsWith(prefix));
   }
 
+  /** Whether the network can carry `name`; says why once if not. */
+  #carries(name: string): boolean {
+    try {
+      validateName(name);
+      return true;
+    } catch (error) {
+      if (!this.#skipped.has(name) && this.#skipped.size < 10_000) {
+        this.#skipped.add(name);
+        this.#onSkip?.(name, (error as Error).message);
+      }
+      return false;
+    }
+  }
+
   #nameOf(path: string): string {
     return relative(this.root, path).split(sep).join("/");
   }
@@ -430,11 +452,7 @@ export class ShareIndex {
     } catch {
       return undefined; // Gone, dangling or unreadable.
     }
-    try {
-      validateName(name);
-    } catch {
-      return undefined; // A name the network could not carry.
-    }
+    if (!this.#carries(name)) return undefined;
     if (info.isDirectory) {
       return this.#rules.ignores(name, true) ? undefined : "directory";
     }
@@ -464,7 +482,7 @@ export class ShareIndex {
       this.#signal?.throwIfAborted();
       const path = join(dir, entry.name);
       const name = prefix ? `${prefix}/${entry.name}` : entry.name;
-      if (!isValidName(name)) continue; // A name the network could not carry.
+      if (!this.#carries(name)) continue;
       if (entry.isDirectory) {
         if (path === this.stateDir) continue;
         if (!this.#rules.ignores(name, true)) dirs.push([path, name]);
@@ -638,15 +656,6 @@ export class ShareIndex {
     );
     await Deno.rename(temp, this.#cachePath);
     this.#cacheDirty = false;
-  }
-}
-
-function isValidName(name: string): boolean {
-  try {
-    validateName(name);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -17,6 +17,11 @@ import {
 } from "../lib/names.ts";
 import { ProtocolError } from "../lib/wire.ts";
 
+/** `text` with regular-expression metacharacters escaped. */
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
 function assertRefused(name: unknown, pattern?: RegExp): void {
   assert.throws(
     () => validateName(name),
@@ -90,6 +95,103 @@ Deno.test("validateName refuses over-long names, segments and depths", () => {
   assert.ok(new TextEncoder().encode(long).length > MAX_NAME_BYTES);
   assertRefused(long, /longer than 1024 bytes/);
   assertRefused(Array(MAX_NAME_DEPTH + 1).fill("d").join("/"), /deeper/);
+});
+
+Deno.test("validateName refuses Windows device names in any case and with any extension", () => {
+  const cases: [name: string, segment: string, device: string][] = [
+    ["CON", "CON", "CON"],
+    ["con", "con", "CON"],
+    ["nul.txt", "nul.txt", "NUL"],
+    ["Aux.tar.gz", "Aux.tar.gz", "AUX"],
+    ["prn", "prn", "PRN"],
+    ["com1", "com1", "COM1"],
+    ["COM9.log", "COM9.log", "COM9"],
+    ["lpt1", "lpt1", "LPT1"],
+    ["LpT9.bin", "LpT9.bin", "LPT9"],
+    ["com\u00b9.txt", "com\u00b9.txt", "COM\u00b9"],
+    ["CONIN$", "CONIN$", "CONIN$"],
+    ["conout$.txt", "conout$.txt", "CONOUT$"],
+    ["nul .txt", "nul .txt", "NUL"],
+    ["docs/CON/a.txt", "CON", "CON"],
+    ["a/b/nul.txt", "nul.txt", "NUL"],
+  ];
+  for (const [name, segment, device] of cases) {
+    assertRefused(
+      name,
+      new RegExp(
+        `^Cannot accept name ${escape(JSON.stringify(name))}: segment ${
+          escape(JSON.stringify(segment))
+        } is the Windows device ${escape(device)}$`,
+      ),
+    );
+  }
+});
+
+Deno.test("validateName refuses streams and characters Windows forbids", () => {
+  assertRefused(
+    "a.txt:stream",
+    /^Cannot accept name "a.txt:stream": it contains ":", which Windows forbids$/,
+  );
+  assertRefused("a.txt::$DATA", /contains ":"/);
+  assertRefused("docs/a:b", /contains ":"/);
+  for (const c of ["<", ">", '"', "|", "?", "*"]) {
+    assertRefused(
+      `a${c}b.txt`,
+      new RegExp(
+        `contains ${escape(JSON.stringify(c))}, which Windows forbids$`,
+      ),
+    );
+  }
+  // Control characters stay refused as before, everywhere in the name.
+  assertRefused("a\u0001b", /NUL or control/);
+  assertRefused("dir\u001f/a.txt", /NUL or control/);
+});
+
+Deno.test("validateName refuses a trailing dot or space in any segment", () => {
+  assertRefused(
+    "a.txt.",
+    /^Cannot accept name "a.txt.": segment "a.txt." ends with a dot, which Windows drops$/,
+  );
+  assertRefused("a.txt ", /segment "a.txt " ends with a space/);
+  assertRefused("docs./a.txt", /segment "docs." ends with a dot/);
+  assertRefused("docs /a.txt", /segment "docs " ends with a space/);
+  assertRefused("...", /ends with a dot/);
+});
+
+Deno.test("validateName still accepts names that only look like devices", () => {
+  for (
+    const name of [
+      "console.txt",
+      "CONFIG",
+      "nully",
+      "com10",
+      "COM0",
+      "lpt",
+      "auxiliary/a.txt",
+      "my.con",
+      "a.nul.txt",
+      "docs/con-notes.md",
+      " leading space.txt",
+      "..dots",
+      "a. b",
+    ]
+  ) {
+    assert.equal(validateName(name), name);
+  }
+});
+
+Deno.test("validateName says what failed and the value on one line", () => {
+  for (const name of ["CON", "a:b", "x.", "a\nb", "e\u0301/nul.txt"]) {
+    try {
+      validateName(name);
+      assert.fail(`${JSON.stringify(name)} was accepted`);
+    } catch (error) {
+      assert.ok(error instanceof ProtocolError);
+      assert.ok(!error.message.includes("\n"), error.message);
+      assert.match(error.message, /^Cannot accept name "/);
+      assert.ok(error.message.includes(JSON.stringify(name)), error.message);
+    }
+  }
 });
 
 Deno.test("validateName refuses values that are not strings", () => {
