@@ -51,6 +51,18 @@ function denoArgs(task: "tracker" | "peer", args: string[]): string[] {
 
 const childEnv = { NO_COLOR: "1" };
 
+/**
+ * `args` with `--quiet` after `run`, so that Deno's own messages (the npm
+ * `Download …` lines of a first run with an empty cache, for one) never mix
+ * into the program's stderr, which tests read line by line. The program's
+ * own output and uncaught errors are unaffected.
+ */
+function quiet(args: string[]): string[] {
+  return args[0] === "run" && !args.includes("--quiet")
+    ? ["run", "--quiet", ...args.slice(1)]
+    : args;
+}
+
 /** A running CLI subprocess whose output is collected line by line. */
 export class CliProcess implements AsyncDisposable {
   /** The child process. */
@@ -68,7 +80,8 @@ export class CliProcess implements AsyncDisposable {
   readonly #statusPromise: Promise<Deno.CommandStatus>;
 
   /**
-   * Spawns `deno` with `args`.
+   * Spawns `deno` with `args` (`deno run` gets `--quiet`: only the
+   * program's own output is collected).
    *
    * @param args Arguments after `deno`.
    * @param stdin Whether to pipe stdin (for the interactive prompt).
@@ -76,7 +89,7 @@ export class CliProcess implements AsyncDisposable {
   constructor(args: string[], stdin = false) {
     this.#description = `deno ${args.slice(-6).join(" ")}`;
     this.child = new Deno.Command(Deno.execPath(), {
-      args,
+      args: quiet(args),
       cwd: ROOT,
       env: childEnv,
       stdin: stdin ? "piped" : "null",
@@ -412,7 +425,8 @@ export async function run(
 }
 
 /**
- * Runs `deno` with arbitrary arguments to completion (cwd: the repo root).
+ * Runs `deno` with arbitrary arguments to completion (cwd: the repo root;
+ * `deno run` gets `--quiet`, as in {@linkcode CliProcess}).
  *
  * @param args Arguments after `deno`.
  * @param timeoutMs Kill the process after this long.
@@ -426,7 +440,7 @@ export async function runDeno(
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   try {
     const output = await new Deno.Command(Deno.execPath(), {
-      args,
+      args: quiet(args),
       cwd: ROOT,
       env: childEnv,
       stdin: "null",
