@@ -384,7 +384,10 @@ Deno.test("Oversized, truncated and garbage frames are dropped and both servers 
 });
 
 Deno.test("A flood of 300 idle and half-open connections neither locks out honest clients nor lingers past the timeouts", async () => {
-  await using a = await arena({ readTimeoutMs: 1500 });
+  // Honest clients must be served well before the flood times out; the
+  // bounds leave room for a busy machine on both sides of that line.
+  const readTimeoutMs = 4000;
+  await using a = await arena({ readTimeoutMs });
   const flood: Deno.TcpConn[] = [];
   const closed: Promise<string>[] = [];
   try {
@@ -396,21 +399,22 @@ Deno.test("A flood of 300 idle and half-open connections neither locks out hones
       if (i % 3 === 1) await conn.write(new Uint8Array([1, 0, 0]));
       if (i % 3 === 2) await conn.write(encoder.encode('{"command":'));
     }
-    // While the flood is open (its connections are younger than any
-    // timeout), honest clients from the same address are served promptly.
+    // While the flood is open, honest clients from the same address are
+    // served at once, not when the flood times out.
     for (let round = 0; round < 3; round++) {
       const started = performance.now();
       await assertHonestServed(a);
       const ms = performance.now() - started;
-      assert.ok(ms < 1000, `honest round ${round} took ${ms.toFixed(0)} ms`);
+      assert.ok(
+        ms < readTimeoutMs / 2,
+        `honest round ${round} took ${ms.toFixed(0)} ms`,
+      );
     }
     // Every flood connection is closed by the servers: displaced by newer
-    // ones at the per-address cap, or dropped by the read timeouts.
-    const started = performance.now();
-    for (const conn of flood) closed.push(drain(conn, 6000));
+    // ones at the per-address cap, or dropped by the read timeouts (drain
+    // fails if one is still open after the timeout and as much again).
+    for (const conn of flood) closed.push(drain(conn, 2 * readTimeoutMs));
     await Promise.all(closed);
-    const ms = performance.now() - started;
-    assert.ok(ms < 6000, `flood lingered ${ms.toFixed(0)} ms`);
   } finally {
     if (closed.length === 0) {
       for (const conn of flood) {
@@ -490,20 +494,35 @@ Deno.test("A tracker told to trust advertised addresses records the claimed host
 });
 
 Deno.test("Tracker answers a request flood from one address with rate_limited, then serves it again", async () => {
-  await using a = await arena({ maxRequestsPerSecond: 20, requestBurst: 30 });
-  // The peer's own registration used a little of the burst.
+  // A burst of 30 and one new token every 4 s: however slowly this machine
+  // gets through the flood, it earns only a token or two meanwhile, so the
+  // limit (not the clock) decides how many requests are served.
+  const rate = 0.25;
+  const burst = 30;
+  await using a = await arena({
+    maxRequestsPerSecond: rate,
+    requestBurst: burst,
+  });
   await using rpc = await RpcClient.connect(a.tracker.address);
+  const started = performance.now();
   const replies = await Promise.allSettled(
     Array.from({ length: 100 }, () => rpc.request({ type: "list" })),
   );
+  const elapsed = (performance.now() - started) / 1000;
   const limited =
     replies.filter((r) =>
       r.status === "rejected" && r.reason instanceof RemoteError &&
       r.reason.code === "rate_limited"
     ).length;
   const served = replies.filter((r) => r.status === "fulfilled").length;
-  assert.equal(served + limited, 100);
-  assert.ok(served >= 20 && served <= 40, `served ${served} of 100`);
+  assert.equal(served + limited, 100, JSON.stringify(replies.slice(0, 3)));
+  // The peer's own registration used a little of the burst.
+  const earned = Math.ceil(elapsed * rate) + 1;
+  assert.ok(
+    served >= burst - 10 && served <= burst + earned,
+    `served ${served} of 100 in ${elapsed.toFixed(1)} s (burst ${burst})`,
+  );
+  // The seed protocol shares the address's budget, which is spent.
   const legacy = await legacyRequest(a.tracker.address, { command: "list" });
   assert.match(String(legacy.status), /requests per second/);
   // Tokens refill at the configured rate.
@@ -520,7 +539,7 @@ Deno.test("Tracker answers a request flood from one address with rate_limited, t
       }
     },
     "the tracker to serve the address again",
-    { intervalMs: 100 },
+    { timeoutMs: 4 * 1000 / rate, intervalMs: 100 },
   );
 });
 
