@@ -9,6 +9,7 @@ import { Buffer } from "node:buffer";
 import { relative, sep } from "node:path";
 import { isInside, resolveForRead } from "./names.ts";
 import { ConnectionServer } from "./_server.ts";
+import { UploadBuffers } from "./_chunk_buffers.ts";
 import { serverRequests, validateSecret } from "./auth.ts";
 import { FrameConnection, RemoteError, writeAll } from "./connection.ts";
 import {
@@ -190,10 +191,9 @@ export interface Peer extends EventTarget, AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** A connection's upload counters and its reusable file handles and buffer. */
+/** A connection's upload counters and its reusable file handles. */
 interface ConnectionUpload extends UploadStatus {
   files: OpenFiles;
-  buffer: Uint8Array;
   /** Aborted when the connection ends or the peer stops. */
   signal: AbortSignal;
 }
@@ -308,6 +308,8 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     ? new TokenBucket(options.maxDownloadRate)
     : undefined;
   const uploaded = { bytes: 0, chunks: 0 };
+  // Chunk buffers are borrowed per chunk from one pool for all connections.
+  const uploadBuffers = new UploadBuffers();
 
   const handleRequest = async (
     request: PeerRequest,
@@ -383,8 +385,8 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
         }
         const length = chunkLength(manifest, request.index);
         await uploadLimiter?.take(length, upload.signal);
-        // One open file and one buffer per connection, reused chunk after
-        // chunk: requests on a connection are served one at a time. Seek and
+        // One open file per connection, reused chunk after chunk: requests
+        // on a connection are served one at a time. Seek and
         // stat are single quick syscalls, made here rather than on a
         // blocking thread; the read may wait on the disk, so it is async.
         const file = await upload.files.open(
@@ -406,23 +408,31 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
             );
           }
         }
-        if (upload.buffer.length < DATA_HEADER_SIZE + length) {
-          upload.buffer = new Uint8Array(DATA_HEADER_SIZE + length);
-        }
-        const frame = upload.buffer.subarray(0, DATA_HEADER_SIZE + length);
-        file.seekSync(request.index * manifest.chunkSize, Deno.SeekMode.Start);
-        if (
-          await readFull(file, frame.subarray(DATA_HEADER_SIZE)) !== length
-        ) {
-          throw new RemoteError(
-            "content_changed",
-            "Cannot serve chunk: the file is shorter than its manifest",
-          );
-        }
-        await connection.sendDataFrame(
-          typeof rid === "number" ? rid : 0,
-          frame,
+        // Borrowed for this chunk only, so an idle connection holds none.
+        const frame = await uploadBuffers.acquire(
+          DATA_HEADER_SIZE + length,
+          upload.signal,
         );
+        try {
+          file.seekSync(
+            request.index * manifest.chunkSize,
+            Deno.SeekMode.Start,
+          );
+          if (
+            await readFull(file, frame.subarray(DATA_HEADER_SIZE)) !== length
+          ) {
+            throw new RemoteError(
+              "content_changed",
+              "Cannot serve chunk: the file is shorter than its manifest",
+            );
+          }
+          await connection.sendDataFrame(
+            typeof rid === "number" ? rid : 0,
+            frame,
+          );
+        } finally {
+          uploadBuffers.release(frame);
+        }
         upload.bytes += length;
         upload.chunks++;
         uploaded.bytes += length;
@@ -451,7 +461,6 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
           bytes: 0,
           chunks: 0,
           files: new OpenFiles(4),
-          buffer: new Uint8Array(0),
           signal: AbortSignal.any([stop.signal, ended$.signal]),
         };
         uploads.set(remote, upload);
@@ -629,14 +638,20 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
           };
           try {
             await writeAll(conn, encodeLine({ status: "ok", size }));
-            const buffer = new Uint8Array(1024 * 1024);
             let sent = 0;
             while (sent < size) {
-              const n = await file.read(
-                buffer.subarray(0, Math.min(buffer.length, size - sent)),
+              const buffer = await uploadBuffers.acquire(
+                Math.min(1024 * 1024, size - sent),
+                stop.signal,
               );
+              let n: number | null;
+              try {
+                n = await file.read(buffer);
+                if (n !== null) await writeAll(conn, buffer.subarray(0, n));
+              } finally {
+                uploadBuffers.release(buffer);
+              }
               if (n === null) break;
-              await writeAll(conn, buffer.subarray(0, n));
               progress();
               sent += n;
               upload.bytes = sent;
