@@ -152,6 +152,7 @@ export {
   type DownloadOptions,
   type DownloadProgress,
   type DownloadResult,
+  UnverifiedSourceError,
 } from "./lib/transfer.ts";
 export {
   type Dashboard,

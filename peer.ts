@@ -43,6 +43,27 @@ interface CommonOptions {
   shared?: string;
   overwrite?: boolean;
   secret?: string;
+  unverified?: boolean;
+  stallTimeout?: string;
+}
+
+/** The per-download flags every command shares. */
+function downloadFlags(
+  opts: CommonOptions,
+): {
+  overwrite: boolean;
+  fsync: boolean;
+  allowUnverified: boolean;
+  stallTimeoutMs?: number;
+} {
+  return {
+    overwrite: Boolean(opts.overwrite),
+    fsync: Boolean(opts.fsync),
+    allowUnverified: Boolean(opts.unverified),
+    ...(opts.stallTimeout !== undefined
+      ? { stallTimeoutMs: parseDuration(opts.stallTimeout) }
+      : {}),
+  };
 }
 
 /** The secret of a private swarm: `--secret`, else `SHOAL_SECRET`. */
@@ -164,7 +185,9 @@ function describeResult(result: DownloadResult): string {
   return `Downloaded ${result.name} (${formatBytes(result.size)}) in ${
     seconds.toFixed(2)
   } s${resumed}${
-    result.id ? ", verified" : ", size checked (seed-protocol source)"
+    result.verified
+      ? ", verified"
+      : ", NOT verified (seed-protocol source: only the size was checked)"
   } -> ${result.path}`;
 }
 
@@ -176,8 +199,7 @@ async function runDownload(target: string, opts: CommonOptions): Promise<void> {
     ...swarmSecret(opts),
     ...(rate ? { limiter: new TokenBucket(rate) } : {}),
     outDir: opts.out ?? opts.shared ?? ".",
-    overwrite: Boolean(opts.overwrite),
-    fsync: Boolean(opts.fsync),
+    ...downloadFlags(opts),
     onProgress,
   });
   if (opts.json) {
@@ -204,7 +226,11 @@ const background = new Map<string, AbortController>();
 let promptAgain: (() => void) | undefined;
 
 /** Download flags given on the command line, applied to prompt downloads. */
-const downloadDefaults: { overwrite?: boolean; fsync?: boolean } = {};
+let downloadDefaults: ReturnType<typeof downloadFlags> = {
+  overwrite: false,
+  fsync: false,
+  allowUnverified: false,
+};
 
 async function handleLine(peer: Peer, line: string): Promise<boolean> {
   const [command = "", ...rest] = line.trim().split(/\s+/);
@@ -329,8 +355,7 @@ async function runPeer(
   opts: CommonOptions & Record<string, string | boolean | undefined>,
 ): Promise<void> {
   const shared = (opts.shared as string | undefined) ?? ".";
-  downloadDefaults.overwrite = Boolean(opts.overwrite);
-  downloadDefaults.fsync = Boolean(opts.fsync);
+  downloadDefaults = downloadFlags(opts);
   const peer = await startPeer({
     tracker: trackerAddress(opts.tracker),
     ...swarmSecret(opts),
@@ -488,6 +513,15 @@ function withCommon(command: Command): Command {
     .option(
       "--fsync",
       "flush a download to disk before renaming it into place",
+    )
+    .option(
+      "--unverified",
+      "when only seed-protocol peers have a file, take their bytes although they cannot be verified (the size is checked)",
+    )
+    .option(
+      "--stall-timeout <duration>",
+      "give a download up when no chunk verified for this long (its verified part is kept)",
+      "30s",
     )
     .option("--json", "print machine-readable JSON")
     .option(

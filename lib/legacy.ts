@@ -349,15 +349,40 @@ export async function legacyDownload(
     let received = Math.min(rest.length, total);
     await writeAll(file, rest.subarray(0, received));
     const buffer = new Uint8Array(1024 * 1024);
-    while (received < total) {
-      options.signal?.throwIfAborted();
-      const n = await conn.read(
-        buffer.subarray(0, Math.min(buffer.length, total - received)),
+    // A body that stops coming is cut off: each read must bring bytes
+    // within `timeoutMs`, or the connection is closed.
+    let stalled = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        stalled = true;
+        abort();
+      }, timeoutMs);
+    };
+    try {
+      while (received < total) {
+        options.signal?.throwIfAborted();
+        arm();
+        const n = await conn.read(
+          buffer.subarray(0, Math.min(buffer.length, total - received)),
+        ).catch((error) => {
+          if (stalled) return null;
+          throw error;
+        });
+        if (n === null) break;
+        await writeAll(file, buffer.subarray(0, n));
+        received += n;
+        options.onProgress?.(received, total);
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+    options.signal?.throwIfAborted();
+    if (stalled) {
+      throw new TimeoutError(
+        `Cannot download ${filename} from ${address}: no bytes for ${timeoutMs} ms after ${received} of ${total}`,
       );
-      if (n === null) break;
-      await writeAll(file, buffer.subarray(0, n));
-      received += n;
-      options.onProgress?.(received, total);
     }
     if (received !== total) {
       throw new ProtocolError(

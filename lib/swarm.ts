@@ -67,6 +67,8 @@ export interface SwarmOptions {
   maxStrikes: number;
   /** How often to look for new holders, ms. */
   refreshIntervalMs: number;
+  /** Give up when no chunk verified for this long, ms. */
+  stallTimeoutMs: number;
   /** Most chunk bytes requested but not yet written. */
   maxInFlightBytes: number;
   /** Shared download rate cap. */
@@ -116,6 +118,8 @@ class ByteBudget {
  * @returns Bytes received and the addresses that were banned.
  * @throws {ChunkVerificationError} If sources ran out after bad chunks.
  * @throws {Deno.errors.NotFound} If sources ran out otherwise.
+ * @throws {Deno.errors.TimedOut} If no chunk verified for
+ *   `stallTimeoutMs`.
  */
 export async function runSwarm(
   options: SwarmOptions,
@@ -124,6 +128,17 @@ export async function runSwarm(
   const picker = new ChunkPicker(have);
   const sources: Source[] = [];
   const banned = new Set<string>();
+  // Addresses that failed (refused, silent, wrong answers) wait before they
+  // are tried again, longer each time, so holders listed after them get
+  // their turn: a list led by dead addresses cannot eclipse a live one.
+  const attempts = new Map<string, { failures: number; retryAt: number }>();
+  const failed = (address: string) => {
+    const entry = attempts.get(address) ?? { failures: 0, retryAt: 0 };
+    entry.failures++;
+    entry.retryAt = performance.now() +
+      Math.min(250 * 2 ** entry.failures, 15_000);
+    attempts.set(address, entry);
+  };
   const errors: string[] = [];
   const budget = new ByteBudget(options.maxInFlightBytes);
   const buffers = new ChunkBuffers(
@@ -155,6 +170,7 @@ export async function runSwarm(
   const drop = (source: Source, error: Error) => {
     if (source.dropped) return;
     source.dropped = true;
+    failed(source.info.address);
     errors.push(`${source.info.address}: ${error.message}`);
     for (const controller of source.inflight.values()) controller.abort();
     void source.client.close();
@@ -278,11 +294,26 @@ export async function runSwarm(
   };
 
   const addSources = async (infos: PeerInfo[]) => {
-    const fresh = infos.filter((info, i) =>
-      info.protocol === "shoal" && !banned.has(info.address) &&
-      infos.findIndex((o) => o.address === info.address) === i &&
-      !sources.some((s) => !s.dropped && s.info.address === info.address)
-    ).slice(0, Math.max(0, options.maxPeers - active()));
+    const now = performance.now();
+    const seen = new Set<string>();
+    const candidates = infos.filter((info) => {
+      if (info.protocol !== "shoal" || info.id !== manifest.id) return false;
+      if (banned.has(info.address) || seen.has(info.address)) return false;
+      seen.add(info.address);
+      if ((attempts.get(info.address)?.retryAt ?? 0) > now) return false;
+      return !sources.some((s) =>
+        !s.dropped && s.info.address === info.address
+      );
+    });
+    // Untried addresses first, then those that failed least; random among
+    // equals, so no fixed set of addresses is always asked first.
+    const failures = (info: PeerInfo) =>
+      attempts.get(info.address)?.failures ?? 0;
+    const fresh = candidates
+      .map((info) => ({ info, order: failures(info) + Math.random() }))
+      .sort((a, b) => a.order - b.order)
+      .map(({ info }) => info)
+      .slice(0, Math.max(0, options.maxPeers - active()));
     await Promise.all(fresh.map(async (info) => {
       let client: RpcClient;
       try {
@@ -293,6 +324,7 @@ export async function runSwarm(
           ...(options.secret !== undefined ? { secret: options.secret } : {}),
         });
       } catch (error) {
+        failed(info.address);
         errors.push(`${info.address}: ${(error as Error).message}`);
         return;
       }
@@ -322,20 +354,34 @@ export async function runSwarm(
     }));
   };
 
+  let stalled = false;
   try {
     await addSources(options.holders);
     let lastRefresh = performance.now();
+    let lastProgress = performance.now();
+    let lastDone = picker.done;
     let emptyRounds = 0;
+    let idleRounds = 0;
     while (!picker.finished) {
       options.signal?.throwIfAborted();
+      if (picker.done !== lastDone) {
+        lastDone = picker.done;
+        lastProgress = performance.now();
+      } else if (performance.now() - lastProgress >= options.stallTimeoutMs) {
+        stalled = true;
+        break;
+      }
       if (active() === 0) {
+        // Nobody left to ask: give up soon when the tracker knows no holder
+        // we may still use, else keep asking (backing off) until the stall
+        // timeout.
         if (emptyRounds >= 3) break;
         await new Promise((resolve) =>
-          setTimeout(resolve, 250 * 2 ** emptyRounds)
+          setTimeout(resolve, Math.min(250 * 2 ** idleRounds, 4000))
         );
-        emptyRounds++;
+        idleRounds++;
       } else {
-        emptyRounds = 0;
+        idleRounds = 0;
         await picker.changed(Math.min(500, options.refreshIntervalMs));
         if (performance.now() - lastRefresh < options.refreshIntervalMs) {
           continue;
@@ -343,7 +389,13 @@ export async function runSwarm(
       }
       if (picker.finished) break;
       lastRefresh = performance.now();
-      await addSources(await options.findHolders().catch(() => []));
+      const infos = await options.findHolders().catch(() => []);
+      const usable = infos.some((info) =>
+        info.protocol === "shoal" && info.id === manifest.id &&
+        !banned.has(info.address)
+      );
+      emptyRounds = active() === 0 && !usable ? emptyRounds + 1 : 0;
+      await addSources(infos);
     }
   } finally {
     stop.abort();
@@ -354,6 +406,15 @@ export async function runSwarm(
   }
   if (!picker.finished) {
     options.signal?.throwIfAborted();
+    if (stalled) {
+      throw new Deno.errors.TimedOut(
+        `Cannot finish ${manifest.name}: no chunk verified for ${
+          formatSeconds(options.stallTimeoutMs)
+        } (${picker.total - picker.done} of ${picker.total} chunks missing; ${
+          errors.slice(-3).join("; ") || "sources sent nothing"
+        }); the verified chunks are kept, run the download again to resume`,
+      );
+    }
     if (lastVerificationError) throw lastVerificationError;
     throw new Deno.errors.NotFound(
       `Cannot finish ${manifest.name}: ${
@@ -364,4 +425,8 @@ export async function runSwarm(
     );
   }
   return { received, banned: [...banned] };
+}
+
+function formatSeconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(1))} s`;
 }

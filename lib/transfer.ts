@@ -1,13 +1,15 @@
 /**
  * Chunked, verified downloads: fetch a manifest, request chunks by index from
  * every available source with several requests in flight, verify each chunk's
- * SHA-256 before writing it into `<name>.part`, and rename into place only
- * when every chunk verified. Restarting a download resumes from the verified
- * chunks already in the `.part` file.
+ * SHA-256 before writing it into a partial file named by the content id
+ * (`<name>.<id prefix>.part`, locked while the download runs), and rename
+ * into place only when every chunk verified. Restarting a download resumes
+ * from the verified chunks already in the partial file.
  *
  * @module
  */
-import { dirname } from "node:path";
+import { statfs } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { RpcClient } from "./connection.ts";
 import { legacyDownload } from "./legacy.ts";
 import {
@@ -31,6 +33,12 @@ import { ProtocolError } from "./wire.ts";
 
 /** Suffix of the resume state kept beside a `.part` file. */
 export const STATE_SUFFIX = ".part.state";
+
+/** Largest file a download accepts unless told otherwise: 1 TiB. */
+export const DEFAULT_MAX_FILE_SIZE = 2 ** 40;
+
+/** How long a download waits for a verified chunk before it gives up. */
+export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
 
 /** Live progress of a download. */
 export interface DownloadProgress {
@@ -70,6 +78,11 @@ export interface DownloadResult {
   received: number;
   /** Chunks that were already verified on disk (resume). */
   resumedChunks: number;
+  /**
+   * `true` when every byte was checked against the content id; `false` for
+   * a seed-protocol source, of which only the size was checked.
+   */
+  verified: boolean;
   /** `true` if the file was already complete and nothing was fetched. */
   alreadyComplete: boolean;
   /** Wall time, ms. */
@@ -117,8 +130,28 @@ export interface DownloadOptions {
    * @default {false}
    */
   fsync?: boolean;
-  /** Largest file accepted. @default {Number.MAX_SAFE_INTEGER} */
+  /**
+   * Largest file accepted: a manifest claiming more is refused before
+   * anything is created on disk.
+   *
+   * @default {1099511627776}
+   */
   maxFileSize?: number;
+  /**
+   * Give up when no chunk verified for this long (ms): the sources are
+   * unreachable, silent or lying. The partial file is kept for a resume.
+   *
+   * @default {30000}
+   */
+  stallTimeoutMs?: number;
+  /**
+   * Accept seed-protocol sources when no Shoal peer has the file. Their
+   * bytes cannot be verified (only the size is checked), so this is never
+   * done unless asked for.
+   *
+   * @default {false}
+   */
+  allowUnverified?: boolean;
   /**
    * Shared secret of a private swarm: the tracker and every source are
    * authenticated with it (mutually); seed-protocol sources, which cannot
@@ -184,29 +217,29 @@ export async function download(
       options.secret !== undefined ? { secret: options.secret } : {},
     )
     : undefined;
+  const ask = async (
+    query: { id: string } | { name: string },
+  ): Promise<PeerInfo[]> => {
+    const found = (options.sources ?? []).filter((s) =>
+      "name" in query || s.id === null || s.id === query.id
+    );
+    if (client) found.push(...await client.getPeers(query));
+    return found;
+  };
   let id: string | undefined;
   let requestedName: string | undefined;
   if (isContentId(target)) id = target;
   else requestedName = validateName(target);
 
-  const findHolders = async (): Promise<PeerInfo[]> => {
-    const found = (options.sources ?? []).filter((s) =>
-      id === undefined || s.id === null || s.id === id
-    );
-    if (client) {
-      found.push(
-        ...await client.getPeers(
-          id !== undefined ? { id } : { name: requestedName! },
-        ),
-      );
-    }
-    return found;
-  };
-  let holders = await findHolders();
   if (id === undefined) {
-    // By name: the holders must agree on one content id.
+    // By name: the verified (Shoal) holders must agree on one content id.
+    // Seed-protocol holders are never used silently: their bytes cannot be
+    // verified, so a flood of them must not win over one honest holder.
+    const holders = await ask({ name: requestedName! });
     const ids = new Set<string>();
-    for (const holder of holders) if (holder.id !== null) ids.add(holder.id);
+    for (const holder of holders) {
+      if (holder.protocol === "shoal" && holder.id !== null) ids.add(holder.id);
+    }
     if (ids.size > 1) {
       throw new RangeError(
         `Cannot download ${requestedName}: ${ids.size} different files have that name (ids ${
@@ -216,80 +249,164 @@ export async function download(
     }
     id = [...ids][0];
     if (id === undefined) {
-      const legacy = options.secret === undefined
-        ? holders.filter((h) => h.protocol === "legacy")
-        : [];
+      const legacy = holders.filter((h) => h.protocol === "legacy");
       if (legacy.length === 0) {
         throw new Deno.errors.NotFound(
           `Cannot download ${target}: no peer on the network has it`,
         );
       }
+      if (options.secret !== undefined) {
+        throw new Deno.errors.NotFound(
+          `Cannot download ${target}: only seed-protocol peers have it, and a private swarm does not use them`,
+        );
+      }
+      if (!options.allowUnverified) {
+        throw new UnverifiedSourceError(
+          `Cannot download ${target}: only seed-protocol peers have it, and their bytes cannot be verified; allow unverified sources (--unverified) to take it anyway`,
+        );
+      }
       return await downloadLegacy(requestedName!, legacy, options, started);
     }
-    holders = holders.filter((h) => h.id === id);
   }
-  const shoalHolders = holders.filter((h) => h.protocol === "shoal");
-  if (shoalHolders.length === 0) {
+  const contentId = id;
+  const findHolders = () => ask({ id: contentId });
+  const holders = (await findHolders()).filter((h) =>
+    h.protocol === "shoal" && h.id === contentId
+  );
+  if (holders.length === 0) {
     throw new Deno.errors.NotFound(
       `Cannot download ${target}: no live peer holds content ${
-        id.slice(0, 12)
+        contentId.slice(0, 12)
       }…`,
     );
   }
-  const manifest = await fetchManifest(shoalHolders, { id }, options);
+  const manifest = await fetchManifest(holders, contentId, options);
   const name = options.saveAs !== undefined
     ? validateName(options.saveAs)
     : requestedName ?? manifest.name;
   return await fetchChunks(
     manifest,
     name,
-    shoalHolders,
+    holders,
     options,
     findHolders,
     started,
   );
 }
 
+/**
+ * A file only seed-protocol peers hold, whose bytes therefore cannot be
+ * verified, asked for without {@linkcode DownloadOptions.allowUnverified}.
+ *
+ * @example Telling an unverifiable file apart
+ * ```ts
+ * import { UnverifiedSourceError } from "./transfer.ts";
+ * const error = new UnverifiedSourceError("Cannot download a.txt: …");
+ * if (!(error instanceof Error)) throw new Error("not an Error");
+ * ```
+ */
+export class UnverifiedSourceError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What could not be downloaded and why.
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "UnverifiedSourceError";
+  }
+}
+
+/** Holders asked for the manifest at once. */
+const MANIFEST_CONCURRENCY = 4;
+
+/**
+ * Asks holders for the manifest of `id`, a few at a time in random order
+ * (dead or silent addresses listed first cannot hold the download up), and
+ * returns the first one that matches the id. Bounded by the stall timeout.
+ */
 async function fetchManifest(
   holders: PeerInfo[],
-  query: { id: string } | { name: string },
+  id: string,
   options: DownloadOptions,
 ): Promise<Manifest> {
   const errors: string[] = [];
-  for (const holder of holders) {
-    try {
-      await using rpc = await RpcClient.connect(holder.address, {
-        requestTimeoutMs: options.requestTimeoutMs ?? 15_000,
-        ...(options.secret !== undefined ? { secret: options.secret } : {}),
-      });
-      const reply = await rpc.request(
-        { type: "manifest", ...query },
-        undefined,
-        options.signal,
-      );
-      if (reply instanceof Uint8Array || reply.type !== "manifest") {
-        throw new ProtocolError("Cannot accept reply to manifest: wrong type");
-      }
-      const manifest = validateManifest(
-        reply.manifest,
-        "id" in query ? query.id : undefined,
-      );
-      if (
-        options.maxFileSize !== undefined && manifest.size > options.maxFileSize
-      ) {
-        throw new RangeError(
-          `Cannot download ${manifest.name}: ${manifest.size} bytes exceed the ${options.maxFileSize}-byte limit`,
-        );
-      }
-      return manifest;
-    } catch (error) {
-      if (error instanceof RangeError) throw error;
-      errors.push(`${holder.address}: ${(error as Error).message}`);
-    }
-  }
-  throw new Deno.errors.NotFound(
-    `Cannot fetch the manifest from any holder (${errors.join("; ")})`,
+  const queue = shuffle([...holders]);
+  const found = new AbortController();
+  const deadline = AbortSignal.timeout(
+    options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
   );
+  const signal = AbortSignal.any([
+    found.signal,
+    deadline,
+    ...(options.signal ? [options.signal] : []),
+  ]);
+  let manifest: Manifest | undefined;
+  let fatal: unknown;
+  const worker = async () => {
+    for (let holder = queue.shift(); holder; holder = queue.shift()) {
+      if (signal.aborted) return;
+      try {
+        const candidate = await askManifest(holder, id, options, signal);
+        manifest ??= candidate;
+        found.abort();
+        return;
+      } catch (error) {
+        if (error instanceof RangeError) {
+          fatal ??= error;
+          found.abort();
+          return;
+        }
+        if (!signal.aborted) {
+          errors.push(`${holder.address}: ${(error as Error).message}`);
+        }
+      }
+    }
+  };
+  await Promise.all(
+    Array.from({ length: MANIFEST_CONCURRENCY }, () => worker()),
+  );
+  if (fatal) throw fatal;
+  if (manifest) return manifest;
+  options.signal?.throwIfAborted();
+  if (deadline.aborted) errors.push("no holder answered in time");
+  throw new Deno.errors.NotFound(
+    `Cannot fetch the manifest of ${
+      id.slice(0, 12)
+    }… from any of ${holders.length} holders (${errors.slice(-3).join("; ")})`,
+  );
+}
+
+async function askManifest(
+  holder: PeerInfo,
+  id: string,
+  options: DownloadOptions,
+  signal: AbortSignal,
+): Promise<Manifest> {
+  await using rpc = await RpcClient.connect(holder.address, {
+    requestTimeoutMs: options.requestTimeoutMs ?? 15_000,
+    ...(options.secret !== undefined ? { secret: options.secret } : {}),
+  });
+  const reply = await rpc.request({ type: "manifest", id }, undefined, signal);
+  if (reply instanceof Uint8Array || reply.type !== "manifest") {
+    throw new ProtocolError("Cannot accept reply to manifest: wrong type");
+  }
+  const manifest = validateManifest(reply.manifest, id);
+  const limit = options.maxFileSize ?? DEFAULT_MAX_FILE_SIZE;
+  if (manifest.size > limit) {
+    throw new RangeError(
+      `Cannot download ${manifest.name}: its ${manifest.size} bytes exceed the ${limit}-byte limit`,
+    );
+  }
+  return manifest;
+}
+
+function shuffle<T>(items: T[]): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+  return items;
 }
 
 /**
@@ -378,26 +495,18 @@ async function fetchChunks(
       size: manifest.size,
       received: 0,
       resumedChunks: chunkCount(manifest.size, manifest.chunkSize),
+      verified: true,
       alreadyComplete: true,
       elapsedMs: performance.now() - started,
       manifest,
     };
   }
 
-  const partPath = path + PART_SUFFIX;
-  const statePath = path + STATE_SUFFIX;
+  const { partPath, statePath } = partPaths(path, manifest.id);
   const total = chunkCount(manifest.size, manifest.chunkSize);
   const have = new Uint8Array(total);
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(partPath, { read: true, write: true, create: true });
-  } catch (error) {
-    const message = `Cannot write ${partPath}: ${(error as Error).message}`;
-    if (error instanceof Deno.errors.PermissionDenied) {
-      throw new Deno.errors.PermissionDenied(message);
-    }
-    throw new Error(message, { cause: error });
-  }
+  await checkFreeSpace(partPath, name, manifest.size);
+  const file = await openPartFile(partPath, name);
   let received = 0;
   let resumedChunks = 0;
   // A failed write (disk full, I/O error) is not a fault of the sources: it
@@ -470,6 +579,7 @@ async function fetchChunks(
       maxStrikes: options.maxStrikes ?? 3,
       refreshIntervalMs: options.refreshIntervalMs ?? 3000,
       maxInFlightBytes: options.maxInFlightBytes ?? 32 * 1024 * 1024,
+      stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
       ...(options.limiter ? { limiter: options.limiter } : {}),
       ...(options.secret !== undefined ? { secret: options.secret } : {}),
       signal: options.signal
@@ -485,12 +595,14 @@ async function fetchChunks(
     // Flushing to stable storage before the rename costs a full disk
     // write of the file (about 1.5 s/GiB here), so it is opt-in.
     if (options.fsync) await file.syncData();
+    // Every chunk verified: move into place while the lock is still held,
+    // so no other download can touch the file between the last write and
+    // the rename (and none writes to it after: it is ours alone).
+    await moveIntoPlace(partPath, path, name, options.overwrite ?? false);
+    await Deno.remove(statePath).catch(() => {});
   } finally {
     file.close();
   }
-  // Every chunk verified: move into place.
-  await moveIntoPlace(partPath, path, name, options.overwrite ?? false);
-  await Deno.remove(statePath).catch(() => {});
   return {
     id: manifest.id,
     name,
@@ -498,10 +610,100 @@ async function fetchChunks(
     size: manifest.size,
     received,
     resumedChunks,
+    verified: true,
     alreadyComplete: false,
     elapsedMs: performance.now() - started,
     manifest,
   };
+}
+
+/**
+ * The partial file of a download of `id` saved at `path`, and its resume
+ * state. Named by the content id, so downloads of two different files
+ * under one name never share a partial file.
+ */
+export function partPaths(
+  path: string,
+  id: string,
+): { partPath: string; statePath: string } {
+  let partPath = `${path}.${id.slice(0, 16)}${PART_SUFFIX}`;
+  if (new TextEncoder().encode(basename(partPath)).length > 255) {
+    partPath = join(dirname(path), `${id}${PART_SUFFIX}`);
+  }
+  return { partPath, statePath: partPath + ".state" };
+}
+
+/**
+ * Opens (creating it if needed, never truncating) a partial file and takes
+ * an exclusive lock on it: one download at a time writes a partial file,
+ * whether the other one runs in this process or another. The lock goes
+ * with the process, so a crash leaves nothing to clean up.
+ */
+async function openPartFile(
+  partPath: string,
+  name: string,
+): Promise<Deno.FsFile> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(partPath, { read: true, write: true, create: true });
+  } catch (error) {
+    const message = `Cannot write ${partPath}: ${(error as Error).message}`;
+    if (error instanceof Deno.errors.PermissionDenied) {
+      throw new Deno.errors.PermissionDenied(message);
+    }
+    throw new Error(message, { cause: error });
+  }
+  let locked = false;
+  try {
+    locked = await file.tryLock(true);
+  } catch (error) {
+    file.close();
+    throw new Error(
+      `Cannot lock ${partPath}: ${(error as Error).message.split("\n")[0]}`,
+      { cause: error },
+    );
+  }
+  if (!locked) {
+    file.close();
+    throw new Deno.errors.Busy(
+      `Cannot download ${name}: the same content is already being downloaded to that place (${partPath} is locked); wait for that download or cancel it`,
+    );
+  }
+  return file;
+}
+
+/**
+ * Refuses a download the disk cannot hold, before anything is written: the
+ * space still needed (the file's size less what the partial file already
+ * takes) must be free. Skipped where free space cannot be read (no
+ * `--allow-sys=statfs`); {@linkcode DownloadOptions.maxFileSize} still holds.
+ */
+async function checkFreeSpace(
+  partPath: string,
+  name: string,
+  size: number,
+): Promise<void> {
+  let free: number;
+  try {
+    const stats = await statfs(dirname(partPath));
+    free = Number(stats.bavail) * Number(stats.bsize);
+  } catch {
+    return;
+  }
+  const part = await Deno.stat(partPath).catch(() => undefined);
+  const taken = !part
+    ? 0
+    : part.blocks !== null
+    ? Math.min(part.size, part.blocks * 512)
+    : part.size;
+  const needed = size - taken;
+  if (needed > free) {
+    throw new Error(
+      `Cannot download ${name}: it needs ${needed} more bytes but ${
+        dirname(partPath)
+      } has ${free} free; free some space and run it again`,
+    );
+  }
 }
 
 /**
@@ -582,62 +784,66 @@ async function downloadLegacy(
     saveAs,
     options.overwrite ?? false,
   );
-  const partPath = path + PART_SUFFIX;
+  // No content id to name it by: the lock alone keeps it ours.
+  const partPath = `${path}.seed${PART_SUFFIX}`;
+  const file = await openPartFile(partPath, saveAs);
   const errors: string[] = [];
-  for (const holder of holders) {
-    using file = await Deno.open(partPath, {
-      write: true,
-      create: true,
-      truncate: true,
-    });
-    try {
-      const size = await legacyDownload(holder.address, holder.name, file, {
-        timeoutMs: options.requestTimeoutMs ?? 15_000,
-        ...(options.maxFileSize !== undefined
-          ? { maxSize: options.maxFileSize }
-          : {}),
-        ...(options.signal ? { signal: options.signal } : {}),
-        onProgress: (bytes, total) =>
-          options.onProgress?.({
-            id: null,
-            name: saveAs,
-            size: total,
-            bytes,
-            received: bytes,
-            chunksDone: 0,
-            chunks: 1,
-            rate: bytes / ((performance.now() - started) / 1000),
-            eta: Infinity,
-            sources: 1,
-          }),
-      });
-      if (options.fsync) await file.syncData();
-      const info = await file.stat();
-      if (info.size !== size) {
-        throw new ProtocolError(
-          `Cannot accept ${name}: wrote ${info.size} bytes, expected ${size}`,
-        );
+  const stallMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+  try {
+    for (const holder of holders) {
+      try {
+        await file.truncate(0);
+        await file.seek(0, Deno.SeekMode.Start);
+        const size = await legacyDownload(holder.address, holder.name, file, {
+          timeoutMs: Math.min(options.requestTimeoutMs ?? 15_000, stallMs),
+          maxSize: options.maxFileSize ?? DEFAULT_MAX_FILE_SIZE,
+          ...(options.signal ? { signal: options.signal } : {}),
+          onProgress: (bytes, total) =>
+            options.onProgress?.({
+              id: null,
+              name: saveAs,
+              size: total,
+              bytes,
+              received: bytes,
+              chunksDone: 0,
+              chunks: 1,
+              rate: bytes / ((performance.now() - started) / 1000),
+              eta: Infinity,
+              sources: 1,
+            }),
+        });
+        if (options.fsync) await file.syncData();
+        const info = await file.stat();
+        if (info.size !== size) {
+          throw new ProtocolError(
+            `Cannot accept ${name}: wrote ${info.size} bytes, expected ${size}`,
+          );
+        }
+        await moveIntoPlace(partPath, path, saveAs, options.overwrite ?? false);
+        return {
+          id: null,
+          name: saveAs,
+          path,
+          size,
+          received: size,
+          resumedChunks: 0,
+          verified: false,
+          alreadyComplete: false,
+          elapsedMs: performance.now() - started,
+        };
+      } catch (error) {
+        if (options.signal?.aborted) throw error;
+        if (error instanceof Deno.errors.AlreadyExists) throw error;
+        errors.push(`${holder.address}: ${(error as Error).message}`);
       }
-      await moveIntoPlace(partPath, path, saveAs, options.overwrite ?? false);
-      return {
-        id: null,
-        name: saveAs,
-        path,
-        size,
-        received: size,
-        resumedChunks: 0,
-        alreadyComplete: false,
-        elapsedMs: performance.now() - started,
-      };
-    } catch (error) {
-      if (options.signal?.aborted) throw error;
-      errors.push(`${holder.address}: ${(error as Error).message}`);
     }
+    await Deno.remove(partPath).catch(() => {});
+  } finally {
+    file.close();
   }
-  await Deno.remove(partPath).catch(() => {});
   throw new Deno.errors.NotFound(
     `Cannot download ${name} from any seed-protocol peer (${
-      errors.join("; ")
+      errors.slice(-3).join("; ")
     })`,
   );
 }
