@@ -138,7 +138,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "A disk filling up mid-download gives a clear error and keeps the .part for a resume",
+    "A download the disk cannot hold is refused up front; a disk filling up mid-download gives a clear error and keeps the partial file for a resume",
   ignore: !tmpfsAvailable,
   fn: async () => {
     await using shared = await tempDir();
@@ -160,10 +160,13 @@ Deno.test({
         3 * 1024 * 1024,
       );
       await using tracker = await spawnTracker();
+      // 1 MiB/s: the download is under way for seconds, time to fill the
+      // disk under it.
       await using _seeder = await spawnPeer({
         tracker: tracker.address,
         shared: shared.path,
         chunkSize: "256K",
+        args: ["--max-upload-rate", "1M"],
       });
       const download = [
         "download",
@@ -174,28 +177,57 @@ Deno.test({
         "--out",
         small,
       ];
-      const full = await run("peer", download);
-      assert.equal(full.code, 1, full.stdout);
-      assertOneLineError(full, "a full disk");
-      const part = join(small, "big.bin.part");
+      // 1 MiB free for a 3 MiB file: refused before anything is written.
+      const refused = await run("peer", download);
+      assert.equal(refused.code, 1, refused.stdout);
+      assertOneLineError(refused, "a download the disk cannot hold");
+      assert.match(refused.stderr, /needs \d+ more bytes but .* free/);
+      assert.deepEqual([...Deno.readDirSync(small)], []);
+
+      // Room for it at the start, then another writer takes the rest.
+      const grow = await runCommand("mount", ["-o", "remount,size=4m", small]);
+      assert.equal(grow.code, 0, grow.stderr);
+      const downloader = new CliProcess(
+        peerCommand(download.filter((arg) => arg !== "--json")),
+      );
+      try {
+        // Progress lines come per 10 %: some chunks are on disk by then.
+        await downloader.waitFor(/^progress big\.bin\s+[1-9]\d%/, {
+          timeoutMs: 30_000,
+        });
+        const filler = await Deno.open(join(small, "filler"), {
+          write: true,
+          create: true,
+        });
+        try {
+          const block = new Uint8Array(64 * 1024);
+          while (true) await filler.write(block);
+        } catch {
+          /* the disk is full */
+        } finally {
+          filler.close();
+        }
+        const status = await downloader.exited(60_000);
+        assert.equal(status.code, 1, downloader.stdout);
+      } finally {
+        await downloader.close();
+      }
+      const part = [...Deno.readDirSync(small)]
+        .map((e) => join(small, e.name))
+        .find((name) => name.endsWith(".part"));
+      assert.ok(part, "the partial file is kept");
       assert.match(
-        full.stderr,
+        downloader.stderr,
         new RegExp(
           `^peer: Cannot write ${part}: No space left on device .*\\((\\d+) verified chunks are kept; run the download again to resume\\)$`,
           "m",
         ),
       );
-      assert.ok(await exists(part), "the .part file is kept");
       assert.ok(await exists(`${part}.state`), "the resume state is kept");
       assert.equal(await exists(join(small, "big.bin")), false);
 
       // Space is freed: the same command resumes and finishes, verified.
-      const grow = await runCommand("mount", [
-        "-o",
-        "remount,size=8m",
-        small,
-      ]);
-      assert.equal(grow.code, 0, grow.stderr);
+      await Deno.remove(join(small, "filler"));
       const resumed = await run("peer", download);
       assert.equal(resumed.code, 0, resumed.stderr);
       const result = JSON.parse(resumed.stdout);
