@@ -7,8 +7,11 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { hashFile } from "../../lib/manifest.ts";
 import { startPeer } from "../../lib/peer_node.ts";
+import { TokenBucket } from "../../lib/rate_limit.ts";
 import { TrackerClient } from "../../lib/tracker_client.ts";
+import { partPaths } from "../../lib/transfer.ts";
 import {
   CliProcess,
   exists,
@@ -36,6 +39,42 @@ function startDownload(args: string[]): CliProcess {
     "download",
     ...args,
   ]);
+}
+
+/**
+ * A download "rate limit" that lets `chunks` requests through, then holds
+ * the rest until {@linkcode ChunkGate.open}.
+ */
+class ChunkGate extends TokenBucket {
+  #left: number;
+  readonly #opened = Promise.withResolvers<void>();
+
+  constructor(chunks: number) {
+    super(Number.MAX_SAFE_INTEGER);
+    this.#left = chunks;
+  }
+
+  /** Lets every request through from now on. */
+  open(): void {
+    this.#left = Infinity;
+    this.#opened.resolve();
+  }
+
+  override take(_bytes: number, signal?: AbortSignal): Promise<void> {
+    if (this.#left > 0) {
+      this.#left--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const onAbort = () => reject(signal!.reason);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#opened.promise.then(() => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      });
+    });
+  }
 }
 
 /** Percent in the latest `progress` line, or 0. */
@@ -93,7 +132,10 @@ Deno.test("A download pulls from three seeders at once and survives one being ki
       () => percent(download) >= 20 ? true : undefined,
       "20 % done",
     );
-    assert.ok(percent(download) < 90, "the kill must happen mid-download");
+    assert.ok(
+      download.status === undefined && percent(download) < 100,
+      "the kill must happen mid-download",
+    );
     seeders[0]!.kill("SIGKILL");
     const status = await download.exited(60_000);
     assert.equal(status.code, 0, download.stderr);
@@ -107,7 +149,8 @@ Deno.test("A download pulls from three seeders at once and survives one being ki
 });
 
 Deno.test("A seeder that sends corrupt chunks is struck off and the file completes from honest peers", async () => {
-  await using tracker = await spawnTracker();
+  // Registrations outlive the pause of the honest seeders below.
+  await using tracker = await spawnTracker({ interval: "30s" });
   await using seed = await tempDir();
   const path = join(seed.path, "data.bin");
   await writeRandomFile(path, 8 * MiB);
@@ -118,37 +161,46 @@ Deno.test("A seeder that sends corrupt chunks is struck off and the file complet
     id: liar.manifest.id,
     size: liar.manifest.size,
   }]);
-  // Honest seeders are slowed down so the liar is surely asked.
   await using honest1 = await spawnPeer({
     tracker: tracker.address,
     shared: seed.path,
     chunkSize: "256K",
-    args: ["--state", join(seed.path, ".s1"), "--max-upload-rate", "4M"],
+    args: ["--state", join(seed.path, ".s1")],
   });
   await using honest2 = await spawnPeer({
     tracker: tracker.address,
     shared: seed.path,
     chunkSize: "256K",
-    args: ["--state", join(seed.path, ".s2"), "--max-upload-rate", "4M"],
+    args: ["--state", join(seed.path, ".s2")],
   });
-  assert.ok(honest1.port > 0 && honest2.port > 0);
+  // The honest seeders are paused until the liar has been asked, so it
+  // surely is, however the machine schedules the downloader: the download
+  // connects to them but gets no answer until they resume.
+  const honest = [honest1, honest2];
+  for (const peer of honest) peer.kill("SIGSTOP");
   await using out = await tempDir();
-  const result = await runPeer(
-    "download",
-    "data.bin",
-    "--tracker",
-    tracker.address,
-    "--out",
-    out.path,
-  );
-  assert.equal(result.code, 0, result.stderr);
+  try {
+    await using download = startDownload([
+      "data.bin",
+      "--tracker",
+      tracker.address,
+      "--out",
+      out.path,
+    ]);
+    await pollUntil(
+      () => liar.chunksServed >= 3 || undefined,
+      "the liar to be asked for three chunks",
+      { timeoutMs: 30_000 },
+    );
+    for (const peer of honest) peer.kill("SIGCONT");
+    const status = await download.exited(60_000);
+    assert.equal(status.code, 0, download.stderr);
+  } finally {
+    for (const peer of honest) peer.kill("SIGCONT");
+  }
   assert.equal(
     await sha256File(join(out.path, "data.bin")),
     await sha256File(path),
-  );
-  assert.ok(
-    liar.chunksServed >= 3,
-    `the liar was asked (${liar.chunksServed} chunks)`,
   );
   // Struck off after 3 bad chunks: at most the requests already queued more.
   assert.ok(
@@ -163,12 +215,16 @@ Deno.test("A download killed at half resumes from verified chunks and re-fetches
   await using seed = await tempDir();
   const size = 12 * MiB;
   await writeRandomFile(join(seed.path, "resume.bin"), size);
+  const { id } = await hashFile(join(seed.path, "resume.bin"), "resume.bin", {
+    chunkSize: 256 * KiB,
+  });
   const seeder = await spawnPeer({
     tracker: tracker.address,
     shared: seed.path,
     chunkSize: "256K",
   });
   await using out = await tempDir();
+  const { partPath } = partPaths(join(out.path, "resume.bin"), id);
   try {
     const first = startDownload([
       "resume.bin",
@@ -187,7 +243,7 @@ Deno.test("A download killed at half resumes from verified chunks and re-fetches
     first.kill("SIGKILL");
     await first.close();
     assert.ok(
-      await exists(join(out.path, "resume.bin.part")),
+      await exists(partPath),
       "the .part file stays",
     );
     assert.equal(await exists(join(out.path, "resume.bin")), false);
@@ -212,7 +268,7 @@ Deno.test("A download killed at half resumes from verified chunks and re-fetches
       await sha256File(join(out.path, "resume.bin")),
       await sha256File(join(seed.path, "resume.bin")),
     );
-    assert.equal(await exists(join(out.path, "resume.bin.part")), false);
+    assert.equal(await exists(partPath), false);
     // A completed file is never fetched again.
     const third = await runPeer(
       "download",
@@ -256,41 +312,63 @@ Deno.test("A third peer fetches chunks from a peer that is itself still download
     hostname: "127.0.0.1",
     heartbeatIntervalMs: 300,
   });
-  const middleDone = middle.download("share.bin");
-  await pollUntil(
-    () =>
-      (middle.status().downloads[0]?.chunksDone ?? 0) >= 12 ? true : undefined,
-    "the middle peer holds some chunks",
-  );
-  await using out = await tempDir();
-  const third = startDownload([
-    "share.bin",
-    "--tracker",
-    tracker.address,
-    "--out",
-    out.path,
-  ]);
-  let servedWhilePartial = 0;
-  while (third.status === undefined && middle.status().downloads.length > 0) {
-    if (middle.status().downloads.length > 0) {
-      servedWhilePartial = middle.status().uploaded.bytes;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
+  // The middle peer may fetch 16 of the 48 chunks, then waits: it stays a
+  // partial holder for as long as the third peer needs, whatever the timing.
+  const gate = new ChunkGate(16);
+  const middleDone = middle.download("share.bin", { limiter: gate });
+  try {
+    await pollUntil(
+      () => (middle.status().downloads[0]?.chunksDone ?? 0) >= 12 || undefined,
+      "the middle peer holds some chunks",
+    );
+    const middleAddress = `127.0.0.1:${middle.port}`;
+    const client = new TrackerClient(tracker.address);
+    await pollUntil(
+      async () =>
+        (await client.getPeers({ name: "share.bin" })).some((p) =>
+          p.address === middleAddress
+        ) || undefined,
+      "the tracker lists the middle peer as a holder",
+    );
+    await using out = await tempDir();
+    await using third = startDownload([
+      "share.bin",
+      "--tracker",
+      tracker.address,
+      "--out",
+      out.path,
+    ]);
+    await pollUntil(
+      () => middle.status().uploaded.bytes > 0 || undefined,
+      "the third peer to fetch chunks from the middle peer",
+      { timeoutMs: 30_000 },
+    );
+    assert.equal(
+      middle.status().downloads.length,
+      1,
+      "the middle peer served while still downloading",
+    );
+    gate.open();
+    assert.equal((await third.exited(60_000)).code, 0, third.stderr);
+    await middleDone;
+    assert.equal(
+      await sha256File(join(out.path, "share.bin")),
+      await sha256File(path),
+    );
+    assert.equal(
+      await sha256File(join(middleDir.path, "share.bin")),
+      await sha256File(path),
+    );
+  } finally {
+    gate.open();
+    await middleDone.catch(() => {});
   }
-  assert.equal((await third.exited(60_000)).code, 0, third.stderr);
-  await third.close();
-  await middleDone;
-  assert.ok(
-    servedWhilePartial > 0,
-    "the downloading peer served verified chunks",
-  );
-  assert.equal(
-    await sha256File(join(out.path, "share.bin")),
-    await sha256File(path),
-  );
 });
 
-Deno.test("Upload and download caps hold within 15 %", async () => {
+Deno.test("Upload and download caps are never exceeded by more than 15 %", async () => {
+  // Over the cap is a bug at any load; under it can be a busy machine, so
+  // the lower bound only catches a cap that throttles far too hard.
+  const within = (rate: number) => rate <= 2 * 1.15 && rate >= 2 * 0.6;
   await using tracker = await spawnTracker();
   await using seed = await tempDir();
   const size = 6 * MiB;
@@ -314,7 +392,7 @@ Deno.test("Upload and download caps hold within 15 %", async () => {
   assert.equal(up.code, 0, up.stderr);
   const upRate = size / seconds(up.stdout) / MiB;
   assert.ok(
-    upRate <= 2 * 1.15 && upRate >= 2 * 0.85,
+    within(upRate),
     `upload-capped rate ${upRate.toFixed(2)} MiB/s`,
   );
   await capped.close();
@@ -340,7 +418,7 @@ Deno.test("Upload and download caps hold within 15 %", async () => {
   assert.equal(down.code, 0, down.stderr);
   const downRate = size / seconds(down.stdout) / MiB;
   assert.ok(
-    downRate <= 2 * 1.15 && downRate >= 2 * 0.85,
+    within(downRate),
     `download-capped rate ${downRate.toFixed(2)} MiB/s`,
   );
 });
