@@ -296,7 +296,7 @@ console.log(JSON.stringify(outcome));
       assert.equal(result.code, 1, result.stdout);
       assert.match(
         result.stderr,
-        /^peer: Cannot fetch the manifest from any holder \(127\.0\.0\.1:\d+: Cannot accept name "\.\.\/escape\.txt": /,
+        /^peer: Cannot fetch the manifest of [0-9a-f]{12}… from any of 1 holders \(127\.0\.0\.1:\d+: Cannot accept name "\.\.\/escape\.txt": /,
       );
       assert.doesNotMatch(result.stderr, /Requires (read|write) access/);
     },
