@@ -163,9 +163,11 @@ Deno.test("ShareWatcher announces a file written in pieces only once it stops ch
   await using dir = await tempDir();
   const root = dir.path;
   const index = await ShareIndex.open({ root });
+  // Pieces come every 50 ms; only a pause 60 times as long (a starved
+  // machine) would make the half-written file look finished.
   await using watcher = ShareWatcher.start(index, {
     debounceMs: 20,
-    stableMs: 1000,
+    stableMs: 3000,
   });
   assert.equal(watcher.active, true);
   const path = join(root, "big.bin");
@@ -174,7 +176,7 @@ Deno.test("ShareWatcher announces a file written in pieces only once it stops ch
     using file = await Deno.open(path, { write: true, create: true });
     for (let i = 0; i < 8; i++) {
       await file.write(piece);
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await new Promise((resolve) => setTimeout(resolve, 50));
       assert.equal(
         index.byName("big.bin"),
         undefined,
@@ -185,7 +187,7 @@ Deno.test("ShareWatcher announces a file written in pieces only once it stops ch
   const file = await pollUntil(
     () => index.byName("big.bin"),
     "big.bin was never indexed after it stopped changing",
-    { timeoutMs: 5000 },
+    { timeoutMs: 20_000 },
   );
   assert.equal(file.size, 8 * piece.length);
 });
@@ -206,7 +208,7 @@ Deno.test("ShareWatcher sees new, deleted and ignored files", async () => {
   await pollUntil(
     () => names(index).join() === "nested/new.txt" ? true : undefined,
     `expected only nested/new.txt, have ${names(index)}`,
-    { timeoutMs: 5000 },
+    { timeoutMs: 20_000 },
   );
   await watcher.flush();
   assert.deepEqual(names(index), ["nested/new.txt"]);
@@ -216,7 +218,7 @@ Deno.test("ShareWatcher sees new, deleted and ignored files", async () => {
   await pollUntil(
     () => names(index).length === 0 ? true : undefined,
     `a folder ignored by a new .shoalignore is still shared: ${names(index)}`,
-    { timeoutMs: 5000 },
+    { timeoutMs: 20_000 },
   );
 });
 
@@ -291,20 +293,19 @@ Deno.test("A running peer announces a file added to its folder without a heartbe
   await peer.refresh();
   const client = new TrackerClient(tracker.address);
   await Deno.writeFile(join(root, "later.txt"), encoder.encode("later"));
-  const started = Date.now();
+  // Deadlines well under the 60 s heartbeat: only the watcher can meet them.
   await pollUntil(
     async () =>
       (await client.getPeers({ name: "later.txt" })).length > 0
         ? true
         : undefined,
     "later.txt never reached the tracker",
-    { timeoutMs: 5000 },
+    { timeoutMs: 20_000 },
   );
-  assert.ok(Date.now() - started < 2000, "took longer than 2 s");
   await Deno.remove(join(root, "later.txt"));
   await pollUntil(
     async () => (await client.list()).length === 0 ? true : undefined,
     "later.txt was never withdrawn",
-    { timeoutMs: 5000 },
+    { timeoutMs: 20_000 },
   );
 });

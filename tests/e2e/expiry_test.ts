@@ -10,10 +10,14 @@ import { join } from "node:path";
 import { TrackerClient } from "../../lib/tracker_client.ts";
 import { pollUntil, spawnPeer, spawnTracker, tempDir } from "../_helpers.ts";
 
-const INTERVAL_MS = 300;
+/**
+ * Long enough that a peer process starved for a second on a busy two-core
+ * machine still heartbeats in time.
+ */
+const INTERVAL_MS = 1000;
 const EXPIRY_MS = 3 * INTERVAL_MS;
 /** Room for process scheduling on a busy two-core machine. */
-const SLACK_MS = 700;
+const SLACK_MS = 2000;
 
 async function holders(tracker: TrackerClient, name: string) {
   return (await tracker.getPeers({ name })).map((p) => p.address);
@@ -21,7 +25,7 @@ async function holders(tracker: TrackerClient, name: string) {
 
 Deno.test("Tracker forgets a SIGKILLed peer within three heartbeat intervals", async () => {
   await using tracker = await spawnTracker({ interval: `${INTERVAL_MS}ms` });
-  assert.match(tracker.stdout, /expiry 900 ms/);
+  assert.match(tracker.stdout, new RegExp(`expiry ${EXPIRY_MS} ms`));
   await using dirA = await tempDir();
   await using dirB = await tempDir();
   await Deno.writeTextFile(join(dirA.path, "a.txt"), "from a\n");
@@ -37,8 +41,9 @@ Deno.test("Tracker forgets a SIGKILLed peer within three heartbeat intervals", a
     heartbeat: `${INTERVAL_MS}ms`,
   });
   const client = new TrackerClient(tracker.address);
-  // Let a few heartbeats pass: the victim must stay listed meanwhile.
-  const steady = Date.now() + 2 * EXPIRY_MS;
+  // Let a few heartbeats pass, more than one expiry's worth: the victim
+  // must stay listed meanwhile.
+  const steady = Date.now() + EXPIRY_MS + INTERVAL_MS;
   while (Date.now() < steady) {
     assert.deepEqual(await holders(client, "a.txt"), [victim.address]);
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -81,7 +86,6 @@ Deno.test("A restarted tracker gets live peers back within one heartbeat", async
     () =>
       peer.errorLines.some((l) => /tracker unreachable/.test(l)) || undefined,
     "the peer to notice the tracker is down",
-    { timeoutMs: 5000 },
   );
 
   await using second = await spawnTracker({
