@@ -13,6 +13,8 @@ export class ChunkBuffers {
   readonly #free: number[] = [];
 
   /**
+   * Carves the slots from one allocation.
+   *
    * @param slotSize Bytes per slot (the chunk size).
    * @param slots Number of slots (chunks in flight, plus a margin).
    */
@@ -72,7 +74,11 @@ export class UploadBuffers {
   #lentBytes = 0;
   #lent = 0;
 
-  /** @param options Bound and reuse. */
+  /**
+   * Makes an empty pool; buffers are allocated as first needed.
+   *
+   * @param options Bound and reuse.
+   */
   constructor(options: UploadBuffersOptions = {}) {
     this.#maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
     this.#keep = options.keep ?? 4;

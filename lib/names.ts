@@ -44,13 +44,15 @@ const WINDOWS_DEVICE =
  * ```ts
  * import { validateName } from "./names.ts";
  * validateName("docs/a.txt");
- * let refused = false;
- * try {
- *   validateName("../etc/passwd");
- * } catch {
- *   refused = true;
+ * for (const name of ["../etc/passwd", "nul.txt", "a.txt:stream", "x."]) {
+ *   let refused = false;
+ *   try {
+ *     validateName(name);
+ *   } catch {
+ *     refused = true;
+ *   }
+ *   if (!refused) throw new Error(`${name} accepted`);
  * }
- * if (!refused) throw new Error("traversal accepted");
  * ```
  */
 export function validateName(name: unknown): string {
