@@ -9,6 +9,10 @@
 import { Command, CommanderError } from "commander";
 import { errorLine, parseDuration, parsePort, UsageError } from "./lib/_cli.ts";
 import { secretFromEnv, validateSecret } from "./lib/auth.ts";
+import {
+  DEFAULT_MAX_FILES_PER_ADDRESS,
+  DEFAULT_MAX_PEERS_PER_ADDRESS,
+} from "./lib/registry.ts";
 import { startTracker } from "./lib/tracker_server.ts";
 
 const program = new Command("tracker")
@@ -25,9 +29,23 @@ const program = new Command("tracker")
   )
   .option("--max-files <n>", "most files one peer may announce", "10000")
   .option(
+    "--max-peers-per-address <n>",
+    "most peers (ports) registered from one IP address (IPv6: one /64)",
+    String(DEFAULT_MAX_PEERS_PER_ADDRESS),
+  )
+  .option(
+    "--max-files-per-address <n>",
+    "most files all peers of one IP address (IPv6: one /64) may announce",
+    String(DEFAULT_MAX_FILES_PER_ADDRESS),
+  )
+  .option(
     "--read-timeout <duration>",
     "close connections idle this long",
     "10s",
+  )
+  .option(
+    "--write-timeout <duration>",
+    "close a connection whose reply makes no progress this long (default: --read-timeout)",
   )
   .option("--max-connections <n>", "most open connections", "1024")
   .option(
@@ -124,6 +142,19 @@ async function main(): Promise<number> {
       expiryMs: expiry,
       maxFilesPerPeer: maxFiles,
       readTimeoutMs: parseDuration(opts.readTimeout),
+      ...(opts.writeTimeout !== undefined
+        ? { writeTimeoutMs: parseDuration(opts.writeTimeout) }
+        : {}),
+      maxPeersPerAddress: count(
+        "--max-peers-per-address",
+        opts.maxPeersPerAddress,
+        1,
+      ),
+      maxFilesPerAddress: count(
+        "--max-files-per-address",
+        opts.maxFilesPerAddress,
+        1,
+      ),
       trustAdvertisedAddress: Boolean(opts.trustAdvertisedAddress),
       maxConnections: count("--max-connections", opts.maxConnections, 1),
       maxConnectionsPerAddress: count(

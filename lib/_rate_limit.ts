@@ -81,6 +81,22 @@ export class RateLimiter {
     return true;
   }
 
+  /**
+   * Charges `address` for work a request turned out to cost beyond its
+   * token: the bucket may go into debt (down to minus the burst), and later
+   * requests wait until it refills.
+   *
+   * @param address The remote IP.
+   * @param tokens Extra tokens the request cost.
+   */
+  charge(address: string, tokens: number): void {
+    if (this.#rate === 0 || !(tokens > 0)) return;
+    const bucket = this.#buckets.get(address);
+    if (bucket) {
+      bucket.tokens = Math.max(-this.#burst, bucket.tokens - tokens);
+    }
+  }
+
   /** Forgets addresses whose buckets have refilled (housekeeping). */
   sweep(): void {
     const now = this.#now();

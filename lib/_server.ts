@@ -9,8 +9,11 @@
  * that has been quiet the longest — from the same address when that address
  * is at its cap, otherwise from the address holding the most connections —
  * and admits the newcomer. A flood of idle or trickling connections therefore
- * cannot lock honest clients out; connections busy sending are never
- * displaced.
+ * cannot lock honest clients out. A connection busy sending is displaced only
+ * once its write has made no progress for `stalledWriteMs` (the remote side
+ * stopped reading), and any write that makes no progress for `writeTimeoutMs`
+ * closes its connection, so a client that never reads cannot keep a slot or
+ * the reply buffer it pinned.
  *
  * @module
  */
@@ -30,24 +33,43 @@ export interface ServerLimits {
   maxConnectionsPerAddress: number;
   /** How long a new connection may stay silent before it is dropped. */
   firstByteTimeoutMs: number;
+  /**
+   * A write that makes no progress for this long closes its connection (the
+   * remote side stopped reading); by default `firstByteTimeoutMs`.
+   */
+  writeTimeoutMs: number;
+  /**
+   * At a cap, a connection whose write has made no progress for this long
+   * may be closed for a newcomer, like an idle one.
+   */
+  stalledWriteMs: number;
 }
 
 export const DEFAULT_LIMITS: ServerLimits = {
   maxConnections: 1024,
   maxConnectionsPerAddress: 64,
   firstByteTimeoutMs: 10_000,
+  writeTimeoutMs: 10_000,
+  stalledWriteMs: 1000,
 };
+
+/** Told when the server closes a connection whose writes stalled. */
+export type DropHandler = (remote: string, message: string) => void;
 
 /** One open connection and whether it is waiting for the remote side. */
 interface Tracked {
   conn: Deno.TcpConn;
   ip: string;
+  /** `ip:port`, for reports. */
+  remote: string;
   /** A read is pending: the server waits for the remote side. */
   reading: boolean;
   /** Writes in progress: the server is sending to the remote side. */
   writing: number;
   /** When bytes last moved either way (ms). */
   lastActivity: number;
+  /** When the pending writes last made progress, or began (ms). */
+  writeProgress: number;
   released: boolean;
 }
 
@@ -61,6 +83,7 @@ export class ConnectionServer {
   readonly #perAddress = new Map<string, number>();
   readonly #tasks = new Set<Promise<void>>();
   readonly #onError: (error: unknown, remote: string) => void;
+  readonly #onDrop: DropHandler | undefined;
   #closed = false;
   #loop: Promise<void> | undefined;
 
@@ -70,6 +93,8 @@ export class ConnectionServer {
       legacy: ConnectionHandler;
       framed: ConnectionHandler;
       error: (error: unknown, remote: string) => void;
+      /** Told when a connection is closed because its writes stalled. */
+      dropped?: DropHandler;
     },
     limits: Partial<ServerLimits> = {},
   ) {
@@ -77,7 +102,13 @@ export class ConnectionServer {
     this.#onLegacy = handlers.legacy;
     this.#onFramed = handlers.framed;
     this.#onError = handlers.error;
-    this.#limits = { ...DEFAULT_LIMITS, ...limits };
+    this.#onDrop = handlers.dropped;
+    this.#limits = {
+      ...DEFAULT_LIMITS,
+      writeTimeoutMs: limits.firstByteTimeoutMs ??
+        DEFAULT_LIMITS.writeTimeoutMs,
+      ...limits,
+    };
   }
 
   get port(): number {
@@ -111,14 +142,17 @@ export class ConnectionServer {
       const entry: Tracked = {
         conn,
         ip,
+        remote: formatHostPort(ip, conn.remoteAddr.port),
         reading: true,
         writing: 0,
         lastActivity: performance.now(),
+        writeProgress: 0,
         released: false,
       };
       // Every read and write the handlers make goes through here, so the
       // server knows which connections sit idle waiting for the remote side
-      // (evictable) and which are serving (never evicted).
+      // or stalled sending to it (evictable), and which are serving; and
+      // each write must make progress within the write timeout.
       const read = conn.read.bind(conn);
       conn.read = async (buffer: Uint8Array): Promise<number | null> => {
         entry.reading = true;
@@ -130,13 +164,18 @@ export class ConnectionServer {
         }
       };
       const write = conn.write.bind(conn);
+      const writeTimeoutMs = this.#limits.writeTimeoutMs;
       conn.write = async (bytes: Uint8Array): Promise<number> => {
-        entry.writing++;
+        if (entry.writing++ === 0) entry.writeProgress = performance.now();
+        const timer = writeTimeoutMs > 0
+          ? setTimeout(() => this.#stalled(entry), writeTimeoutMs)
+          : undefined;
         try {
           return await write(bytes);
         } finally {
+          clearTimeout(timer);
           entry.writing--;
-          entry.lastActivity = performance.now();
+          entry.lastActivity = entry.writeProgress = performance.now();
         }
       };
       this.#open.set(conn, entry);
@@ -147,6 +186,19 @@ export class ConnectionServer {
       });
       this.#tasks.add(task);
     }
+  }
+
+  /** Closes a connection whose write made no progress in time. */
+  #stalled(entry: Tracked): void {
+    if (entry.released || this.#closed) return;
+    this.#release(entry);
+    try {
+      entry.conn.close();
+    } catch { /* already closed */ }
+    this.#onDrop?.(
+      entry.remote,
+      `Cannot write to ${entry.remote}: no progress for ${this.#limits.writeTimeoutMs} ms (the client stopped reading)`,
+    );
   }
 
   /** Forgets a connection's slot (idempotent). */
@@ -161,7 +213,7 @@ export class ConnectionServer {
 
   /**
    * Ensures a connection from `ip` fits under both caps, closing the
-   * longest-waiting idle connection if a cap is reached.
+   * longest-waiting idle or stalled connection if a cap is reached.
    *
    * @returns `false` if every candidate is busy (refuse the newcomer).
    */
@@ -172,8 +224,11 @@ export class ConnectionServer {
     if (!perAddressFull && !totalFull) return true;
     let victim: Tracked | undefined;
     let victimCount = -1;
+    const stalledSince = performance.now() - this.#limits.stalledWriteMs;
     for (const entry of this.#open.values()) {
-      if (!entry.reading || entry.writing > 0) continue;
+      const idle = entry.reading && entry.writing === 0;
+      const stalled = entry.writing > 0 && entry.writeProgress <= stalledSince;
+      if (!idle && !stalled) continue;
       if (perAddressFull && entry.ip !== ip) continue;
       // At the total cap, take from the address holding the most slots.
       const count = perAddressFull ? 0 : this.#perAddress.get(entry.ip) ?? 0;

@@ -1,11 +1,21 @@
 /**
  * The tracker's state: live peers and the content they hold, indexed by
- * content id and by name. Liveness is checked at query time, so a peer that
- * misses its heartbeats vanishes exactly when its expiry passes.
+ * content id and size and by name, with per-network limits and fair replies.
+ * Liveness is checked at query time, so a peer that misses its heartbeats
+ * vanishes exactly when its expiry passes.
  *
  * @module
  */
 import type { FileAnnouncement, ListedFile, PeerInfo } from "./messages.ts";
+import { type Holder, HolderSet, networkOf } from "./_holder_set.ts";
+import { NameIndex } from "./_name_index.ts";
+
+/** Default most peers registered from one network (IPv4 address, IPv6 /64). */
+export const DEFAULT_MAX_PEERS_PER_ADDRESS = 128;
+/** Default most files announced by all peers of one network together. */
+export const DEFAULT_MAX_FILES_PER_ADDRESS = 100_000;
+/** Default most index entries one filtered `list` examines. */
+export const DEFAULT_MAX_LIST_EXAMINED = 100_000;
 
 /** Options for {@linkcode Registry}. */
 export interface RegistryOptions {
@@ -17,6 +27,23 @@ export interface RegistryOptions {
   expiryMs?: number;
   /** Clock, in milliseconds (tests pass a fake one). @default {Date.now} */
   now?: () => number;
+  /**
+   * Most peers (ports) registered from one network: an IPv4 address, or an
+   * IPv6 /64.
+   *
+   * @default {DEFAULT_MAX_PEERS_PER_ADDRESS}
+   */
+  maxPeersPerAddress?: number;
+  /**
+   * Most files all peers of one network may announce together.
+   *
+   * @default {DEFAULT_MAX_FILES_PER_ADDRESS}
+   */
+  maxFilesPerAddress?: number;
+  /** Random numbers in [0, 1) that order replies. @default {Math.random} */
+  random?: () => number;
+  /** Called with each peer dropped because it expired. */
+  onExpire?: (address: string) => void;
 }
 
 /** One registered peer. */
@@ -34,9 +61,14 @@ export interface PeerRecord {
    * full list).
    */
   seq: number;
+  /**
+   * The network it registered from (see `maxPeersPerAddress`): per-network
+   * limits count it there, and replies spread holders across networks.
+   */
+  network: string;
 }
 
-/** What {@linkcode Registry.applyChanges} did. */
+/** What a change to the registry did. */
 export type ApplyChangesResult =
   /** Applied. */
   | "ok"
@@ -44,8 +76,13 @@ export type ApplyChangesResult =
   | "unknown_peer"
   /** The sequence number is not the next one: the peer must resync. */
   | "resync"
-  /** The result would exceed the per-peer file limit: nothing changed. */
-  | "too_many_files";
+  /**
+   * The result would exceed the per-peer or per-network file limit: nothing
+   * changed.
+   */
+  | "too_many_files"
+  /** Its network already has the most peers allowed: nothing changed. */
+  | "too_many_peers";
 
 /** A file as the registry stores it. */
 export interface StoredFile {
@@ -57,11 +94,36 @@ export interface StoredFile {
   size: number | null;
 }
 
+/** Holders of one content id, over every size announced for it. */
 interface Content {
-  size: number;
-  /** holder address → name it shares the content under */
-  holders: Map<string, string>;
+  /** address → the names it shares the id under */
+  holders: HolderSet;
+  /** Announcements by size: a size that disagrees gets its own entry. */
+  sizes: Map<number, Sized>;
 }
+
+/** Holders that announced one (id, size) pair. */
+interface Sized {
+  /** address → how many of its names announce the pair */
+  holders: Map<string, number>;
+  /** name → how many holders use it */
+  names: Map<string, number>;
+  /** Most common name, or `undefined` to recompute. */
+  best: string | undefined;
+}
+
+/** Holders of one name. */
+interface Named {
+  /** Shoal holders (verified by content id). */
+  shoal: HolderSet;
+  /** Seed-protocol holders (unverifiable). */
+  legacy: HolderSet;
+  /** `id size` → Shoal holders sharing that content under this name */
+  contents: Map<string, number>;
+}
+
+/** Names of one content examined to find its most common name. */
+const MAX_NAMES_EXAMINED = 256;
 
 /**
  * In-memory tracker registry.
@@ -79,22 +141,36 @@ interface Content {
 export class Registry {
   readonly #expiryMs: number;
   readonly #now: () => number;
+  readonly #random: () => number;
+  readonly #maxPeers: number;
+  readonly #maxFiles: number;
+  readonly #onExpire: ((address: string) => void) | undefined;
+  /** Peers, least recently heard from first. */
   readonly #peers = new Map<string, PeerRecord>();
   readonly #contents = new Map<string, Content>();
-  /** name → holder addresses, for every protocol */
-  readonly #names = new Map<string, Set<string>>();
+  readonly #names = new Map<string, Named>();
+  readonly #nameIndex = new NameIndex();
+  /** Names with at least one seed-protocol holder. */
+  readonly #legacyNames = new Set<string>();
+  readonly #networks = new Map<string, { peers: number; files: number }>();
 
   /**
    * Creates an empty registry.
    *
-   * @param options Expiry and clock.
+   * @param options Expiry, clock, limits.
    */
   constructor(options: RegistryOptions = {}) {
     this.#expiryMs = options.expiryMs ?? 90_000;
     this.#now = options.now ?? Date.now;
+    this.#random = options.random ?? Math.random;
+    this.#maxPeers = options.maxPeersPerAddress ??
+      DEFAULT_MAX_PEERS_PER_ADDRESS;
+    this.#maxFiles = options.maxFilesPerAddress ??
+      DEFAULT_MAX_FILES_PER_ADDRESS;
+    this.#onExpire = options.onExpire;
   }
 
-  /** Number of peers held (live or not yet swept). */
+  /** Number of peers held (live, or expired and not yet dropped). */
   get size(): number {
     return this.#peers.size;
   }
@@ -103,56 +179,71 @@ export class Registry {
     return record !== undefined && now - record.lastSeen < this.#expiryMs;
   }
 
+  #isAlive = (address: string): boolean =>
+    this.#alive(this.#peers.get(address), this.#now());
+
+  /**
+   * Drops the peers at the front of the map that have expired: the map is
+   * in order of last contact, so this costs O(expired peers).
+   */
+  #expireDue(now: number): void {
+    for (const [address, record] of this.#peers) {
+      if (this.#alive(record, now)) return;
+      this.remove(address);
+      this.#onExpire?.(address);
+    }
+  }
+
   /**
    * Adds or replaces a peer with its full file list and marks it alive.
    *
    * @param address The peer's identity and serving address.
    * @param protocol The protocol it serves.
    * @param files Its files (legacy: ids and sizes null).
+   * @param source The IP it connected from (per-network limits count it
+   *   there); by default the host of `address`.
+   * @returns `"ok"`, or which per-network limit refused it (nothing changed).
    */
   upsert(
     address: string,
     protocol: "shoal" | "legacy",
     files: readonly (FileAnnouncement | StoredFile)[],
-  ): void {
+    source?: string,
+  ): ApplyChangesResult {
+    const now = this.#now();
+    this.#expireDue(now);
+    const network = networkOf(source ?? hostOf(address));
+    const usage = this.#networks.get(network) ?? { peers: 0, files: 0 };
+    const old = this.#peers.get(address);
+    const same = old?.network === network;
+    if (!same && usage.peers >= this.#maxPeers) return "too_many_peers";
+    const count = new Set(files.map((f) => f.name)).size;
+    if (usage.files - (same ? old.files.size : 0) + count > this.#maxFiles) {
+      return "too_many_files";
+    }
     this.remove(address);
     const record: PeerRecord = {
       address,
       protocol,
-      lastSeen: this.#now(),
+      lastSeen: now,
       files: new Map(),
       seq: 0,
+      network,
     };
     this.#peers.set(address, record);
-    this.#setFiles(record, files);
-  }
-
-  #setFiles(
-    record: PeerRecord,
-    files: readonly (FileAnnouncement | StoredFile)[],
-  ): void {
-    this.#unindex(record);
-    record.files = new Map();
+    const after = this.#networks.get(network) ?? { peers: 0, files: 0 };
+    after.peers++;
+    this.#networks.set(network, after);
     for (const file of files) {
       if (record.files.has(file.name)) continue; // one entry per name
       this.#indexFile(record, file);
     }
-  }
-
-  #unindex(record: PeerRecord): void {
-    for (const file of record.files.values()) {
-      const holders = this.#names.get(file.name);
-      holders?.delete(record.address);
-      if (holders?.size === 0) this.#names.delete(file.name);
-      if (file.id === null) continue;
-      const content = this.#contents.get(file.id);
-      content?.holders.delete(record.address);
-      if (content?.holders.size === 0) this.#contents.delete(file.id);
-    }
+    return "ok";
   }
 
   /**
-   * Records a heartbeat: refreshes liveness and, if given, the file list.
+   * Records a heartbeat: refreshes liveness and, if given, the file list
+   * (left as it was if the new one would exceed the network's file limit).
    *
    * @param address The peer.
    * @param files Its new full file list, if it changed.
@@ -163,18 +254,59 @@ export class Registry {
     address: string,
     files?: readonly (FileAnnouncement | StoredFile)[],
   ): boolean {
-    const record = this.#peers.get(address);
+    return files
+      ? this.replaceFiles(address, files) !== "unknown_peer"
+      : this.#refresh(address) !== undefined;
+  }
+
+  /** Marks a live peer alive now; drops it if it expired. */
+  #refresh(address: string): PeerRecord | undefined {
     const now = this.#now();
+    this.#expireDue(now);
+    const record = this.#peers.get(address);
+    if (!record) return undefined;
     if (!this.#alive(record, now)) {
-      if (record) this.remove(address);
-      return false;
+      // Out of order (the clock went back): expire it here.
+      this.remove(address);
+      this.#onExpire?.(address);
+      return undefined;
     }
     record.lastSeen = now;
-    if (files) {
-      this.#setFiles(record, files);
-      record.seq = 0;
+    // Re-insert: the map stays in order of last contact.
+    this.#peers.delete(address);
+    this.#peers.set(address, record);
+    return record;
+  }
+
+  /**
+   * Refreshes a peer and replaces its whole file list.
+   *
+   * @param address The peer.
+   * @param files Its full file list.
+   * @returns `"ok"`, `"unknown_peer"`, or `"too_many_files"` if the list
+   *   would exceed its network's limit (the peer is refreshed, its files
+   *   are left as they were).
+   */
+  replaceFiles(
+    address: string,
+    files: readonly (FileAnnouncement | StoredFile)[],
+  ): ApplyChangesResult {
+    const record = this.#refresh(address);
+    if (!record) return "unknown_peer";
+    const usage = this.#networks.get(record.network)!;
+    const count = new Set(files.map((f) => f.name)).size;
+    if (usage.files - record.files.size + count > this.#maxFiles) {
+      return "too_many_files";
     }
-    return true;
+    for (const name of [...record.files.keys()]) {
+      this.#unindexFile(record, name);
+    }
+    for (const file of files) {
+      if (record.files.has(file.name)) continue; // one entry per name
+      this.#indexFile(record, file);
+    }
+    record.seq = 0;
+    return "ok";
   }
 
   /**
@@ -207,8 +339,8 @@ export class Registry {
     removed: readonly string[],
     maxFiles: number = Infinity,
   ): ApplyChangesResult {
-    if (!this.touch(address)) return "unknown_peer";
-    const record = this.#peers.get(address)!;
+    const record = this.#refresh(address);
+    if (!record) return "unknown_peer";
     if (seq !== record.seq + 1) return "resync";
     const gone = new Set(removed);
     let count = record.files.size;
@@ -219,7 +351,13 @@ export class Registry {
       seen.add(file.name);
       if (!record.files.has(file.name) || gone.has(file.name)) count++;
     }
-    if (count > maxFiles) return "too_many_files";
+    const usage = this.#networks.get(record.network)!;
+    if (
+      count > maxFiles ||
+      usage.files - record.files.size + count > this.#maxFiles
+    ) {
+      return "too_many_files";
+    }
     for (const name of gone) this.#unindexFile(record, name);
     seen.clear();
     for (const file of added) {
@@ -233,45 +371,80 @@ export class Registry {
   }
 
   #indexFile(record: PeerRecord, file: FileAnnouncement | StoredFile): void {
+    const { address, network } = record;
     record.files.set(file.name, {
       name: file.name,
       id: file.id,
       size: file.size,
     });
-    let holders = this.#names.get(file.name);
-    if (!holders) this.#names.set(file.name, holders = new Set());
-    holders.add(record.address);
-    if (file.id !== null && file.size !== null) {
-      let content = this.#contents.get(file.id);
-      if (!content) {
-        this.#contents.set(
-          file.id,
-          content = { size: file.size, holders: new Map() },
-        );
+    this.#networks.get(network)!.files++;
+    let named = this.#names.get(file.name);
+    if (!named) {
+      named = {
+        shoal: new HolderSet(),
+        legacy: new HolderSet(),
+        contents: new Map(),
+      };
+      this.#names.set(file.name, named);
+      this.#nameIndex.add(file.name);
+    }
+    if (file.id === null || file.size === null) {
+      named.legacy.add(address, network);
+      this.#legacyNames.add(file.name);
+      return;
+    }
+    named.shoal.add(address, network);
+    const key = contentKey(file.id, file.size);
+    named.contents.set(key, (named.contents.get(key) ?? 0) + 1);
+    let content = this.#contents.get(file.id);
+    if (!content) {
+      content = { holders: new HolderSet(), sizes: new Map() };
+      this.#contents.set(file.id, content);
+    }
+    content.holders.add(address, network, file.name);
+    let sized = content.sizes.get(file.size);
+    if (!sized) {
+      sized = { holders: new Map(), names: new Map(), best: undefined };
+      content.sizes.set(file.size, sized);
+    }
+    sized.holders.set(address, (sized.holders.get(address) ?? 0) + 1);
+    const count = (sized.names.get(file.name) ?? 0) + 1;
+    sized.names.set(file.name, count);
+    if (sized.best !== undefined && sized.best !== file.name) {
+      const best = sized.names.get(sized.best)!;
+      if (count > best || (count === best && file.name < sized.best)) {
+        sized.best = file.name;
       }
-      content.holders.set(record.address, file.name);
     }
   }
 
   #unindexFile(record: PeerRecord, name: string): void {
     const file = record.files.get(name);
     if (!file) return;
+    const { address } = record;
     record.files.delete(name);
-    const holders = this.#names.get(name);
-    holders?.delete(record.address);
-    if (holders?.size === 0) this.#names.delete(name);
-    if (file.id === null) return;
-    const content = this.#contents.get(file.id);
-    // The same content may be shared under another name by this peer.
-    if (content?.holders.get(record.address) !== name) return;
-    content.holders.delete(record.address);
-    for (const other of record.files.values()) {
-      if (other.id === file.id) {
-        content.holders.set(record.address, other.name);
-        return;
-      }
+    this.#networks.get(record.network)!.files--;
+    const named = this.#names.get(name)!;
+    if (file.id === null || file.size === null) {
+      named.legacy.delete(address);
+      if (named.legacy.size === 0) this.#legacyNames.delete(name);
+    } else {
+      named.shoal.delete(address);
+      const key = contentKey(file.id, file.size);
+      decrement(named.contents, key);
+      const content = this.#contents.get(file.id)!;
+      content.holders.delete(address, name);
+      if (content.holders.size === 0) this.#contents.delete(file.id);
+      const sized = content.sizes.get(file.size)!;
+      decrement(sized.holders, address);
+      decrement(sized.names, name);
+      if (sized.best === name) sized.best = undefined;
+      if (sized.holders.size === 0) content.sizes.delete(file.size);
     }
-    if (content.holders.size === 0) this.#contents.delete(file.id);
+    if (named.shoal.size === 0 && named.legacy.size === 0) {
+      this.#names.delete(name);
+      this.#nameIndex.delete(name);
+    }
   }
 
   /**
@@ -283,14 +456,18 @@ export class Registry {
   remove(address: string): boolean {
     const record = this.#peers.get(address);
     if (!record) return false;
-    this.#unindex(record);
+    for (const name of [...record.files.keys()]) {
+      this.#unindexFile(record, name);
+    }
     this.#peers.delete(address);
+    const usage = this.#networks.get(record.network)!;
+    if (--usage.peers === 0) this.#networks.delete(record.network);
     return true;
   }
 
   /**
-   * Drops every expired peer (memory housekeeping; queries already ignore
-   * them).
+   * Drops every expired peer (queries already drop them as they come due;
+   * this also catches any the clock put out of order).
    *
    * @param onDrop Called with each dropped peer's address.
    * @returns How many were dropped.
@@ -301,6 +478,7 @@ export class Registry {
     for (const [address, record] of this.#peers) {
       if (!this.#alive(record, now)) {
         this.remove(address);
+        this.#onExpire?.(address);
         onDrop?.(address);
         dropped++;
       }
@@ -324,191 +502,261 @@ export class Registry {
    *
    * @param query Substring (case-insensitive) or glob with `*` and `?`.
    * @param limit Most entries returned.
-   * @returns One entry per content id, plus one per legacy-only name.
+   * @returns One entry per content id and size, plus one per seed-protocol
+   *   name.
    */
   list(query?: string, limit = 10_000): ListedFile[] {
-    const now = this.#now();
-    const out: ListedFile[] = [];
-    if (!query) {
-      for (const [id, content] of this.#contents) {
-        if (out.length >= limit) return out;
-        const entry = this.#summarise(id, content, now);
-        if (entry) out.push(entry);
-      }
-      for (const [name, addresses] of this.#names) {
-        if (out.length >= limit) return out;
-        const holders = this.#legacyHolders(addresses, now);
-        if (holders > 0) out.push({ name, id: null, size: null, holders });
-      }
-      return out;
-    }
-    // Filtered: match each distinct name once through the name index, then
-    // summarise only the contents held under a matching name.
-    const match = makeMatcher(query);
-    const ids = new Set<string>();
-    const legacy: ListedFile[] = [];
-    for (const [name, addresses] of this.#names) {
-      if (ids.size + legacy.length >= limit || !match(name)) continue;
-      let legacyHolders = 0;
-      for (const address of addresses) {
-        const record = this.#peers.get(address);
-        if (!this.#alive(record, now)) continue;
-        if (record.protocol === "legacy") legacyHolders++;
-        const id = record.files.get(name)?.id;
-        if (id) ids.add(id);
-      }
-      if (legacyHolders > 0) {
-        legacy.push({ name, id: null, size: null, holders: legacyHolders });
-      }
-    }
-    for (const id of ids) {
-      const content = this.#contents.get(id);
-      const entry = content && this.#summarise(id, content, now, match);
-      if (entry) out.push(entry);
-    }
-    return [...out, ...legacy].slice(0, limit);
+    return this.search(query, { limit }).files;
   }
 
   /**
-   * A content's listing: live holder count and its most common name (among
-   * the names matching the query, when there is one).
+   * Files held by live peers, filtered by a query, with bounded work: a
+   * glob with a literal start reads only the names in its range; other
+   * queries examine at most `maxExamined` names.
+   *
+   * @param query Substring (case-insensitive) or glob with `*` and `?`.
+   * @param options `limit`: most entries; `maxBytes`: most bytes of names
+   *   (a reply's size); `maxExamined`: most names examined.
+   * @returns The entries, whether they are cut short of every match, and
+   *   how many names were examined (the request's cost).
    */
-  #summarise(
-    id: string,
-    content: Content,
-    now: number,
-    match: (name: string) => boolean = () => true,
-  ): ListedFile | undefined {
-    const names = new Map<string, number>();
-    for (const [address, name] of content.holders) {
-      if (!this.#alive(this.#peers.get(address), now)) continue;
-      names.set(name, (names.get(name) ?? 0) + 1);
+  search(
+    query?: string,
+    options: { limit?: number; maxBytes?: number; maxExamined?: number } = {},
+  ): { files: ListedFile[]; truncated: boolean; examined: number } {
+    const limit = options.limit ?? 10_000;
+    const maxBytes = options.maxBytes ?? Infinity;
+    this.#expireDue(this.#now());
+    const out: ListedFile[] = [];
+    let bytes = 0;
+    const room = (name: string) => {
+      bytes += jsonBytes(name) + ENTRY_BYTES;
+      return out.length < limit && bytes <= maxBytes;
+    };
+    if (!query) {
+      let examined = 0;
+      for (const [id, content] of this.#contents) {
+        for (const [size, sized] of content.sizes) {
+          examined++;
+          const name = this.#bestName(sized);
+          if (!room(name)) return { files: out, truncated: true, examined };
+          out.push({ name, id, size, holders: sized.holders.size });
+        }
+      }
+      for (const name of this.#legacyNames) {
+        examined++;
+        if (!room(name)) return { files: out, truncated: true, examined };
+        const holders = this.#names.get(name)!.legacy.size;
+        out.push({ name, id: null, size: null, holders });
+      }
+      return { files: out, truncated: false, examined };
     }
+    // Filtered: each matching name once, then each content held under it,
+    // shown under its most common matching name.
+    const found = new Map<string, { name: string; count: number }>();
+    const legacy: ListedFile[] = [];
+    let full = false;
+    const result = this.#nameIndex.match(
+      query,
+      options.maxExamined ?? DEFAULT_MAX_LIST_EXAMINED,
+      (name) => {
+        const named = this.#names.get(name)!;
+        for (const [key, count] of named.contents) {
+          const seen = found.get(key);
+          if (!seen) {
+            if (found.size + legacy.length >= limit) return !(full = true);
+            found.set(key, { name, count });
+          } else if (
+            count > seen.count || (count === seen.count && name < seen.name)
+          ) {
+            seen.name = name;
+            seen.count = count;
+          }
+        }
+        if (named.legacy.size > 0) {
+          if (found.size + legacy.length >= limit) return !(full = true);
+          legacy.push({
+            name,
+            id: null,
+            size: null,
+            holders: named.legacy.size,
+          });
+        }
+        return true;
+      },
+    );
+    for (const [key, { name }] of found) {
+      const { id, size } = parseContentKey(key);
+      const holders = this.#contents.get(id)!.sizes.get(size)!.holders.size;
+      if (!room(name)) {
+        return { files: out, truncated: true, examined: result.examined };
+      }
+      out.push({ name, id, size, holders });
+    }
+    for (const entry of legacy) {
+      if (!room(entry.name)) {
+        return { files: out, truncated: true, examined: result.examined };
+      }
+      out.push(entry);
+    }
+    return {
+      files: out,
+      truncated: full || !result.complete,
+      examined: result.examined,
+    };
+  }
+
+  /**
+   * The most common name of an (id, size), ties to the smaller name; kept
+   * up to date as names are added, recomputed over a bounded number of
+   * names after the best one lost a holder.
+   */
+  #bestName(sized: Sized): string {
+    if (sized.best !== undefined) return sized.best;
     let best = "";
     let bestCount = 0;
-    let holders = 0;
-    for (const [name, count] of names) {
-      holders += count;
-      if (!match(name)) continue;
+    let examined = 0;
+    for (const [name, count] of sized.names) {
       if (count > bestCount || (count === bestCount && name < best)) {
         best = name;
         bestCount = count;
       }
+      if (++examined >= MAX_NAMES_EXAMINED) break;
     }
-    if (holders === 0 || bestCount === 0) return undefined;
-    return { name: best, id, size: content.size, holders };
-  }
-
-  #legacyHolders(addresses: Set<string>, now: number): number {
-    let holders = 0;
-    for (const address of addresses) {
-      const record = this.#peers.get(address);
-      if (this.#alive(record, now) && record.protocol === "legacy") holders++;
-    }
-    return holders;
+    sized.best = best;
+    return best;
   }
 
   /**
    * Live holders of a content id, or of any content shared under a name.
+   * Verified (Shoal) holders come before seed-protocol ones; within each,
+   * holders are taken round-robin across networks in random order, so no
+   * network can crowd others out and no registration order shows.
    *
    * @param query `id` or `name` (id wins when both are given).
    * @param limit Most holders returned.
    * @returns The holders.
    */
   getPeers(query: { id?: string; name?: string }, limit = 200): PeerInfo[] {
-    const now = this.#now();
-    const out: PeerInfo[] = [];
+    this.#expireDue(this.#now());
     if (query.id !== undefined) {
-      const content = this.#contents.get(query.id);
-      for (const [address, name] of content?.holders ?? []) {
-        if (out.length >= limit) break;
-        if (this.#alive(this.#peers.get(address), now)) {
-          out.push({ address, protocol: "shoal", name, id: query.id });
-        }
-      }
-      return out;
+      const id = query.id;
+      const content = this.#contents.get(id);
+      if (!content) return [];
+      return content.holders.sample(limit, this.#random, this.#isAlive)
+        .map((holder) => ({
+          address: holder.address,
+          protocol: "shoal",
+          name: holder.labels[0]!,
+          id,
+        }));
     }
-    for (const address of this.#names.get(query.name ?? "") ?? []) {
-      if (out.length >= limit) break;
-      const record = this.#peers.get(address);
-      if (this.#alive(record, now)) {
-        out.push({
-          address,
-          protocol: record.protocol,
-          name: query.name!,
-          id: record.files.get(query.name!)?.id ?? null,
-        });
-      }
-    }
-    return out;
+    const name = query.name ?? "";
+    const named = this.#names.get(name);
+    if (!named) return [];
+    const info = (holder: Holder): PeerInfo => {
+      const record = this.#peers.get(holder.address)!;
+      return {
+        address: holder.address,
+        protocol: record.protocol,
+        name,
+        id: record.files.get(name)?.id ?? null,
+      };
+    };
+    const shoal = named.shoal.sample(limit, this.#random, this.#isAlive);
+    const legacy = named.legacy.sample(
+      limit - shoal.length,
+      this.#random,
+      this.#isAlive,
+    );
+    return [...shoal, ...legacy].map(info);
   }
 
   /**
-   * The seed protocol's `filemap`: every name → live holder addresses.
+   * The seed protocol's `filemap`: name → live holder addresses, Shoal
+   * holders first, each name's holders sampled fairly as in
+   * {@linkcode Registry.getPeers}.
    *
    * @param limit Most names returned.
+   * @param options `holdersPerName`: most addresses per name (default 20);
+   *   `maxBytes`: most bytes of JSON (default unbounded).
    * @returns The map.
    */
-  filemap(limit = 10_000): Record<string, string[]> {
-    const now = this.#now();
-    const out: Record<string, string[]> = {};
+  filemap(
+    limit = 10_000,
+    options: { holdersPerName?: number; maxBytes?: number } = {},
+  ): Record<string, string[]> {
+    return this.seedList(limit, options).filemap;
+  }
+
+  /**
+   * {@linkcode Registry.filemap} and whether it left names out.
+   *
+   * @param limit Most names returned.
+   * @param options As for {@linkcode Registry.filemap}.
+   * @returns The map and whether it is cut short.
+   */
+  seedList(
+    limit = 10_000,
+    options: { holdersPerName?: number; maxBytes?: number } = {},
+  ): { filemap: Record<string, string[]>; truncated: boolean } {
+    const perName = options.holdersPerName ?? 20;
+    const maxBytes = options.maxBytes ?? Infinity;
+    this.#expireDue(this.#now());
+    const filemap: Record<string, string[]> = {};
     let count = 0;
-    for (const [name, addresses] of this.#names) {
-      if (count >= limit) break;
-      const live = [...addresses].filter((a) =>
-        this.#alive(this.#peers.get(a), now)
+    let bytes = 2; // {}
+    for (const [name, named] of this.#names) {
+      if (count >= limit) return { filemap, truncated: true };
+      const shoal = named.shoal.sample(perName, this.#random, this.#isAlive);
+      const legacy = named.legacy.sample(
+        perName - shoal.length,
+        this.#random,
+        this.#isAlive,
       );
-      if (live.length > 0) {
-        out[name] = live;
-        count++;
-      }
+      const addresses = [...shoal, ...legacy].map((h) => h.address);
+      if (addresses.length === 0) continue;
+      bytes += jsonBytes(name) + 4; // "name":[],
+      for (const address of addresses) bytes += address.length + 3; // "a",
+      if (bytes > maxBytes) return { filemap, truncated: true };
+      filemap[name] = addresses;
+      count++;
     }
-    return out;
+    return { filemap, truncated: false };
   }
 }
 
-/**
- * Builds a name matcher: glob when the query has `*` or `?`, otherwise a
- * case-insensitive substring match. No query matches everything.
- */
-function makeMatcher(query?: string): (name: string) => boolean {
-  if (!query) return () => true;
-  const needle = query.toLowerCase();
-  if (/[*?]/.test(query)) {
-    return (name) => {
-      const lower = name.toLowerCase();
-      if (globMatch(needle, lower)) return true;
-      const slash = lower.lastIndexOf("/");
-      return slash >= 0 && globMatch(needle, lower.slice(slash + 1));
-    };
-  }
-  return (name) => name.toLowerCase().includes(needle);
+/** Bytes of a `list` entry besides its name: id, size, holders, keys. */
+const ENTRY_BYTES = 128;
+
+function contentKey(id: string, size: number): string {
+  return `${id} ${size}`;
 }
 
-/**
- * Whether `text` matches `pattern` (`*` any run, `?` one character) in
- * O(pattern × text) time: a query from the network can never make the
- * tracker backtrack exponentially, as a regular expression could.
- */
-function globMatch(pattern: string, text: string): boolean {
-  let p = 0;
-  let t = 0;
-  let star = -1;
-  let resume = 0;
-  while (t < text.length) {
-    if (p < pattern.length && (pattern[p] === "?" || pattern[p] === text[t])) {
-      p++;
-      t++;
-    } else if (p < pattern.length && pattern[p] === "*") {
-      star = p++;
-      resume = t;
-    } else if (star >= 0) {
-      p = star + 1;
-      t = ++resume;
-    } else {
-      return false;
-    }
+function parseContentKey(key: string): { id: string; size: number } {
+  const space = key.indexOf(" ");
+  return { id: key.slice(0, space), size: Number(key.slice(space + 1)) };
+}
+
+function decrement<K>(map: Map<K, number>, key: K): void {
+  const left = (map.get(key) ?? 1) - 1;
+  if (left <= 0) map.delete(key);
+  else map.set(key, left);
+}
+
+/** The host of `host:port` or `[v6]:port`. */
+function hostOf(address: string): string {
+  const colon = address.lastIndexOf(":");
+  const host = colon >= 0 ? address.slice(0, colon) : address;
+  return host.startsWith("[") ? host.slice(1, -1) : host;
+}
+
+/** Upper bound of the UTF-8 bytes of a string as a JSON string. */
+function jsonBytes(text: string): number {
+  let bytes = 2;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    bytes += c < 0x80 ? (c === 0x22 || c === 0x5c ? 2 : 1) : c < 0x800 ? 2 : 3;
   }
-  while (p < pattern.length && pattern[p] === "*") p++;
-  return p === pattern.length;
+  return bytes;
 }

@@ -25,8 +25,26 @@ import {
   type TrackerRequest,
   validateTrackerRequest,
 } from "./messages.ts";
-import { Registry } from "./registry.ts";
+import {
+  type ApplyChangesResult,
+  DEFAULT_MAX_FILES_PER_ADDRESS,
+  DEFAULT_MAX_LIST_EXAMINED,
+  DEFAULT_MAX_PEERS_PER_ADDRESS,
+  Registry,
+} from "./registry.ts";
 import { DEFAULT_MAX_FRAME_SIZE, ProtocolError } from "./wire.ts";
+
+/** Most bytes of names in a framed `list` reply (it says `truncated`). */
+const MAX_LIST_REPLY_BYTES = 4 * 1024 * 1024;
+/** Names a `list` may examine per rate-limit token beyond its first. */
+const NAMES_PER_TOKEN = 1000;
+/** Most holders per name in a seed-protocol `list` reply. */
+const SEED_HOLDERS_PER_NAME = 20;
+/**
+ * Most bytes of a seed-protocol `list` reply: under the 1 MiB line limit of
+ * seed clients (`DEFAULT_MAX_LINE_BYTES`), whatever the registry holds.
+ */
+const MAX_SEED_REPLY_BYTES = 960 * 1024;
 
 /** Options for {@linkcode startTracker}. */
 export interface TrackerOptions {
@@ -45,6 +63,20 @@ export interface TrackerOptions {
   /** Most files one peer may announce. @default {10000} */
   maxFilesPerPeer?: number;
   /**
+   * Most peers (ports) registered from one IP address (an IPv6 address
+   * counts for its /64); more registrations are refused.
+   *
+   * @default {DEFAULT_MAX_PEERS_PER_ADDRESS}
+   */
+  maxPeersPerAddress?: number;
+  /**
+   * Most files all peers registered from one IP address (IPv6: /64) may
+   * announce together; announcements beyond it are refused.
+   *
+   * @default {DEFAULT_MAX_FILES_PER_ADDRESS}
+   */
+  maxFilesPerAddress?: number;
+  /**
    * Use the host a peer advertises instead of the source address of its
    * connection (NAT and development setups). Off by default, so nobody can
    * register someone else's host.
@@ -54,6 +86,13 @@ export interface TrackerOptions {
   trustAdvertisedAddress?: boolean;
   /** A connection idle this long is closed, ms. @default {10000} */
   readTimeoutMs?: number;
+  /**
+   * A reply whose write makes no progress for this long (the client stopped
+   * reading) is abandoned and its connection closed, ms.
+   *
+   * @default {readTimeoutMs}
+   */
+  writeTimeoutMs?: number;
   /** Largest framed message, bytes. @default {DEFAULT_MAX_FRAME_SIZE} */
   maxFrameSize?: number;
   /** Most open connections. @default {1024} */
@@ -92,7 +131,10 @@ export interface TrackerEventMap {
   register: CustomEvent<{ address: string; files: number }>;
   /** A peer left or expired (detail: its address). */
   unregister: CustomEvent<{ address: string }>;
-  /** A connection was dropped for a protocol violation. */
+  /**
+   * A connection was dropped for a protocol violation, or because it stopped
+   * reading its reply.
+   */
   "protocol-error": CustomEvent<{ remote: string; message: string }>;
 }
 
@@ -126,11 +168,26 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
   const expiryMs = options.expiryMs ?? 3 * interval;
   const maxFiles = options.maxFilesPerPeer ?? DEFAULT_MAX_FILES_PER_PEER;
   const readTimeoutMs = options.readTimeoutMs ?? 10_000;
+  const writeTimeoutMs = options.writeTimeoutMs ?? readTimeoutMs;
+  const maxPeersPerAddress = options.maxPeersPerAddress ??
+    DEFAULT_MAX_PEERS_PER_ADDRESS;
+  const maxFilesPerAddress = options.maxFilesPerAddress ??
+    DEFAULT_MAX_FILES_PER_ADDRESS;
   const trust = options.trustAdvertisedAddress ?? false;
   const secret = options.secret === undefined
     ? undefined
     : validateSecret(options.secret);
-  const registry = new Registry({ expiryMs });
+  const events = new EventTarget();
+  const emit = <K extends keyof TrackerEventMap>(
+    type: K,
+    detail: TrackerEventMap[K]["detail"],
+  ) => events.dispatchEvent(new CustomEvent(type, { detail }));
+  const registry = new Registry({
+    expiryMs,
+    maxPeersPerAddress,
+    maxFilesPerAddress,
+    onExpire: (address) => emit("unregister", { address }),
+  });
   const limiter = new RateLimiter({
     requestsPerSecond: options.maxRequestsPerSecond ?? 100,
     burst: options.requestBurst ?? 1000,
@@ -139,11 +196,11 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
     `Cannot serve ${remoteIp}: more than ${
       options.maxRequestsPerSecond ?? 100
     } requests per second (slow down)`;
-  const events = new EventTarget();
-  const emit = <K extends keyof TrackerEventMap>(
-    type: K,
-    detail: TrackerEventMap[K]["detail"],
-  ) => events.dispatchEvent(new CustomEvent(type, { detail }));
+  /** Why a registration or announce was refused, for its reply. */
+  const refusal = (address: string, result: ApplyChangesResult) =>
+    result === "too_many_peers"
+      ? `Cannot register ${address}: its IP address already has ${maxPeersPerAddress} peers registered (the most allowed)`
+      : `Cannot accept the files of ${address}: they would exceed ${maxFiles} files per peer or ${maxFilesPerAddress} per IP address`;
 
   // Only a trusting tracker uses the advertised host, and only a valid one:
   // a reply must never carry an address clients cannot parse.
@@ -165,7 +222,19 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
     switch (request.type) {
       case "register": {
         const address = peerAddress(remoteIp, request.port, request.host);
-        registry.upsert(address, "shoal", request.files);
+        const result = registry.upsert(
+          address,
+          "shoal",
+          request.files,
+          remoteIp,
+        );
+        if (result !== "ok") {
+          return {
+            type: "error",
+            code: "limit_exceeded",
+            message: refusal(address, result),
+          };
+        }
         emit("register", { address, files: request.files.length });
         return {
           type: "registered",
@@ -198,20 +267,32 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
                   } (send the full list)`,
               };
             case "too_many_files":
+            case "too_many_peers":
               return {
                 type: "error",
-                code: "bad_request",
-                message:
-                  `Cannot apply announce from ${address}: it would share more than ${maxFiles} files`,
+                code: "limit_exceeded",
+                message: refusal(address, result),
               };
           }
         }
-        if (!registry.touch(address, request.files)) {
+        const result = request.files
+          ? registry.replaceFiles(address, request.files)
+          : registry.touch(address)
+          ? "ok"
+          : "unknown_peer";
+        if (result === "unknown_peer") {
           return {
             type: "error",
             code: "unknown_peer",
             message:
               `Cannot refresh ${address}: not registered (register again)`,
+          };
+        }
+        if (result !== "ok") {
+          return {
+            type: "error",
+            code: "limit_exceeded",
+            message: refusal(address, result),
           };
         }
         return { type: "ok" };
@@ -221,8 +302,16 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
         if (registry.remove(address)) emit("unregister", { address });
         return { type: "ok" };
       }
-      case "list":
-        return { type: "files", files: registry.list(request.query) };
+      case "list": {
+        const { files, truncated, examined } = registry.search(request.query, {
+          limit: 10_000,
+          maxBytes: MAX_LIST_REPLY_BYTES,
+          maxExamined: DEFAULT_MAX_LIST_EXAMINED,
+        });
+        // A query that had to examine many names costs more of the rate.
+        limiter.charge(remoteIp, Math.floor(examined / NAMES_PER_TOKEN));
+        return { type: "files", files, ...(truncated ? { truncated } : {}) };
+      }
       case "getpeers":
         return {
           type: "peers",
@@ -250,6 +339,7 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
           // connections cheap.
           readBufferSize: 16 * 1024,
           allowData: false,
+          writeTimeoutMs,
         });
         const remoteIp = conn.remoteAddr.hostname;
         try {
@@ -337,30 +427,54 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
                 id: null,
                 size: null,
               }));
-              if (request.command === "register") {
-                registry.upsert(address, "legacy", files ?? []);
-                emit("register", { address, files: files?.length ?? 0 });
-                reply = { status: "ok" };
-              } else if (files && registry.get(address)?.protocol === "shoal") {
-                // The same address now speaks the seed protocol: it is a
-                // seed peer from here on (its files have no content ids).
-                registry.upsert(address, "legacy", files);
-                reply = { status: "ok" };
-              } else if (registry.touch(address, files)) {
-                reply = { status: "ok" };
+              const known = registry.get(address);
+              let result: ApplyChangesResult;
+              if (
+                request.command === "register" ||
+                // Unknown: a heartbeat with files registers it again. Known
+                // over Shoal: it is a seed peer from here on (its files have
+                // no content ids).
+                (files && known?.protocol !== "legacy")
+              ) {
+                result = registry.upsert(
+                  address,
+                  "legacy",
+                  files ?? [],
+                  remoteIp,
+                );
+                if (result === "ok" && request.command === "register") {
+                  emit("register", { address, files: files?.length ?? 0 });
+                }
+              } else if (!known) {
+                result = "unknown_peer";
               } else if (files) {
-                registry.upsert(address, "legacy", files);
-                reply = { status: "ok" };
+                result = registry.replaceFiles(address, files);
               } else {
-                reply = {
-                  status: `error: ${address} is not registered; register first`,
-                };
+                result = registry.touch(address) ? "ok" : "unknown_peer";
               }
+              reply = result === "ok"
+                ? { status: "ok" }
+                : result === "unknown_peer"
+                ? {
+                  status: `error: ${address} is not registered; register first`,
+                }
+                : { status: `error: ${refusal(address, result)}` };
               break;
             }
-            case "list":
-              reply = { status: "ok", filemap: registry.filemap() };
+            case "list": {
+              // Bounded: a few holders per name, and a reply that fits the
+              // seed line limit, however many names and holders there are.
+              const { filemap, truncated } = registry.seedList(10_000, {
+                holdersPerName: SEED_HOLDERS_PER_NAME,
+                maxBytes: MAX_SEED_REPLY_BYTES,
+              });
+              reply = {
+                status: "ok",
+                filemap,
+                ...(truncated ? { truncated } : {}),
+              };
               break;
+            }
             case "getpeers":
               reply = {
                 status: "ok",
@@ -383,6 +497,7 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
         await writeAll(conn, encodeLine(reply));
       },
       error: () => {},
+      dropped: (remote, message) => emit("protocol-error", { remote, message }),
     },
     {
       ...(options.maxConnections
@@ -392,12 +507,13 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
         ? { maxConnectionsPerAddress: options.maxConnectionsPerAddress }
         : {}),
       firstByteTimeoutMs: readTimeoutMs,
+      writeTimeoutMs,
     },
   );
   server.start();
 
   const sweeper = setInterval(() => {
-    registry.sweep((address) => emit("unregister", { address }));
+    registry.sweep(); // reports each expired peer through onExpire
     limiter.sweep();
   }, Math.max(1000, Math.min(expiryMs, 60_000)));
 

@@ -183,7 +183,7 @@ async function main(): Promise<void> {
   const queryRate = positive("query-rate", values["query-rate"]);
 
   // The tracker runs as the user would run it, in its own process, with the
-  // per-address rate limit off: every simulated peer shares 127.0.0.1.
+  // per-address limits lifted: every simulated peer shares 127.0.0.1.
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -199,6 +199,10 @@ async function main(): Promise<void> {
       "0",
       "--max-connections-per-address",
       "1024",
+      "--max-peers-per-address",
+      String(peers),
+      "--max-files-per-address",
+      String(peers * files),
       "--quiet",
     ],
     stdout: "piped",

@@ -20,9 +20,16 @@ const PEER_3 = "127.0.0.1:10003";
 function fakeClockRegistry(expiryMs = 1000): {
   registry: Registry;
   clock: { now: number };
+  expired: string[];
 } {
   const clock = { now: 1_000_000 };
-  return { registry: new Registry({ expiryMs, now: () => clock.now }), clock };
+  const expired: string[] = [];
+  const registry = new Registry({
+    expiryMs,
+    now: () => clock.now,
+    onExpire: (address) => expired.push(address),
+  });
+  return { registry, clock, expired };
 }
 
 function file(name: string, id: string, size = 10): FileAnnouncement {
@@ -30,7 +37,7 @@ function file(name: string, id: string, size = 10): FileAnnouncement {
 }
 
 Deno.test("Registry keeps a peer until exactly its expiry, then forgets it", () => {
-  const { registry, clock } = fakeClockRegistry(1000);
+  const { registry, clock, expired } = fakeClockRegistry(1000);
   const start = clock.now;
   registry.upsert(PEER_1, "shoal", [file("a.txt", ID_A)]);
 
@@ -47,9 +54,24 @@ Deno.test("Registry keeps a peer until exactly its expiry, then forgets it", () 
   assert.deepEqual(registry.getPeers({ id: ID_A }), []);
   assert.deepEqual(registry.getPeers({ name: "a.txt" }), []);
   assert.deepEqual(registry.filemap(), {});
-  assert.equal(registry.size, 1, "not swept yet");
-  assert.equal(registry.sweep(), 1);
+  // The first query after its expiry dropped it, and said so once.
+  assert.deepEqual(expired, [PEER_1]);
   assert.equal(registry.size, 0);
+  assert.equal(registry.sweep(), 0);
+  assert.deepEqual(expired, [PEER_1]);
+});
+
+Deno.test("Registry sweep drops expired peers it finds out of order", () => {
+  const { registry, clock, expired } = fakeClockRegistry(1000);
+  registry.upsert(PEER_1, "shoal", [file("a.txt", ID_A)]);
+  clock.now -= 500; // the clock went back: PEER_2 is older but later
+  registry.upsert(PEER_2, "shoal", [file("b.txt", ID_B)]);
+  clock.now += 1100;
+  assert.equal(registry.get(PEER_2), undefined);
+  assert.ok(registry.get(PEER_1));
+  assert.equal(registry.sweep(), 1);
+  assert.deepEqual(expired, [PEER_2]);
+  assert.deepEqual(registry.list().map((f) => f.name), ["a.txt"]);
 });
 
 Deno.test("Registry heartbeat extends life by a full window; a late one is refused", () => {

@@ -26,6 +26,7 @@ Deno.test("Tracker serves 500 peers × 10 files with millisecond getpeers and li
     // Every simulated peer shares 127.0.0.1: lift the per-address limits.
     maxRequestsPerSecond: 0,
     maxConnectionsPerAddress: 1024,
+    maxPeersPerAddress: PEERS,
   });
   const client = new TrackerClient(tracker.address);
 
