@@ -449,8 +449,8 @@ export function validatePeerRequest(value: unknown): PeerRequest {
  *
  * @param value The reply object.
  * @param maxEntries Largest accepted list.
- * @returns The listed files.
- * @throws {ProtocolError} On any malformed entry.
+ * @returns The listed files, less any whose name is not a valid name here.
+ * @throws {ProtocolError} On any otherwise malformed entry.
  */
 export function validateListReply(
   value: Obj,
@@ -460,7 +460,7 @@ export function validateListReply(
   if (!Array.isArray(files) || files.length > maxEntries) {
     fail('"files" is not an array of bounded length');
   }
-  return files.map((entry: unknown) => {
+  return files.flatMap((entry: unknown) => {
     if (entry === null || typeof entry !== "object") {
       fail("a file is not an object");
     }
@@ -475,12 +475,16 @@ export function validateListReply(
     if (!Number.isSafeInteger(e.holders) || (e.holders as number) < 0) {
       fail("a file's holder count is invalid");
     }
-    return {
-      name: validateName(e.name),
+    // A name this side cannot save under (another tracker's rules, or a
+    // hostile entry) leaves out that entry, not the whole reply.
+    const name = usableName(e.name);
+    if (name === undefined) return [];
+    return [{
+      name,
       id: e.id as string | null,
       size: e.size as number | null,
       holders: e.holders as number,
-    };
+    }];
   });
 }
 
@@ -489,8 +493,8 @@ export function validateListReply(
  *
  * @param value The reply object.
  * @param maxEntries Largest accepted list.
- * @returns The holders.
- * @throws {ProtocolError} On any malformed entry.
+ * @returns The holders, less any whose name is not a valid name here.
+ * @throws {ProtocolError} On any otherwise malformed entry.
  */
 export function validatePeersReply(
   value: Obj,
@@ -500,7 +504,7 @@ export function validatePeersReply(
   if (!Array.isArray(peers) || peers.length > maxEntries) {
     fail('"peers" is not an array of bounded length');
   }
-  return peers.map((entry: unknown) => {
+  return peers.flatMap((entry: unknown) => {
     if (entry === null || typeof entry !== "object") {
       fail("a peer is not an object");
     }
@@ -520,11 +524,16 @@ export function validatePeersReply(
     if (e.protocol === "shoal" && e.id === null) {
       fail("a Shoal peer has no content id");
     }
-    return {
-      address: e.address,
-      protocol: e.protocol,
-      name: validateName(e.name),
-      id: e.id,
-    };
+    const name = usableName(e.name);
+    if (name === undefined) return [];
+    return [{ address: e.address, protocol: e.protocol, name, id: e.id }];
   });
+}
+
+function usableName(value: unknown): string | undefined {
+  try {
+    return validateName(value);
+  } catch {
+    return undefined;
+  }
 }

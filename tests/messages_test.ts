@@ -256,9 +256,15 @@ Deno.test("validateListReply accepts listed files and refuses malformed ones", (
     () => validateListReply({ files: [{ ...good[0], holders: "2" }] }),
     /holder count/,
   );
-  assertRefused(
-    () => validateListReply({ files: [{ ...good[0], name: "../a" }] }),
-    /Cannot accept name/,
+  // An entry whose name cannot be saved here is left out, not the reply.
+  assert.deepEqual(
+    validateListReply({
+      files: [good[0], { ...good[0], name: "../a" }, {
+        ...good[0],
+        name: "a.txt:stream",
+      }],
+    }),
+    [good[0]],
   );
 });
 
@@ -292,4 +298,8 @@ Deno.test("validatePeersReply accepts holders and refuses malformed ones", () =>
     /content id is invalid/,
   );
   assertRefused(() => validatePeersReply({ peers: null }), /not an array/);
+  assert.deepEqual(
+    validatePeersReply({ peers: [{ ...peer, name: "CON" }, peer] }),
+    [peer],
+  );
 });
