@@ -351,6 +351,18 @@ async function* stdinLines(): AsyncGenerator<string> {
   if (buffered) yield buffered;
 }
 
+/** Says which local files are not shared and why (the first ten). */
+function scanSkipPrinter(): (name: string, reason: string) => void {
+  let skipped = 0;
+  return (_name, reason) => {
+    skipped++;
+    if (skipped <= 10) console.error(`not sharing: ${reason}`);
+    else if (skipped === 11) {
+      console.error("not sharing: more files skipped for their names");
+    }
+  };
+}
+
 async function runPeer(
   opts: CommonOptions & Record<string, string | boolean | undefined>,
 ): Promise<void> {
@@ -389,6 +401,7 @@ async function runPeer(
     ...(opts.settle ? { stableMs: parseDuration(String(opts.settle)) } : {}),
     ...(opts.hashJobs ? { hashConcurrency: parseHashJobs(opts.hashJobs) } : {}),
     onScanProgress: scanProgressPrinter(),
+    onScanSkip: scanSkipPrinter(),
   }).catch((error) => {
     if (error instanceof Deno.errors.AddrInUse) {
       throw new Error(
@@ -437,6 +450,7 @@ async function runPeer(
     dashboard = await startDashboard(peer, {
       port: httpPort,
       hostname: String(opts.httpHost ?? "127.0.0.1"),
+      ...(typeof opts.httpToken === "string" ? { token: opts.httpToken } : {}),
     }).catch(async (error) => {
       await peer.close();
       if (error instanceof Deno.errors.AddrInUse) {
@@ -446,7 +460,8 @@ async function runPeer(
       }
       throw error;
     });
-    console.log(`Dashboard on ${dashboard.url}`);
+    // The token is the dashboard's password: only this line shows it.
+    console.log(`Dashboard on ${dashboard.pageUrl}`);
   }
 
   const stopped = new Promise<void>((resolve) => {
@@ -570,6 +585,10 @@ const program = withCommon(
       "--http-host <host>",
       "address the dashboard binds (keep it loopback unless you mean it)",
       "127.0.0.1",
+    )
+    .option(
+      "--http-token <token>",
+      "dashboard token, 16-256 of A-Z a-z 0-9 - . _ ~ (default: random at each start; other users see it in ps)",
     ),
 )
   .enablePositionalOptions()
