@@ -1,14 +1,14 @@
 /**
  * Private HTTP helpers for the dashboard: the Host-header check against DNS
- * rebinding, the per-session CSRF token, JSON replies and static assets.
+ * rebinding, the session token, bounded JSON bodies, JSON replies and assets.
  *
  * @module
  */
-import { timingSafeEqual } from "node:crypto";
+import { createHash, timingSafeEqual } from "node:crypto";
 import { ProtocolError } from "./wire.ts";
 import { RemoteError, TimeoutError } from "./connection.ts";
 
-/** Header a state-changing request carries the session token in. */
+/** Header every API request carries the session token in. */
 export const TOKEN_HEADER = "x-shoal-token";
 
 const encoder = new TextEncoder();
@@ -137,13 +137,10 @@ const TYPES: Record<string, string> = {
 
 /**
  * Reads the fixed set of web assets into memory, relative to `base` (a
- * file or, for a published package, an https URL); the page gets the
- * session token substituted for `{{TOKEN}}`.
+ * file or, for a published package, an https URL). They hold no secret: the
+ * page gets the session token from the address the peer prints.
  */
-export async function loadAssets(
-  base: URL,
-  token: string,
-): Promise<Map<string, Asset>> {
+export async function loadAssets(base: URL): Promise<Map<string, Asset>> {
   const files = ["index.html", "app.js", "style.css"] as const;
   const assets = new Map<string, Asset>();
   for (const file of files) {
@@ -162,7 +159,6 @@ export async function loadAssets(
       }
       text = await response.text();
     }
-    if (file === "index.html") text = text.replaceAll("{{TOKEN}}", token);
     const type = TYPES[file.slice(file.lastIndexOf(".") + 1)]!;
     assets.set(`/${file}`, { body: encoder.encode(text), type });
   }
@@ -187,12 +183,95 @@ export function newToken(): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Whether `given` equals the session token, in constant time. */
+/** Shortest and longest token {@linkcode checkToken} accepts. */
+export const TOKEN_LENGTH = { min: 16, max: 256 } as const;
+
+/**
+ * Checks a token chosen by the user: 16 to 256 characters that need no
+ * escaping in a URL or a header (letters, digits, `-`, `.`, `_`, `~`).
+ *
+ * @throws {RangeError} If it is too short or too long.
+ * @throws {TypeError} If it holds another character.
+ */
+export function checkToken(token: string): string {
+  if (token.length < TOKEN_LENGTH.min || token.length > TOKEN_LENGTH.max) {
+    throw new RangeError(
+      `Cannot use the dashboard token: it is ${token.length} characters, not ${TOKEN_LENGTH.min} to ${TOKEN_LENGTH.max}`,
+    );
+  }
+  const bad = /[^A-Za-z0-9._~-]/.exec(token);
+  if (bad) {
+    throw new TypeError(
+      `Cannot use the dashboard token: character ${
+        JSON.stringify(bad[0])
+      } at ${bad.index} is not a letter, digit, "-", ".", "_" or "~"`,
+    );
+  }
+  return token;
+}
+
+const digest = (text: string) => createHash("sha256").update(text).digest();
+
+/**
+ * Whether `given` equals the session token. Both are hashed first, so the
+ * comparison takes the same time whatever their lengths and contents.
+ */
 export function tokenMatches(token: string, given: string | null): boolean {
-  if (given === null) return false;
-  const a = encoder.encode(token);
-  const b = encoder.encode(given);
-  return a.length === b.length && timingSafeEqual(a, b);
+  if (given === null || given.length > 4 * TOKEN_LENGTH.max) return false;
+  return timingSafeEqual(digest(token), digest(given));
+}
+
+/**
+ * Reads a JSON request body of at most `limit` bytes. A `Content-Length`
+ * over the limit is refused before any byte is read; a body without one is
+ * read only until it passes the limit.
+ *
+ * @throws {HttpError} 415 (not JSON), 413 (too big) or 400 (bad JSON).
+ */
+export async function readJsonBody(
+  request: Request,
+  limit: number,
+): Promise<unknown> {
+  const type = request.headers.get("content-type") ?? "";
+  if (!/^application\/json\b/i.test(type)) {
+    throw new HttpError(
+      415,
+      `Cannot read the request: expected application/json, got ${
+        JSON.stringify(type.slice(0, 100))
+      }`,
+    );
+  }
+  const declared = request.headers.get("content-length");
+  if (declared !== null && !(Number(declared) <= limit)) {
+    throw new HttpError(
+      413,
+      `Cannot read the request: its ${
+        JSON.stringify(declared.slice(0, 30))
+      }-byte body exceeds the ${limit}-byte limit`,
+    );
+  }
+  const bytes = new Uint8Array(limit);
+  let length = 0;
+  if (request.body) {
+    const reader = request.body.getReader();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      if (length + r.value.length > limit) {
+        // Stop reading: the rest of the body is never buffered.
+        await reader.cancel().catch(() => {});
+        throw new HttpError(
+          413,
+          `Cannot read the request: its body exceeds the ${limit}-byte limit`,
+        );
+      }
+      bytes.set(r.value, length);
+      length += r.value.length;
+    }
+  }
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes.subarray(0, length)));
+  } catch {
+    throw new HttpError(400, "Cannot read the request: it is not JSON");
+  }
 }
 
 const IPV4 =

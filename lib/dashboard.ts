@@ -7,6 +7,7 @@
 import {
   type Asset,
   assetResponse,
+  checkToken,
   describeError,
   hostChecker,
   HttpError,
@@ -14,14 +15,16 @@ import {
   jsonError,
   loadAssets,
   newToken,
+  readJsonBody,
   TOKEN_HEADER,
   tokenMatches,
 } from "./_dashboard_http.ts";
 import { DownloadBoard } from "./_dashboard_downloads.ts";
 import { EventHub } from "./_dashboard_events.ts";
+import { TrackerLookups } from "./_dashboard_lookups.ts";
 import { isContentId } from "./manifest.ts";
 import { MAX_QUERY_LENGTH } from "./messages.ts";
-import type { ListedFile, PeerInfo } from "./messages.ts";
+import type { ListedFile } from "./messages.ts";
 import { validateName } from "./names.ts";
 import type { Peer } from "./peer_node.ts";
 
@@ -38,6 +41,14 @@ export interface DashboardOptions {
    * @default {[]}
    */
   allowedHosts?: string[];
+  /**
+   * Token every API request must carry in the `x-shoal-token` header: 16 to
+   * 256 letters, digits, `-`, `.`, `_` or `~`. The page learns it from
+   * {@linkcode Dashboard.pageUrl}; nothing on the server hands it out.
+   *
+   * @default {a new random 256-bit token, in hex}
+   */
+  token?: string;
   /** Finished downloads kept in the list. @default {50} */
   keepFinished?: number;
   /** Closes the dashboard when aborted. */
@@ -120,8 +131,16 @@ export interface DashboardStatus {
 
 /** A running dashboard. */
 export interface Dashboard extends AsyncDisposable {
-  /** Address to open, e.g. `http://127.0.0.1:8080/`. */
+  /** Where it is served, e.g. `http://127.0.0.1:8080/`. */
   readonly url: string;
+  /**
+   * Address to open in a browser: {@linkcode Dashboard.url} with the token
+   * in its fragment, e.g. `http://127.0.0.1:8080/#token=…` (a fragment is
+   * never sent to a server; the page keeps the token for its tab).
+   */
+  readonly pageUrl: string;
+  /** The token every API request carries in `x-shoal-token`. */
+  readonly token: string;
   /** The bound port. */
   readonly port: number;
   /** Stops serving, ends event streams and cancels its own downloads. */
@@ -135,9 +154,12 @@ const WEB_ROOT = new URL("../web/", import.meta.url);
  * Starts the web dashboard for a running peer.
  *
  * @param peer The peer to show and drive.
- * @param options Port, address and limits.
+ * @param options Port, address, token and limits.
  * @returns The running dashboard; close it or `await using` it.
  * @throws {Deno.errors.AddrInUse} If the port is taken.
+ * @throws {RangeError} If `token` is shorter than 16 or longer than 256.
+ * @throws {TypeError} If `token` holds a character other than letters,
+ *   digits, `-`, `.`, `_` and `~`.
  *
  * @example A dashboard for a peer on loopback
  * ```ts
@@ -152,7 +174,10 @@ const WEB_ROOT = new URL("../web/", import.meta.url);
  *   hostname: "127.0.0.1",
  * });
  * await using dashboard = await startDashboard(peer, { port: 0 });
- * const response = await fetch(`${dashboard.url}api/status`);
+ * // Open dashboard.pageUrl in a browser; a script sends the token itself.
+ * const response = await fetch(`${dashboard.url}api/status`, {
+ *   headers: { "x-shoal-token": dashboard.token },
+ * });
  * const status = await response.json();
  * if (status.port !== peer.port) throw new Error("wrong peer");
  * await dashboard.close();
@@ -165,8 +190,11 @@ export async function startDashboard(
   options: DashboardOptions = {},
 ): Promise<Dashboard> {
   const hostname = options.hostname ?? "127.0.0.1";
-  const token = newToken();
-  const assets: Map<string, Asset> = await loadAssets(WEB_ROOT, token);
+  const token = options.token === undefined
+    ? newToken()
+    : checkToken(options.token);
+  const assets: Map<string, Asset> = await loadAssets(WEB_ROOT);
+  const lookups = new TrackerLookups(peer);
   let trackerError: string | null = null;
   let trackerSettled = false;
   const uploadSeen = new Map<string, { bytes: number; at: number }>();
@@ -254,30 +282,6 @@ export async function startDashboard(
     return validateName(value);
   };
 
-  const readBody = async (request: Request): Promise<unknown> => {
-    const type = request.headers.get("content-type") ?? "";
-    if (!/^application\/json\b/i.test(type)) {
-      throw new HttpError(
-        415,
-        `Cannot read the request: expected application/json, got ${
-          JSON.stringify(type.slice(0, 100))
-        }`,
-      );
-    }
-    const bytes = new Uint8Array(await request.arrayBuffer());
-    if (bytes.length > MAX_BODY_BYTES) {
-      throw new HttpError(
-        413,
-        `Cannot read the request: ${bytes.length} bytes exceeds the ${MAX_BODY_BYTES}-byte limit`,
-      );
-    }
-    try {
-      return JSON.parse(new TextDecoder().decode(bytes));
-    } catch {
-      throw new HttpError(400, "Cannot read the request: it is not JSON");
-    }
-  };
-
   const route = async (request: Request, url: URL): Promise<Response> => {
     const { pathname } = url;
     const method = request.method;
@@ -295,9 +299,6 @@ export async function startDashboard(
       return assetResponse(asset, method);
     }
     switch (pathname) {
-      case "/api/session":
-        only("GET");
-        return json({ token, header: TOKEN_HEADER });
       case "/api/status":
         only("GET");
         return json(status());
@@ -312,7 +313,7 @@ export async function startDashboard(
         }
         let files: ListedFile[];
         try {
-          files = await peer.list(query || undefined);
+          files = await lookups.list(query || undefined);
         } catch (error) {
           const { status, message } = describeError(
             error,
@@ -340,6 +341,7 @@ export async function startDashboard(
         only("GET");
         const raw = url.searchParams.get("target");
         if (raw === null) return json({ peers: await knownPeers() });
+        // One tracker call at most (holders are cached a few seconds).
         let target: string;
         try {
           target = parseTarget(raw);
@@ -350,7 +352,7 @@ export async function startDashboard(
           );
         }
         try {
-          return json({ target, peers: await peer.peers(target) });
+          return json({ target, peers: await lookups.peers(target) });
         } catch (error) {
           const { status, message } = describeError(
             error,
@@ -362,7 +364,7 @@ export async function startDashboard(
       case "/api/downloads": {
         only("GET", "POST");
         if (method === "GET") return json({ downloads: board.list() });
-        const body = await readBody(request);
+        const body = await readJsonBody(request, MAX_BODY_BYTES);
         const target = (body as { target?: unknown } | null)?.target;
         let valid: string;
         try {
@@ -393,35 +395,14 @@ export async function startDashboard(
     throw new HttpError(404, `Nothing at ${pathname.slice(0, 200)}`);
   };
 
-  /** Holders of the files on the network, merged by address. */
+  /** Holders of listed files, merged by address (made at most every 10 s). */
   const knownPeers = async () => {
-    let files: ListedFile[];
     try {
-      files = await peer.list();
+      return await lookups.knownPeers();
     } catch (error) {
       const { status, message } = describeError(error, "Cannot list peers");
       throw new HttpError(status === 400 ? 502 : status, message);
     }
-    const byAddress = new Map<
-      string,
-      { address: string; protocol: PeerInfo["protocol"]; files: number }
-    >();
-    const queue = files.slice(0, 100);
-    const worker = async () => {
-      for (let file = queue.shift(); file; file = queue.shift()) {
-        const holders = await peer.peers(file.id ?? file.name).catch(() => []);
-        for (const holder of holders) {
-          const entry = byAddress.get(holder.address) ??
-            { address: holder.address, protocol: holder.protocol, files: 0 };
-          entry.files++;
-          byAddress.set(holder.address, entry);
-        }
-      }
-    };
-    await Promise.all([worker(), worker(), worker(), worker()]);
-    return [...byAddress.values()].sort((a, b) =>
-      a.address.localeCompare(b.address)
-    );
   };
 
   const handler = async (request: Request): Promise<Response> => {
@@ -435,6 +416,12 @@ export async function startDashboard(
       );
     }
     const method = request.method;
+    let requestUrl: URL;
+    try {
+      requestUrl = new URL(request.url);
+    } catch {
+      return jsonError(400, "Cannot parse the request URL");
+    }
     if (method !== "GET" && method !== "HEAD") {
       const origin = request.headers.get("origin");
       if (origin !== null && origin !== `http://${host}`) {
@@ -445,18 +432,19 @@ export async function startDashboard(
           }`,
         );
       }
-      if (!tokenMatches(token, request.headers.get(TOKEN_HEADER))) {
-        return jsonError(
-          403,
-          `Refused a ${method} without the session token: reload the page`,
-        );
-      }
     }
-    let requestUrl: URL;
-    try {
-      requestUrl = new URL(request.url);
-    } catch {
-      return jsonError(400, "Cannot parse the request URL");
+    // The page and its script are public; every API call, reading or not,
+    // needs the token, which only the address the peer printed carries.
+    if (
+      requestUrl.pathname.startsWith("/api/") &&
+      !tokenMatches(token, request.headers.get(TOKEN_HEADER))
+    ) {
+      return jsonError(
+        403,
+        `Refused ${method} ${
+          requestUrl.pathname.slice(0, 100)
+        } without the dashboard token: open the address the peer printed (it ends in #token=…)`,
+      );
     }
     try {
       return await route(request, requestUrl);
@@ -474,6 +462,10 @@ export async function startDashboard(
     port: options.port ?? 0,
     hostname,
     onListen: () => {},
+    // Reached when an event stream is ended for a client that stopped
+    // reading (the connection is closed); the handler catches the rest.
+    // A library prints nothing.
+    onError: () => jsonError(500, "Request failed"),
   }, handler);
   const port = server.addr.port;
   checkHost = hostChecker(hostname, port, options.allowedHosts);
@@ -481,6 +473,7 @@ export async function startDashboard(
     ? "127.0.0.1"
     : hostname;
   const url = `http://${shown.includes(":") ? `[${shown}]` : shown}:${port}/`;
+  const pageUrl = `${url}#token=${token}`;
 
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -502,6 +495,8 @@ export async function startDashboard(
 
   return {
     url,
+    pageUrl,
+    token,
     port,
     close,
     [Symbol.asyncDispose]: close,

@@ -93,11 +93,13 @@ const peerA = await startPeer({
 });
 const dashboard = await startDashboard(peerA, { port: 0 });
 const api = dashboard.url + "api/";
-const token = (await (await fetch(api + "session")).json()).token as string;
 const post = async (target: string) => {
   const response = await fetch(api + "downloads", {
     method: "POST",
-    headers: { "content-type": "application/json", "x-shoal-token": token },
+    headers: {
+      "content-type": "application/json",
+      "x-shoal-token": dashboard.token,
+    },
     body: JSON.stringify({ target }),
   });
   if (!response.ok) throw new Error((await response.json()).error);
@@ -128,7 +130,8 @@ try {
   void peerC.download("music/live-session.wav").catch(() => {});
 
   const page = context.pages()[0] ?? await context.newPage();
-  await page.goto(dashboard.url);
+  // The address the peer prints: the page takes the token from it.
+  await page.goto(dashboard.pageUrl);
   await page.locator('#tracker-pill[data-state="connected"]').waitFor();
   await page.locator("#files-body tr[data-name]").nth(6).waitFor();
   await page.locator("#peers-list li").nth(2).waitFor();

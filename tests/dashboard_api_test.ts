@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startDashboard } from "../lib/dashboard.ts";
+import { EventHub } from "../lib/_dashboard_events.ts";
 import { startPeer } from "../lib/peer_node.ts";
 import { startTracker } from "../lib/tracker_server.ts";
 import { TrackerClient } from "../lib/tracker_client.ts";
@@ -67,7 +68,7 @@ async function network() {
   );
   const dashboard = await startDashboard(leecher, { port: 0 });
   const base = dashboard.url.slice(0, -1);
-  const token = (await (await fetch(`${base}/api/session`)).json()).token;
+  const token = dashboard.token;
   return {
     dirs,
     content,
@@ -76,7 +77,10 @@ async function network() {
     leecher,
     dashboard,
     base,
-    token: String(token),
+    token,
+    /** Calls the API at `path` with the token (unless `init` sets another). */
+    call: (path: string, init: RequestInit = {}) =>
+      fetchJson(`${base}${path}`, withToken(token, init)),
     async [Symbol.asyncDispose]() {
       await dashboard.close();
       await leecher.close();
@@ -88,8 +92,15 @@ async function network() {
   };
 }
 
+/** `init` with the dashboard token in its headers, unless it sets one. */
+function withToken(token: string, init: RequestInit = {}): RequestInit {
+  const headers = new Headers(init.headers);
+  if (!headers.has("x-shoal-token")) headers.set("x-shoal-token", token);
+  return { ...init, headers };
+}
+
 /** Fetches and parses a JSON reply, returning status and body. */
-async function call(
+async function fetchJson(
   url: string,
   init: RequestInit = {},
 ): Promise<{ status: number; body: Record<string, unknown> }> {
@@ -121,7 +132,7 @@ async function rawRequest(
   return { status, body: text.slice(text.indexOf("\r\n\r\n") + 4) };
 }
 
-Deno.test("Dashboard page carries the session token and serves only its own assets", async () => {
+Deno.test("Dashboard page holds no token and serves only its own assets", async () => {
   await using net = await network();
   const page = await fetch(`${net.base}/`);
   assert.equal(page.status, 200);
@@ -131,12 +142,17 @@ Deno.test("Dashboard page carries the session token and serves only its own asse
     /default-src 'none'/,
   );
   const html = await page.text();
-  assert.ok(html.includes(`content="${net.token}"`), "token missing from page");
+  assert.ok(!html.includes(net.token), "the page hands out the token");
   assert.match(net.token, /^[0-9a-f]{64}$/);
+  assert.equal(
+    net.dashboard.pageUrl,
+    `${net.dashboard.url}#token=${net.token}`,
+  );
 
   const script = await fetch(`${net.base}/app.js`);
   assert.match(script.headers.get("content-type")!, /^text\/javascript/);
-  assert.ok((await script.text()).includes("EventSource"));
+  const code = await script.text();
+  assert.ok(code.includes("/api/events") && !code.includes(net.token));
   const css = await fetch(`${net.base}/style.css`);
   assert.match(css.headers.get("content-type")!, /^text\/css/);
   await css.body?.cancel();
@@ -144,7 +160,7 @@ Deno.test("Dashboard page carries the session token and serves only its own asse
   for (
     const path of ["/web/app.js", "/%2e%2e/deno.json", "/app.js/", "/.shoal"]
   ) {
-    const { status, body } = await call(`${net.base}${path}`);
+    const { status, body } = await fetchJson(`${net.base}${path}`);
     assert.equal(status, 404, path);
     assert.match(String(body.error), /^Nothing at /);
   }
@@ -165,7 +181,7 @@ Deno.test("Dashboard refuses requests whose Host header names another host", asy
   const get = (host: string) =>
     rawRequest(
       port,
-      `GET /api/status HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
+      `GET /api/status HTTP/1.1\r\nHost: ${host}\r\nx-shoal-token: ${net.token}\r\nConnection: close\r\n\r\n`,
     );
   const foreign = await get(`evil.example:${port}`);
   assert.equal(foreign.status, 403);
@@ -190,7 +206,7 @@ Deno.test("Dashboard refuses requests whose Host header names another host", asy
 
 Deno.test("GET /api/status reports the peer and a connected tracker", async () => {
   await using net = await network();
-  const { status, body } = await call(`${net.base}/api/status`);
+  const { status, body } = await net.call(`/api/status`);
   assert.equal(status, 200);
   assert.equal(body.port, net.leecher.port);
   assert.equal(body.tracker, "connected");
@@ -212,7 +228,7 @@ Deno.test("GET /api/status reports the peer and a connected tracker", async () =
 
 Deno.test("GET /api/files lists the network, filters by query and bounds the query", async () => {
   await using net = await network();
-  const all = await call(`${net.base}/api/files`);
+  const all = await net.call(`/api/files`);
   assert.equal(all.status, 200);
   const files = all.body.files as {
     name: string;
@@ -230,22 +246,22 @@ Deno.test("GET /api/files lists the network, filters by query and bounds the que
   assert.equal(big.holders, 1);
   assert.match(big.id, /^[0-9a-f]{64}$/);
 
-  const some = await call(`${net.base}/api/files?query=*.txt`);
+  const some = await net.call(`/api/files?query=*.txt`);
   assert.deepEqual(
     (some.body.files as { name: string }[]).map((f) => f.name).sort(),
     ["mine.txt", "notes.txt"],
   );
-  const none = await call(`${net.base}/api/files?query=nothing-like-this`);
+  const none = await net.call(`/api/files?query=nothing-like-this`);
   assert.deepEqual(none.body.files, []);
 
-  const long = await call(`${net.base}/api/files?query=${"x".repeat(257)}`);
+  const long = await net.call(`/api/files?query=${"x".repeat(257)}`);
   assert.equal(long.status, 400);
   assert.match(String(long.body.error), /query is 257 characters/);
 });
 
 Deno.test("GET /api/shared lists this peer's files without their paths", async () => {
   await using net = await network();
-  const { status, body } = await call(`${net.base}/api/shared`);
+  const { status, body } = await net.call(`/api/shared`);
   assert.equal(status, 200);
   const files = body.files as Record<string, unknown>[];
   assert.equal(files.length, 1);
@@ -258,16 +274,16 @@ Deno.test("GET /api/shared lists this peer's files without their paths", async (
 
 Deno.test("GET /api/peers finds holders by name or id and rejects bad targets", async () => {
   await using net = await network();
-  const byName = await call(`${net.base}/api/peers?target=big.bin`);
+  const byName = await net.call(`/api/peers?target=big.bin`);
   assert.equal(byName.status, 200);
   const holders = byName.body.peers as { address: string; id: string }[];
   assert.equal(holders.length, 1);
   assert.equal(holders[0]!.address, `127.0.0.1:${net.seeder.port}`);
-  const byId = await call(`${net.base}/api/peers?target=${holders[0]!.id}`);
+  const byId = await net.call(`/api/peers?target=${holders[0]!.id}`);
   assert.equal((byId.body.peers as unknown[]).length, 1);
 
   for (const bad of ["..%2Fetc%2Fpasswd", "", "%00x", "a".repeat(2000)]) {
-    const { status, body } = await call(`${net.base}/api/peers?target=${bad}`);
+    const { status, body } = await net.call(`/api/peers?target=${bad}`);
     assert.equal(status, 400, bad);
     assert.match(
       String(body.error),
@@ -275,7 +291,7 @@ Deno.test("GET /api/peers finds holders by name or id and rejects bad targets", 
     );
   }
 
-  const known = await call(`${net.base}/api/peers`);
+  const known = await net.call(`/api/peers`);
   assert.equal(known.status, 200);
   const peers = known.body.peers as { address: string; files: number }[];
   assert.deepEqual(
@@ -290,7 +306,7 @@ Deno.test("GET /api/peers finds holders by name or id and rejects bad targets", 
 Deno.test("POST /api/downloads needs the token and a valid target, then downloads byte-exact", async () => {
   await using net = await network();
   const post = (body: string, headers: Record<string, string> = {}) =>
-    call(`${net.base}/api/downloads`, {
+    net.call(`/api/downloads`, {
       method: "POST",
       headers: {
         "content-type": "application/json",
@@ -301,7 +317,7 @@ Deno.test("POST /api/downloads needs the token and a valid target, then download
     });
   const noToken = await post('{"target":"big.bin"}', { "x-shoal-token": "" });
   assert.equal(noToken.status, 403);
-  assert.match(String(noToken.body.error), /session token/);
+  assert.match(String(noToken.body.error), /without the dashboard token/);
   const wrongToken = await post('{"target":"big.bin"}', {
     "x-shoal-token": "0".repeat(64),
   });
@@ -339,7 +355,7 @@ Deno.test("POST /api/downloads needs the token and a valid target, then download
   assert.equal(started.status, 202);
   const key = (started.body.download as { key: string }).key;
   const done = await waitFor("the download to finish", async () => {
-    const { body } = await call(`${net.base}/api/downloads`);
+    const { body } = await net.call(`/api/downloads`);
     const found = (body.downloads as { key: string; state: string }[])
       .find((d) => d.key === key);
     return found?.state === "done" ? found : undefined;
@@ -353,7 +369,7 @@ Deno.test("POST /api/downloads needs the token and a valid target, then download
     net.content,
   );
   const failed = await waitFor("the missing file to fail", async () => {
-    const { body } = await call(`${net.base}/api/downloads`);
+    const { body } = await net.call(`/api/downloads`);
     return (body.downloads as {
       state: string;
       error: string;
@@ -378,14 +394,14 @@ Deno.test("DELETE /api/downloads/:key cancels a running download, then removes i
   await new TrackerClient(net.tracker.address).register(silent.addr.port, [
     { name: "stuck.bin", id: stuckId, size: 10 * CHUNK },
   ]);
-  const started = await call(`${net.base}/api/downloads`, {
+  const started = await net.call(`/api/downloads`, {
     method: "POST",
     headers: { "content-type": "application/json", "x-shoal-token": net.token },
     body: JSON.stringify({ target: stuckId }),
   });
   assert.equal(started.status, 202);
   const key = (started.body.download as { key: string }).key;
-  const again = await call(`${net.base}/api/downloads`, {
+  const again = await net.call(`/api/downloads`, {
     method: "POST",
     headers: { "content-type": "application/json", "x-shoal-token": net.token },
     body: JSON.stringify({ target: stuckId }),
@@ -398,7 +414,7 @@ Deno.test("DELETE /api/downloads/:key cancels a running download, then removes i
   );
 
   const del = (k: string, token = net.token) =>
-    call(`${net.base}/api/downloads/${k}`, {
+    net.call(`/api/downloads/${k}`, {
       method: "DELETE",
       headers: { "x-shoal-token": token },
     });
@@ -409,7 +425,7 @@ Deno.test("DELETE /api/downloads/:key cancels a running download, then removes i
     (cancelled.body.download as { state: string }).state,
     "cancelled",
   );
-  const listed = await call(`${net.base}/api/downloads`);
+  const listed = await net.call(`/api/downloads`);
   assert.equal(
     (listed.body.downloads as { key: string; state: string }[])
       .find((d) => d.key === key)?.state,
@@ -418,7 +434,7 @@ Deno.test("DELETE /api/downloads/:key cancels a running download, then removes i
   // Once the transfer has wound down, a second DELETE removes the entry.
   for (const conn of held.splice(0)) conn.close();
   await waitFor("the cancelled transfer to wind down", async () => {
-    const { body } = await call(`${net.base}/api/downloads`);
+    const { body } = await net.call(`/api/downloads`);
     return (body.downloads as { key: string; finishedAt: number | null }[])
       .find((d) => d.key === key && d.finishedAt !== null);
   });
@@ -426,7 +442,7 @@ Deno.test("DELETE /api/downloads/:key cancels a running download, then removes i
   const gone = await del(key);
   assert.equal(gone.status, 404);
   assert.match(String(gone.body.error), /there is none/);
-  const get = await call(`${net.base}/api/downloads/${key}`);
+  const get = await net.call(`/api/downloads/${key}`);
   assert.equal(get.status, 405);
   const garbled = await del("%E0%A4%A");
   assert.equal(garbled.status, 400);
@@ -439,7 +455,10 @@ Deno.test("DELETE /api/downloads/:key cancels a running download, then removes i
 
 Deno.test("GET /api/events streams live state, including a finished download", async () => {
   await using net = await network();
-  const response = await fetch(`${net.base}/api/events`);
+  const response = await fetch(
+    `${net.base}/api/events`,
+    withToken(net.token),
+  );
   assert.match(response.headers.get("content-type")!, /^text\/event-stream/);
   const reader = response.body!.pipeThrough(new TextDecoderStream())
     .getReader();
@@ -459,7 +478,7 @@ Deno.test("GET /api/events streams live state, including a finished download", a
   const first = await nextState();
   assert.equal((first.status as { tracker: string }).tracker, "connected");
   assert.deepEqual(first.downloads, []);
-  await call(`${net.base}/api/downloads`, {
+  await net.call(`/api/downloads`, {
     method: "POST",
     headers: { "content-type": "application/json", "x-shoal-token": net.token },
     body: '{"target":"big.bin"}',
@@ -494,6 +513,7 @@ Deno.test("Dashboard of a peer whose tracker is down says so in readable errors"
   });
   await using dashboard = await startDashboard(peer);
   const base = dashboard.url.slice(0, -1);
+  const call = (url: string) => fetchJson(url, withToken(dashboard.token));
   const status = await waitFor(
     "the tracker to be reported unreachable",
     async () => {
@@ -516,7 +536,7 @@ Deno.test("Dashboard of a peer whose tracker is down says so in readable errors"
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("Peer CLI serves the dashboard with --http-port in daemon mode", async () => {
+Deno.test("Peer CLI prints the dashboard address with the --http-token it was given", async () => {
   await using tracker = await startTracker({ port: 0, hostname: "127.0.0.1" });
   const dir = await Deno.makeTempDir({ prefix: "shoal-dash-cli-" });
   await Deno.writeTextFile(join(dir, "cli.txt"), "from the cli");
@@ -536,6 +556,8 @@ Deno.test("Peer CLI serves the dashboard with --http-port in daemon mode", async
       "127.0.0.1",
       "--http-port",
       "0",
+      "--http-token",
+      "cli-chosen-token-1234",
     ],
     stdout: "piped",
     stderr: "piped",
@@ -548,12 +570,19 @@ Deno.test("Peer CLI serves the dashboard with --http-port in daemon mode", async
     const { value, done } = await lines.read();
     if (done) break;
     out += value;
-    url = /Dashboard on (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out)?.[1];
+    url = /Dashboard on (http:\/\/127\.0\.0\.1:\d+\/)#token=(\S+)\n/
+      .exec(out)?.slice(1).join("#");
   }
   try {
-    assert.ok(url, `no "Dashboard on" line in: ${out}`);
+    assert.ok(url, `no "Dashboard on …#token=…" line in: ${out}`);
+    const [base, token] = url.split("#");
+    assert.equal(token, "cli-chosen-token-1234");
+    assert.equal((await fetchJson(`${base}api/shared`)).status, 403);
     const shared = await waitFor("the CLI peer's shared file", async () => {
-      const { body } = await call(`${url}api/shared`);
+      const { body } = await fetchJson(
+        `${base}api/shared`,
+        withToken(token!),
+      );
       const files = body.files as { name: string }[];
       return files.length ? files : undefined;
     });
@@ -565,4 +594,334 @@ Deno.test("Peer CLI serves the dashboard with --http-port in daemon mode", async
     await child.stderr.cancel();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+// --- hardening: the token, the tracker budget, bodies, event streams -------
+
+/** Reads an HTTP reply's head from `conn`, or "" if none came in `ms`. */
+async function readHead(conn: Deno.Conn, ms: number): Promise<string> {
+  const timer = setTimeout(() => conn.close(), ms);
+  const buffer = new Uint8Array(4096);
+  let text = "";
+  try {
+    while (!text.includes("\r\n\r\n")) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      text += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+  } catch {
+    // Closed at the deadline, or reset by the server after its reply.
+  } finally {
+    clearTimeout(timer);
+  }
+  return text;
+}
+
+/**
+ * A reader of `stream` whose `until(quietMs, wanted)` gives what arrives
+ * until the stream is quiet for `quietMs`, ends, or what came matches
+ * `wanted`; a read still pending then is kept for the next call.
+ */
+function quietReader(stream: ReadableStream<Uint8Array>) {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let pending: Promise<ReadableStreamReadResult<string>> | undefined;
+  return {
+    async until(quietMs: number, wanted?: RegExp): Promise<string> {
+      let text = "";
+      while (!wanted?.test(text)) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const quiet = new Promise<"quiet">((resolve) =>
+          timer = setTimeout(() => resolve("quiet"), quietMs)
+        );
+        pending ??= reader.read();
+        const next = await Promise.race([pending, quiet]);
+        clearTimeout(timer);
+        if (next === "quiet") return text;
+        pending = undefined;
+        if (next.done) return text;
+        text += next.value;
+      }
+      return text;
+    },
+    /** Whether the stream ends (after what is left). */
+    async ends(): Promise<boolean> {
+      for (;;) {
+        const next = await (pending ?? reader.read());
+        pending = undefined;
+        if (next.done) return true;
+      }
+    },
+  };
+}
+
+Deno.test("Dashboard API needs the token on every request, reading ones too, and never hands it out", async () => {
+  await using net = await network();
+  // What a page on another site (or another local process) can send.
+  const strangers: Record<string, string>[] = [
+    {},
+    { origin: "http://evil.example", "sec-fetch-site": "cross-site" },
+    { "x-shoal-token": "0".repeat(64) },
+    { "x-shoal-token": net.token.slice(0, -1) },
+    { "x-shoal-token": `${net.token}0` },
+  ];
+  const paths = [
+    "/api/peers",
+    "/api/peers?target=big.bin",
+    "/api/files",
+    "/api/status",
+    "/api/shared",
+    "/api/downloads",
+    "/api/events",
+    "/api/session",
+  ];
+  for (const path of paths) {
+    for (const headers of strangers) {
+      const reply = await fetch(`${net.base}${path}`, { headers });
+      const text = await reply.text();
+      assert.equal(reply.status, 403, `${path} ${JSON.stringify(headers)}`);
+      assert.match(
+        JSON.parse(text).error,
+        /^Refused GET \/api\/\S+ without the dashboard token: open the address the peer printed/,
+      );
+      assert.ok(!text.includes(net.token), `${path} handed out the token`);
+    }
+  }
+  // The token opens the API; /api/session no longer exists to give it away.
+  assert.equal((await net.call("/api/peers")).status, 200);
+  assert.equal((await net.call("/api/session")).status, 404);
+  for (const path of ["/", "/index.html", "/app.js", "/style.css"]) {
+    const text = await (await fetch(`${net.base}${path}`)).text();
+    assert.ok(!text.includes(net.token), `${path} holds the token`);
+  }
+});
+
+Deno.test("Known peers cost a bounded number of tracker calls however often they are asked", async () => {
+  await using net = await network();
+  // 80 more files, so a known-peers list used to cost 84 tracker calls.
+  using holder = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  await new TrackerClient(net.tracker.address).register(
+    holder.addr.port,
+    Array.from({ length: 80 }, (_, i) => ({
+      name: `extra/f${String(i).padStart(2, "0")}.bin`,
+      id: i.toString(16).padStart(2, "0").repeat(32),
+      size: 1000 + i,
+    })),
+  );
+  await waitFor(
+    "the extra files to be listed",
+    async () => (await net.leecher.list()).length === 83 ? true : undefined,
+  );
+  // Count the tracker calls a second dashboard on the leecher makes.
+  const counts = { calls: 0, inFlight: 0, maxInFlight: 0 };
+  const counted = async <T>(call: () => Promise<T>): Promise<T> => {
+    counts.calls++;
+    counts.maxInFlight = Math.max(counts.maxInFlight, ++counts.inFlight);
+    try {
+      return await call();
+    } finally {
+      counts.inFlight--;
+    }
+  };
+  const leecher = net.leecher;
+  const spy = new Proxy(leecher, {
+    get(target, key) {
+      if (key === "list") {
+        return (query?: string) => counted(() => target.list(query));
+      }
+      if (key === "peers") {
+        return (what: string) => counted(() => target.peers(what));
+      }
+      const value = Reflect.get(target, key, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  await using dashboard = await startDashboard(spy, { port: 0 });
+  const ask = (path: string) =>
+    fetchJson(`${dashboard.url}${path}`, withToken(dashboard.token));
+
+  const first = await Promise.all(
+    Array.from({ length: 20 }, () => ask("api/peers")),
+  );
+  for (const reply of first) {
+    assert.equal(reply.status, 200);
+    assert.deepEqual(reply.body, first[0]!.body);
+  }
+  assert.ok(
+    (first[0]!.body.peers as { address: string }[]).some((p) =>
+      p.address === `127.0.0.1:${holder.addr.port}`
+    ),
+  );
+  // One list and at most 50 holder lookups for all 20, two at a time.
+  assert.ok(counts.calls <= 51, `${counts.calls} tracker calls for 20 asks`);
+  assert.ok(counts.maxInFlight <= 2, `${counts.maxInFlight} calls at once`);
+  const afterSweep = counts.calls;
+  for (let i = 0; i < 20; i++) {
+    assert.equal((await ask("api/peers")).status, 200);
+  }
+  assert.equal(counts.calls, afterSweep, "asking again within 10 s called");
+
+  // Holders of one file: one call, however many ask at once.
+  const holders = await Promise.all(
+    Array.from({ length: 20 }, () => ask("api/peers?target=notes.txt")),
+  );
+  assert.ok(holders.every((h) => h.status === 200));
+  assert.ok(counts.calls <= afterSweep + 1, "holder lookups were repeated");
+  assert.ok(counts.maxInFlight <= 2, `${counts.maxInFlight} calls at once`);
+});
+
+Deno.test("A JSON body declared over 4 KiB is refused before it is read", async () => {
+  await using net = await network();
+  const port = net.dashboard.port;
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  // Headers only: a server that waits for the 300 MiB body never answers.
+  await conn.write(
+    new TextEncoder().encode(
+      `POST /api/downloads HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n` +
+        `x-shoal-token: ${net.token}\r\ncontent-type: application/json\r\n` +
+        `content-length: ${300 * 1024 * 1024}\r\n\r\n`,
+    ),
+  );
+  const head = await readHead(conn, 5000);
+  assert.match(head, /^HTTP\/1\.1 413 /, `no 413 within 5 s: ${head}`);
+});
+
+Deno.test("A streamed JSON body is refused as soon as it passes 4 KiB", async () => {
+  await using net = await network();
+  const port = net.dashboard.port;
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const encoder = new TextEncoder();
+  await conn.write(
+    encoder.encode(
+      `POST /api/downloads HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n` +
+        `x-shoal-token: ${net.token}\r\ncontent-type: application/json\r\n` +
+        `transfer-encoding: chunked\r\n\r\n`,
+    ),
+  );
+  // 64 KiB in 4 KiB chunks and no end: only a limit on reading answers.
+  const chunk = encoder.encode(`1000\r\n${" ".repeat(4096)}\r\n`);
+  const writing = (async () => {
+    for (let i = 0; i < 16; i++) await conn.write(chunk);
+  })().catch(() => {}); // The server may reset the connection after its 413.
+  const head = await readHead(conn, 5000);
+  await writing;
+  assert.match(head, /^HTTP\/1\.1 413 /, `no 413 within 5 s: ${head}`);
+});
+
+Deno.test("An event stream that does not read holds the latest state, not every change", async () => {
+  let n = 0;
+  const hub = new EventHub(
+    () => JSON.stringify({ n, pad: "x".repeat(1000) }),
+    { maxStreams: 1 },
+  );
+  const response = hub.response();
+  for (n = 1; n <= 1000; n++) hub.publish();
+  const reader = quietReader(response.body!);
+  const text = await reader.until(300);
+  const states = [...text.matchAll(/event: state\ndata: (.*)\n\n/g)]
+    .map((m) => JSON.parse(m[1]!).n as number);
+  assert.ok(states.length <= 2, `${states.length} states were queued`);
+  assert.equal(states.at(-1), 1000, "the latest state was not kept");
+  assert.ok(text.length < 4 * 1024, `${text.length} characters were queued`);
+  // A reading client gets each change.
+  n = 2000;
+  hub.publish();
+  assert.match(await reader.until(5000, /"n":2000/), /"n":2000/);
+  // One stream is the limit here; another is refused.
+  const another = hub.response();
+  assert.equal(another.status, 503);
+  assert.match((await another.json()).error, /1 are open/);
+  hub.close();
+  assert.ok(await reader.ends());
+});
+
+Deno.test("A client that stops reading its event stream is dropped and its connection closed", async () => {
+  let n = 0;
+  const pad = "x".repeat(1024 * 1024);
+  const hub = new EventHub(() => `{"n":${n},"pad":"${pad}"}`, {
+    stallMs: 300,
+  });
+  await using server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen: () => {},
+    onError: () => new Response(null, { status: 500 }),
+  }, () => hub.response());
+  using conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: server.addr.port,
+  });
+  await conn.write(
+    new TextEncoder().encode("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+  );
+  const opening = new Uint8Array(1024);
+  let head = "";
+  while (!head.includes("retry: 2000")) {
+    const n = await conn.read(opening);
+    assert.ok(n !== null, "the event stream did not start");
+    head += new TextDecoder().decode(opening.subarray(0, n));
+  }
+  // 80 states of 1 MiB, 25 ms apart, to a client that reads none of them,
+  // until the hub lets the client go.
+  for (n = 1; n <= 80 && hub.size !== 0; n++) {
+    hub.publish();
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  // Now read: what was queued, then the end of the connection.
+  const timer = setTimeout(() => conn.close(), 10_000);
+  const buffer = new Uint8Array(1024 * 1024);
+  let received = 0;
+  let closed = false;
+  try {
+    for (let r = await conn.read(buffer); r !== null;) {
+      received += r;
+      r = await conn.read(buffer);
+    }
+    closed = true;
+  } catch (error) {
+    closed = error instanceof Deno.errors.ConnectionReset;
+  } finally {
+    clearTimeout(timer);
+  }
+  assert.ok(closed, "the connection was still open after 10 s");
+  assert.equal(hub.size, 0);
+  assert.ok(
+    received < 40 * 1024 * 1024,
+    `${received} bytes were queued for a client that did not read`,
+  );
+  hub.close();
+});
+
+Deno.test("Dashboard takes a chosen token and refuses a short or unsafe one", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "shoal-dash-token-" });
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const deadPort = closed.addr.port;
+  closed.close();
+  await using peer = await startPeer({
+    tracker: `127.0.0.1:${deadPort}`,
+    shared: dir,
+    hostname: "127.0.0.1",
+  });
+  const token = "My-own.token_~2026";
+  await using dashboard = await startDashboard(peer, { token });
+  assert.equal(dashboard.token, token);
+  assert.equal(dashboard.pageUrl, `${dashboard.url}#token=${token}`);
+  const status = (t: string) =>
+    fetch(`${dashboard.url}api/status`, { headers: { "x-shoal-token": t } })
+      .then(async (r) => (await r.body?.cancel(), r.status));
+  assert.equal(await status(token), 200);
+  assert.equal(await status(token.toLowerCase()), 403);
+  await assert.rejects(
+    startDashboard(peer, { token: "too-short" }),
+    (error: Error) =>
+      error instanceof RangeError &&
+      /9 characters, not 16 to 256/.test(error.message),
+  );
+  await assert.rejects(
+    startDashboard(peer, { token: "has a space in it, 1234" }),
+    (error: Error) =>
+      error instanceof TypeError && /character " " at 3/.test(error.message),
+  );
+  await dashboard.close();
+  await peer.close();
+  await Deno.remove(dir, { recursive: true });
 });

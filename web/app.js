@@ -2,8 +2,23 @@
 // (textContent, never innerHTML: file names come from strangers).
 "use strict";
 
-const TOKEN = document.querySelector('meta[name="shoal-token"]')
-  ?.getAttribute("content") ?? "";
+/**
+ * The dashboard token. The peer prints this page's address with the token in
+ * its fragment (`#token=…`, never sent to a server); the page keeps it for
+ * this tab and takes it out of the address bar. The server hands it to nobody.
+ */
+const TOKEN = (() => {
+  const given = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (given) {
+    sessionStorage.setItem("shoal-token", given);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem("shoal-token") ?? "";
+})();
+
+const NO_TOKEN_HELP =
+  "This page needs the dashboard token: open the address the peer printed, " +
+  "which ends in #token=…";
 
 const $ = (id) => document.getElementById(id);
 
@@ -42,21 +57,25 @@ function formatDuration(seconds) {
     : `${s}s`;
 }
 
+/** Headers of every API call: the token, and the type of a JSON body. */
+function apiHeaders(init = {}) {
+  const headers = new Headers(init.headers);
+  headers.set("x-shoal-token", TOKEN);
+  if (init.body !== undefined) headers.set("content-type", "application/json");
+  return headers;
+}
+
 /** Calls the API; throws an Error with the server's readable message. */
 async function api(path, init = {}) {
-  const headers = new Headers(init.headers);
-  if (init.method && init.method !== "GET") {
-    headers.set("x-shoal-token", TOKEN);
-  }
-  if (init.body !== undefined) headers.set("content-type", "application/json");
   let response;
   try {
-    response = await fetch(path, { ...init, headers });
+    response = await fetch(path, { ...init, headers: apiHeaders(init) });
   } catch {
     throw new Error("Cannot reach this peer: is it still running?");
   }
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
+    if (response.status === 403) locked();
     throw new Error(
       body.error ?? `Request failed with status ${response.status}`,
     );
@@ -67,11 +86,19 @@ async function api(path, init = {}) {
 // --- notices -------------------------------------------------------------
 
 let noticeTimer;
-function notify(message) {
+function notify(message, sticky = false) {
   $("notice-text").textContent = message;
   $("notice").hidden = false;
   clearTimeout(noticeTimer);
-  noticeTimer = setTimeout(() => $("notice").hidden = true, 10_000);
+  if (!sticky) {
+    noticeTimer = setTimeout(() => $("notice").hidden = true, 10_000);
+  }
+}
+
+/** The server refused the token (or there is none): say how to get in. */
+function locked() {
+  setTracker("locked", NO_TOKEN_HELP);
+  notify(NO_TOKEN_HELP, true);
 }
 $("notice-close").addEventListener("click", () => $("notice").hidden = true);
 
@@ -338,6 +365,7 @@ function setTracker(trackerState, error) {
     unreachable: "Tracker unreachable",
     connecting: "Connecting to tracker…",
     offline: "Peer not responding",
+    locked: "Token needed",
   }[trackerState];
   $("tracker-text").textContent = text;
   pill.title = error ?? text;
@@ -481,16 +509,63 @@ function renderDownloads(downloads) {
   if (finishedNow) refreshNetwork();
 }
 
-function connectEvents() {
-  const source = new EventSource("/api/events");
-  source.addEventListener("state", (event) => {
-    const data = JSON.parse(event.data);
-    renderStatus(data.status);
-    renderDownloads(data.downloads);
-  });
-  source.addEventListener("error", () => {
-    if (source.readyState !== EventSource.OPEN) setTracker("offline", null);
-  });
+function onState(data) {
+  const { status, downloads } = JSON.parse(data);
+  renderStatus(status);
+  renderDownloads(downloads);
+}
+
+/**
+ * Follows the Server-Sent Events stream. EventSource cannot send a header,
+ * so this reads the stream with fetch and parses its events; it reconnects
+ * after the `retry` time the server gives, unless the token is refused.
+ */
+async function connectEvents() {
+  let retryMs = 2000;
+  for (;;) {
+    try {
+      const response = await fetch("/api/events", { headers: apiHeaders() });
+      if (response.status === 403) {
+        await response.body?.cancel();
+        locked();
+        return;
+      }
+      if (!response.ok || !response.body) {
+        throw new Error(`Status ${response.status}`);
+      }
+      const reader = response.body.pipeThrough(new TextDecoderStream())
+        .getReader();
+      let buffered = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffered += value.replaceAll("\r\n", "\n");
+        let end;
+        while ((end = buffered.indexOf("\n\n")) !== -1) {
+          const block = buffered.slice(0, end);
+          buffered = buffered.slice(end + 2);
+          let event = "message";
+          const data = [];
+          for (const line of block.split("\n")) {
+            const colon = line.indexOf(":");
+            const field = colon === -1 ? line : line.slice(0, colon);
+            const text = colon === -1 ? "" : line.slice(colon + 1)
+              .replace(/^ /, "");
+            if (field === "event") event = text;
+            else if (field === "data") data.push(text);
+            else if (field === "retry" && /^\d+$/.test(text)) {
+              retryMs = Number(text);
+            }
+          }
+          if (event === "state" && data.length) onState(data.join("\n"));
+        }
+      }
+    } catch {
+      // Reconnect below.
+    }
+    setTracker("offline", null);
+    await new Promise((resolve) => setTimeout(resolve, retryMs));
+  }
 }
 
 function refreshNetwork() {
@@ -498,8 +573,12 @@ function refreshNetwork() {
   void loadPeers();
 }
 
-connectEvents();
-refreshNetwork();
-setInterval(() => {
-  if (!document.hidden) refreshNetwork();
-}, 15_000);
+if (TOKEN) {
+  void connectEvents();
+  refreshNetwork();
+  setInterval(() => {
+    if (!document.hidden && state.trackerState !== "locked") refreshNetwork();
+  }, 15_000);
+} else {
+  locked();
+}

@@ -96,10 +96,12 @@ Deno.test("Peer dashboard works in a real browser", async (t) => {
     "a click downloads a multi-chunk file to 100 %, byte-exact",
     async () => {
       const { page, errors } = await openPage(browser.context);
-      await page.goto(dashboard.url);
+      await page.goto(dashboard.pageUrl);
       await page.locator('#tracker-pill[data-state="connected"]').waitFor({
         timeout: 10_000,
       });
+      // The page keeps the token for its tab and takes it out of the address.
+      assert.equal(page.url(), dashboard.url);
       const search = page.getByRole("searchbox", {
         name: "Search network files",
       });
@@ -148,8 +150,44 @@ Deno.test("Peer dashboard works in a real browser", async (t) => {
         hasText: "holiday-video.bin",
       })
         .waitFor({ timeout: 10_000 });
+      // A reload keeps working: the tab still holds the token.
+      await page.reload();
+      await page.locator('#files-body tr[data-name="readme.txt"]').waitFor({
+        timeout: 10_000,
+      });
       assert.deepEqual(errors, []);
       await page.close();
+    },
+  );
+
+  await t.step(
+    "a page opened without the token says how to get in and shows nothing",
+    async () => {
+      const { page, errors } = await openPage(browser.context);
+      await page.goto(dashboard.url);
+      await page.locator('#tracker-pill[data-state="locked"]').waitFor({
+        timeout: 10_000,
+      });
+      assert.match(
+        String(await page.locator("#notice-text").textContent()),
+        /open the address the peer printed, which ends in #token=/,
+      );
+      assert.equal(await page.locator("#files-body tr").count(), 0);
+      assert.equal(await page.locator("#shared-body tr").count(), 0);
+      assert.deepEqual(errors, []);
+      await page.close();
+      // A wrong token is refused by the API, and the page says the same.
+      const wrong = await openPage(browser.context);
+      await wrong.page.goto(`${dashboard.url}#token=${"0".repeat(64)}`);
+      await wrong.page.locator('#tracker-pill[data-state="locked"]').waitFor({
+        timeout: 10_000,
+      });
+      assert.equal(await wrong.page.locator("#files-body tr").count(), 0);
+      assert.ok(
+        wrong.errors.every((e) => /status of 403/.test(e)),
+        `unexpected page errors: ${wrong.errors.join("; ")}`,
+      );
+      await wrong.page.close();
     },
   );
 
@@ -164,7 +202,7 @@ Deno.test("Peer dashboard works in a real browser", async (t) => {
     });
     await using lonelyDashboard = await startDashboard(lonely, { port: 0 });
     const { page, errors } = await openPage(browser.context);
-    await page.goto(lonelyDashboard.url);
+    await page.goto(lonelyDashboard.pageUrl);
     await page.locator('#tracker-pill[data-state="unreachable"]').waitFor({
       timeout: 10_000,
     });
@@ -196,7 +234,7 @@ Deno.test("Peer dashboard works in a real browser", async (t) => {
       assert.equal(response?.status(), 403);
       const body = String(await page.textContent("body"));
       assert.match(JSON.parse(body).error, /^Refused Host "rebind\.test:\d+"/);
-      assert.ok(!body.includes("shoal-token"), "served the page anyway");
+      assert.ok(!body.includes("app.js"), "served the page anyway");
       await page.close();
     },
   );
