@@ -339,7 +339,8 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
           // connections cheap.
           readBufferSize: 16 * 1024,
           allowData: false,
-          writeTimeoutMs,
+          // Each write must also make progress within `writeTimeoutMs`
+          // (ConnectionServer), which reports the drop.
         });
         const remoteIp = conn.remoteAddr.hostname;
         try {

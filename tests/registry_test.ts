@@ -251,3 +251,190 @@ Deno.test("Registry honours list and getpeers limits", () => {
   assert.equal(registry.getPeers({ id: ID_A }, 3).length, 3);
   assert.equal(registry.getPeers({ name: "x" }, 4).length, 4);
 });
+
+/** A seeded random generator (mulberry32), so replies are reproducible. */
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function seedFile(name: string) {
+  return { name, id: null, size: null };
+}
+
+Deno.test("Registry refuses a network's peers and files beyond its limits", () => {
+  const registry = new Registry({
+    maxPeersPerAddress: 2,
+    maxFilesPerAddress: 5,
+  });
+  const ip = (n: number) => `10.0.0.1:${n}`;
+  assert.equal(registry.upsert(ip(1), "shoal", [file("a", ID_A)]), "ok");
+  assert.equal(registry.upsert(ip(2), "legacy", [seedFile("b")]), "ok");
+  assert.equal(registry.upsert(ip(3), "shoal", []), "too_many_peers");
+  // Registering a known port again is not one more peer.
+  assert.equal(
+    registry.upsert(ip(2), "legacy", ["b", "c", "d"].map(seedFile)),
+    "ok",
+  );
+  // 1 + 5 files > 5: refused, and the old list stays.
+  assert.equal(
+    registry.upsert(ip(2), "legacy", ["b", "c", "d", "e", "f"].map(seedFile)),
+    "too_many_files",
+  );
+  assert.equal(registry.get(ip(2))?.files.size, 3);
+  assert.equal(
+    registry.replaceFiles(ip(2), ["b", "c", "d", "e", "f"].map(seedFile)),
+    "too_many_files",
+  );
+  assert.equal(
+    registry.applyChanges(ip(1), 1, [file("x", ID_B), file("y", ID_C)], []),
+    "too_many_files",
+  );
+  assert.equal(registry.applyChanges(ip(1), 1, [file("x", ID_B)], []), "ok");
+  assert.equal(registry.list().length, 5);
+  // The connection's source counts, not the host the address names.
+  assert.equal(
+    registry.upsert("example.org:1", "shoal", [], "10.0.0.1"),
+    "too_many_peers",
+  );
+  // Other networks are not affected; an IPv6 /64 is one network.
+  assert.equal(registry.upsert("10.0.0.2:1", "shoal", []), "ok");
+  assert.equal(registry.upsert("[2001:db8::1]:1", "shoal", []), "ok");
+  assert.equal(registry.upsert("[2001:db8::2]:1", "shoal", []), "ok");
+  assert.equal(
+    registry.upsert("[2001:db8::3]:1", "shoal", []),
+    "too_many_peers",
+  );
+  assert.equal(registry.upsert("[2001:db8:0:1::1]:1", "shoal", []), "ok");
+  // A peer that leaves or expires frees its slot and its files.
+  registry.remove(ip(2));
+  assert.equal(
+    registry.upsert(ip(3), "legacy", ["p", "q", "r"].map(seedFile)),
+    "ok",
+  );
+});
+
+Deno.test("Registry getpeers by name puts Shoal holders before any number of seed-protocol ones", () => {
+  const registry = new Registry({
+    maxPeersPerAddress: 1000,
+    random: seededRandom(3),
+  });
+  // 230 seed-protocol registrations from one IP, all before the honest one.
+  for (let port = 1; port <= 230; port++) {
+    registry.upsert(`10.6.6.6:${port}`, "legacy", [seedFile("movie.mkv")]);
+  }
+  registry.upsert("10.0.0.1:7000", "shoal", [file("movie.mkv", ID_A, 9)]);
+  registry.upsert("10.6.6.6:7000", "shoal", [file("movie.mkv", ID_B, 9)]);
+  for (let round = 0; round < 50; round++) {
+    const peers = registry.getPeers({ name: "movie.mkv" });
+    assert.equal(peers.length, 200);
+    assert.deepEqual(
+      peers.slice(0, 2).map((p) => p.protocol),
+      ["shoal", "shoal"],
+    );
+    assert.ok(peers.slice(2).every((p) => p.protocol === "legacy"));
+  }
+});
+
+Deno.test("Registry getpeers cannot be crowded by one IP: holders are spread across networks", () => {
+  const registry = new Registry({
+    maxPeersPerAddress: 1000,
+    random: seededRandom(4),
+  });
+  for (let port = 1; port <= 230; port++) {
+    registry.upsert(`10.6.6.6:${port}`, "shoal", [file("a.iso", ID_A, 5)]);
+  }
+  registry.upsert("10.0.0.1:7000", "shoal", [file("a.iso", ID_A, 5)]);
+  registry.upsert("10.0.0.2:7000", "shoal", [file("a.iso", ID_A, 5)]);
+  for (const query of [{ id: ID_A }, { name: "a.iso" }]) {
+    for (let round = 0; round < 50; round++) {
+      const first = registry.getPeers(query).slice(0, 3).map((p) =>
+        p.address.split(":")[0]
+      );
+      // One holder from each of the three networks comes first.
+      assert.deepEqual(first.sort(), ["10.0.0.1", "10.0.0.2", "10.6.6.6"]);
+    }
+  }
+});
+
+Deno.test("Registry getpeers by id is not in registration order: a live holder is not pinned behind dead ports", () => {
+  const registry = new Registry({ random: seededRandom(5) });
+  for (let port = 1; port <= 8; port++) {
+    registry.upsert(`127.0.0.1:${port}`, "shoal", [file("x", ID_A)]);
+  }
+  registry.upsert("127.0.0.1:9000", "shoal", [file("x", ID_A)]);
+  const positions = new Set<number>();
+  for (let round = 0; round < 300; round++) {
+    const peers = registry.getPeers({ id: ID_A });
+    assert.equal(peers.length, 9);
+    positions.add(peers.findIndex((p) => p.address === "127.0.0.1:9000"));
+  }
+  // Seen at every position, first included.
+  assert.equal(positions.size, 9);
+});
+
+Deno.test("Registry keeps a size that disagrees with the id from changing honest holders' entry", () => {
+  const { registry } = fakeClockRegistry();
+  // The liar announces first.
+  registry.upsert(PEER_3, "shoal", [file("a.txt", ID_A, 999_999)]);
+  registry.upsert(PEER_1, "shoal", [file("a.txt", ID_A, 100)]);
+  registry.upsert(PEER_2, "shoal", [file("b.txt", ID_A, 100)]);
+  const bySize = (query?: string) =>
+    registry.list(query).sort((x, y) => x.size! - y.size!);
+  const honest = { name: "a.txt", id: ID_A, size: 100, holders: 2 };
+  const liar = { name: "a.txt", id: ID_A, size: 999_999, holders: 1 };
+  assert.deepEqual(bySize(), [honest, liar]);
+  assert.deepEqual(bySize("a.*"), [honest, liar]);
+  assert.deepEqual(bySize("b.txt"), [{ ...honest, name: "b.txt" }]);
+  // Its entry goes when it does; the honest entry never changed.
+  registry.remove(PEER_3);
+  assert.deepEqual(bySize(), [honest]);
+  // getpeers by id offers every holder; the downloader checks the manifest.
+  assert.equal(registry.getPeers({ id: ID_A }).length, 2);
+});
+
+Deno.test("Registry bounds list work and every reply", () => {
+  const registry = new Registry({ maxPeersPerAddress: 1000 });
+  for (let peer = 0; peer < 200; peer++) {
+    registry.upsert(
+      `10.0.0.1:${1000 + peer}`,
+      "legacy",
+      Array.from({ length: 50 }, (_, i) => seedFile(`dir-${peer}/f-${i}.bin`)),
+    );
+  }
+  for (let port = 1; port <= 300; port++) {
+    registry.upsert(`10.0.0.2:${port}`, "legacy", [seedFile("hot.bin")]);
+  }
+  // A glob with a literal start reads its range only.
+  const ranged = registry.search("dir-7/*");
+  assert.equal(ranged.files.length, 50);
+  assert.equal(ranged.examined, 50);
+  assert.equal(ranged.truncated, false);
+  // Other queries stop at the cap and say so.
+  const scan = registry.search("f-1", { maxExamined: 1000 });
+  assert.equal(scan.examined, 1000);
+  assert.equal(scan.truncated, true);
+  // Replies are cut at their byte budget, and say so.
+  const small = registry.search(undefined, { maxBytes: 10_000 });
+  assert.equal(small.truncated, true);
+  assert.ok(small.files.length > 0 && small.files.length < 100);
+  // The seed list: a few holders per name, and a bounded size.
+  const seed = registry.seedList(10_000, {
+    holdersPerName: 20,
+    maxBytes: 64 * 1024,
+  });
+  assert.equal(seed.truncated, true);
+  assert.ok(JSON.stringify(seed.filemap).length <= 64 * 1024);
+  assert.ok(Object.values(seed.filemap).every((a) => a.length <= 20));
+  assert.equal(
+    registry.seedList(100_000, { holdersPerName: 20 })
+      .filemap["hot.bin"]?.length,
+    20,
+  );
+});
