@@ -72,31 +72,6 @@ export function networkOf(ip: string): string {
   return `${hextets.slice(0, 4).join(":")}::/64`;
 }
 
-/** A holder in a {@linkcode HolderSet}. */
-export interface Holder {
-  /** The holder's `host:port`. */
-  readonly address: string;
-  /**
-   * Labels it was added with, oldest first (the names it shares a content
-   * under); empty for a set added to without labels.
-   */
-  readonly labels: readonly string[];
-}
-
-interface Entry extends Holder {
-  labels: string[];
-  group: Group;
-  /** Index in `group.members`. */
-  slot: number;
-}
-
-interface Group {
-  members: Entry[];
-  /** Index in the set's `groups`. */
-  slot: number;
-  key: string;
-}
-
 /**
  * A random permutation of `0 … n-1` drawn one element at a time: a
  * Fisher–Yates shuffle that only swaps what it draws, so taking `k`
@@ -130,8 +105,10 @@ class LazyShuffle {
 }
 
 /**
- * Addresses grouped by network, with O(1) add and delete and a fair random
- * sample.
+ * Addresses grouped by network, with a fair random sample. Compact for the
+ * common case of holders from one network (no map until a second network
+ * joins); finding an address scans its network's members, which the
+ * per-network peer limit keeps short.
  *
  * @example Sampling fairly across networks
  * ```ts
@@ -139,83 +116,82 @@ class LazyShuffle {
  * const set = new HolderSet();
  * for (let port = 1; port <= 100; port++) set.add(`10.0.0.9:${port}`, "10.0.0.9");
  * set.add("10.0.0.1:1", "10.0.0.1");
- * const two = set.sample(2, Math.random).map((h) => h.address);
+ * const two = set.sample(2, Math.random);
  * if (!two.includes("10.0.0.1:1")) throw new Error("crowded out");
  * ```
  */
 export class HolderSet {
-  readonly #entries = new Map<string, Entry>();
-  readonly #groups: Group[] = [];
-  readonly #byKey = new Map<string, Group>();
+  /** The only network, while there is at most one. */
+  #network: string | undefined;
+  /** Its addresses. */
+  #members: string[] = [];
+  /** Every network's addresses, once there are two or more networks. */
+  #byNetwork: Map<string, string[]> | undefined;
+  #size = 0;
 
-  /** Number of distinct addresses. */
+  /** Number of addresses. */
   get size(): number {
-    return this.#entries.size;
+    return this.#size;
+  }
+
+  #membersOf(network: string): string[] | undefined {
+    if (this.#byNetwork) return this.#byNetwork.get(network);
+    return network === this.#network ? this.#members : undefined;
   }
 
   /**
-   * The holder at `address`, if any.
-   *
-   * @param address The holder.
-   * @returns It, or `undefined`.
-   */
-  get(address: string): Holder | undefined {
-    return this.#entries.get(address);
-  }
-
-  /**
-   * Adds a holder, or one more label for it.
+   * Whether `address` (from `network`) is in the set.
    *
    * @param address The holder.
    * @param network Its network (see {@linkcode networkOf}).
-   * @param label A name it holds the content under.
+   * @returns Whether it is held.
    */
-  add(address: string, network: string, label?: string): void {
-    const existing = this.#entries.get(address);
-    if (existing) {
-      if (label !== undefined && !existing.labels.includes(label)) {
-        existing.labels.push(label);
-      }
-      return;
-    }
-    let group = this.#byKey.get(network);
-    if (!group) {
-      group = { members: [], slot: this.#groups.length, key: network };
-      this.#groups.push(group);
-      this.#byKey.set(network, group);
-    }
-    const entry: Entry = {
-      address,
-      labels: label === undefined ? [] : [label],
-      group,
-      slot: group.members.length,
-    };
-    group.members.push(entry);
-    this.#entries.set(address, entry);
+  has(address: string, network: string): boolean {
+    return this.#membersOf(network)?.includes(address) ?? false;
   }
 
   /**
-   * Removes a label of a holder, and the holder once it has none left (at
-   * once when no label is given).
+   * Adds a holder that is not in the set yet.
    *
    * @param address The holder.
-   * @param label The label to drop.
+   * @param network Its network (see {@linkcode networkOf}).
    */
-  delete(address: string, label?: string): void {
-    const entry = this.#entries.get(address);
-    if (!entry) return;
-    if (label !== undefined) {
-      const i = entry.labels.indexOf(label);
-      if (i >= 0) entry.labels.splice(i, 1);
-      if (entry.labels.length > 0) return;
+  add(address: string, network: string): void {
+    this.#size++;
+    const members = this.#membersOf(network);
+    if (members) {
+      members.push(address);
+    } else if (this.#size === 1) {
+      this.#byNetwork = undefined;
+      this.#network = network;
+      this.#members = [address];
+    } else {
+      if (!this.#byNetwork) {
+        this.#byNetwork = new Map([[this.#network!, this.#members]]);
+        this.#network = undefined;
+        this.#members = [];
+      }
+      this.#byNetwork.set(network, [address]);
     }
-    this.#entries.delete(address);
-    const { group } = entry;
-    swapRemove(group.members, entry.slot, (moved, slot) => moved.slot = slot);
-    if (group.members.length === 0) {
-      this.#byKey.delete(group.key);
-      swapRemove(this.#groups, group.slot, (moved, slot) => moved.slot = slot);
-    }
+  }
+
+  /**
+   * Removes a holder.
+   *
+   * @param address The holder.
+   * @param network Its network.
+   * @returns Whether it was there.
+   */
+  delete(address: string, network: string): boolean {
+    const members = this.#membersOf(network);
+    const i = members?.indexOf(address) ?? -1;
+    if (i < 0) return false;
+    // Order inside a network does not matter: move the last one here.
+    const last = members!.pop()!;
+    if (i < members!.length) members![i] = last;
+    this.#size--;
+    if (members!.length === 0) this.#byNetwork?.delete(network);
+    return true;
   }
 
   /**
@@ -226,39 +202,42 @@ export class HolderSet {
    * @param limit Most holders returned.
    * @param random Uniform random numbers in [0, 1).
    * @param accept Holders it refuses are skipped (e.g. expired ones).
-   * @returns The sample, best spread first.
+   * @returns The addresses, best spread first.
    */
   sample(
     limit: number,
     random: () => number,
     accept: (address: string) => boolean = () => true,
-  ): Holder[] {
-    const out: Holder[] = [];
-    if (limit <= 0) return out;
-    const draw = (cursor: { group: Group; order: LazyShuffle }) => {
+  ): string[] {
+    const out: string[] = [];
+    if (limit <= 0 || this.#size === 0) return out;
+    const groups = this.#byNetwork
+      ? [...this.#byNetwork.values()]
+      : [this.#members];
+    const draw = (cursor: { members: string[]; order: LazyShuffle }) => {
       for (
         let i = cursor.order.next();
         i !== undefined;
         i = cursor.order.next()
       ) {
-        const entry = cursor.group.members[i]!;
-        if (accept(entry.address)) return entry;
+        const address = cursor.members[i]!;
+        if (accept(address)) return address;
       }
       return undefined;
     };
     // Round one: one holder from each network, networks in random order.
-    let active: { group: Group; order: LazyShuffle }[] = [];
-    const networks = new LazyShuffle(this.#groups.length, random);
+    let active: { members: string[]; order: LazyShuffle }[] = [];
+    const networks = new LazyShuffle(groups.length, random);
     for (let g = networks.next(); g !== undefined; g = networks.next()) {
       if (out.length >= limit) return out;
-      const group = this.#groups[g]!;
+      const members = groups[g]!;
       const cursor = {
-        group,
-        order: new LazyShuffle(group.members.length, random),
+        members,
+        order: new LazyShuffle(members.length, random),
       };
-      const entry = draw(cursor);
-      if (entry) {
-        out.push(entry);
+      const address = draw(cursor);
+      if (address !== undefined) {
+        out.push(address);
         active.push(cursor);
       }
     }
@@ -267,27 +246,14 @@ export class HolderSet {
       const next: typeof active = [];
       for (const cursor of active) {
         if (out.length >= limit) break;
-        const entry = draw(cursor);
-        if (entry) {
-          out.push(entry);
+        const address = draw(cursor);
+        if (address !== undefined) {
+          out.push(address);
           next.push(cursor);
         }
       }
       active = next;
     }
     return out;
-  }
-}
-
-/** Removes `array[i]` by moving the last element into its place. */
-function swapRemove<T>(
-  array: T[],
-  i: number,
-  onMove: (moved: T, slot: number) => void,
-): void {
-  const last = array.pop()!;
-  if (i < array.length) {
-    array[i] = last;
-    onMove(last, i);
   }
 }

@@ -136,7 +136,10 @@ const SEP = "\0";
  * ```
  */
 export class NameIndex {
-  /** `lower(name) \0 name` for every name. */
+  /**
+   * `lower(name) \0 name` for every name, or just the name when it is in
+   * lower case already (most are: that costs no memory).
+   */
   readonly #full = new SortedStrings();
   /** `lower(base name) \0 name` for names in a folder. */
   readonly #base = new SortedStrings();
@@ -153,7 +156,7 @@ export class NameIndex {
    */
   add(name: string): void {
     const lower = name.toLowerCase();
-    this.#full.add(lower + SEP + name);
+    this.#full.add(lower === name ? name : lower + SEP + name);
     const slash = lower.lastIndexOf("/");
     if (slash >= 0) this.#base.add(lower.slice(slash + 1) + SEP + name);
   }
@@ -165,7 +168,7 @@ export class NameIndex {
    */
   delete(name: string): void {
     const lower = name.toLowerCase();
-    this.#full.delete(lower + SEP + name);
+    this.#full.delete(lower === name ? name : lower + SEP + name);
     const slash = lower.lastIndexOf("/");
     if (slash >= 0) this.#base.delete(lower.slice(slash + 1) + SEP + name);
   }
@@ -196,12 +199,13 @@ export class NameIndex {
       if (!entry.startsWith(prefix)) break;
       if (examined >= maxExamined) return { examined, complete: false };
       examined++;
-      const sep = entry.indexOf(SEP);
+      const nul = entry.indexOf(SEP);
+      const sep = nul < 0 ? entry.length : nul;
       const hit = glob
         ? globMatch(needle, entry, 0, sep) ||
           globMatch(needle, entry, entry.lastIndexOf("/", sep) + 1, sep)
         : includesBefore(entry, needle, sep);
-      if (hit && !visit(entry.slice(sep + 1))) {
+      if (hit && !visit(nul < 0 ? entry : entry.slice(sep + 1))) {
         return { examined, complete: false };
       }
     }

@@ -7,7 +7,7 @@
  * @module
  */
 import type { FileAnnouncement, ListedFile, PeerInfo } from "./messages.ts";
-import { type Holder, HolderSet, networkOf } from "./_holder_set.ts";
+import { HolderSet, networkOf } from "./_holder_set.ts";
 import { NameIndex } from "./_name_index.ts";
 
 /** Default most peers registered from one network (IPv4 address, IPv6 /64). */
@@ -96,18 +96,24 @@ export interface StoredFile {
 
 /** Holders of one content id, over every size announced for it. */
 interface Content {
-  /** address → the names it shares the id under */
+  id: string;
+  /** Addresses holding the id under any name and size. */
   holders: HolderSet;
-  /** Announcements by size: a size that disagrees gets its own entry. */
-  sizes: Map<number, Sized>;
+  /**
+   * Announcements by size (usually one): a size that disagrees with the
+   * others gets its own entry.
+   */
+  sizes: Sized | Map<number, Sized>;
 }
 
 /** Holders that announced one (id, size) pair. */
 interface Sized {
-  /** address → how many of its names announce the pair */
-  holders: Map<string, number>;
+  content: Content;
+  size: number;
+  /** Distinct addresses announcing the pair. */
+  holders: number;
   /** name → how many holders use it */
-  names: Map<string, number>;
+  names: Tally<string> | undefined;
   /** Most common name, or `undefined` to recompute. */
   best: string | undefined;
 }
@@ -115,12 +121,18 @@ interface Sized {
 /** Holders of one name. */
 interface Named {
   /** Shoal holders (verified by content id). */
-  shoal: HolderSet;
+  shoal: HolderSet | undefined;
   /** Seed-protocol holders (unverifiable). */
-  legacy: HolderSet;
-  /** `id size` → Shoal holders sharing that content under this name */
-  contents: Map<string, number>;
+  legacy: HolderSet | undefined;
+  /** (id, size) → Shoal holders sharing that content under this name */
+  contents: Tally<Sized> | undefined;
 }
+
+/** Counts by key, without a map for the usual single key. */
+type Tally<K> = { key: K; n: number } | Map<K, number>;
+
+/** The names a peer shares one content id under (usually one). */
+type Names = string | string[];
 
 /** Names of one content examined to find its most common name. */
 const MAX_NAMES_EXAMINED = 256;
@@ -153,6 +165,8 @@ export class Registry {
   /** Names with at least one seed-protocol holder. */
   readonly #legacyNames = new Set<string>();
   readonly #networks = new Map<string, { peers: number; files: number }>();
+  /** address → content id → the names that peer shares it under */
+  readonly #ids = new Map<string, Map<string, Names>>();
 
   /**
    * Creates an empty registry.
@@ -231,6 +245,7 @@ export class Registry {
       network,
     };
     this.#peers.set(address, record);
+    this.#ids.set(address, new Map());
     const after = this.#networks.get(network) ?? { peers: 0, files: 0 };
     after.peers++;
     this.#networks.set(network, after);
@@ -372,76 +387,93 @@ export class Registry {
 
   #indexFile(record: PeerRecord, file: FileAnnouncement | StoredFile): void {
     const { address, network } = record;
-    record.files.set(file.name, {
-      name: file.name,
-      id: file.id,
-      size: file.size,
-    });
+    const { name, id, size } = file;
+    record.files.set(name, { name, id, size });
     this.#networks.get(network)!.files++;
-    let named = this.#names.get(file.name);
+    let named = this.#names.get(name);
     if (!named) {
-      named = {
-        shoal: new HolderSet(),
-        legacy: new HolderSet(),
-        contents: new Map(),
-      };
-      this.#names.set(file.name, named);
-      this.#nameIndex.add(file.name);
+      named = { shoal: undefined, legacy: undefined, contents: undefined };
+      this.#names.set(name, named);
+      this.#nameIndex.add(name);
     }
-    if (file.id === null || file.size === null) {
-      named.legacy.add(address, network);
-      this.#legacyNames.add(file.name);
+    if (id === null || size === null) {
+      (named.legacy ??= new HolderSet()).add(address, network);
+      this.#legacyNames.add(name);
       return;
     }
-    named.shoal.add(address, network);
-    const key = contentKey(file.id, file.size);
-    named.contents.set(key, (named.contents.get(key) ?? 0) + 1);
-    let content = this.#contents.get(file.id);
+    (named.shoal ??= new HolderSet()).add(address, network);
+    let content = this.#contents.get(id);
     if (!content) {
-      content = { holders: new HolderSet(), sizes: new Map() };
-      this.#contents.set(file.id, content);
+      content = { id, holders: new HolderSet(), sizes: new Map() };
+      this.#contents.set(id, content);
     }
-    content.holders.add(address, network, file.name);
-    let sized = content.sizes.get(file.size);
+    let sized = sizedOf(content, size);
     if (!sized) {
-      sized = { holders: new Map(), names: new Map(), best: undefined };
-      content.sizes.set(file.size, sized);
+      sized = { content, size, holders: 0, names: undefined, best: undefined };
+      addSized(content, sized);
     }
-    sized.holders.set(address, (sized.holders.get(address) ?? 0) + 1);
-    const count = (sized.names.get(file.name) ?? 0) + 1;
-    sized.names.set(file.name, count);
-    if (sized.best !== undefined && sized.best !== file.name) {
-      const best = sized.names.get(sized.best)!;
-      if (count > best || (count === best && file.name < sized.best)) {
-        sized.best = file.name;
+    const ids = this.#ids.get(address)!;
+    const names = ids.get(id);
+    if (names === undefined) content.holders.add(address, network);
+    if (!this.#holdsSize(record, names, size)) sized.holders++;
+    ids.set(id, names === undefined ? name : [...namesOf(names), name]);
+    named.contents = tallyAdd(named.contents, sized);
+    sized.names = tallyAdd(sized.names, name);
+    if (sized.best !== undefined && sized.best !== name) {
+      const count = tallyGet(sized.names, name);
+      const best = tallyGet(sized.names, sized.best);
+      if (count > best || (count === best && name < sized.best)) {
+        sized.best = name;
       }
     }
+  }
+
+  /** Whether one of `names` of this peer announces `size`. */
+  #holdsSize(
+    record: PeerRecord,
+    names: Names | undefined,
+    size: number,
+  ): boolean {
+    if (names === undefined) return false;
+    return namesOf(names).some((n) => record.files.get(n)?.size === size);
   }
 
   #unindexFile(record: PeerRecord, name: string): void {
     const file = record.files.get(name);
     if (!file) return;
-    const { address } = record;
+    const { address, network } = record;
     record.files.delete(name);
-    this.#networks.get(record.network)!.files--;
+    this.#networks.get(network)!.files--;
     const named = this.#names.get(name)!;
-    if (file.id === null || file.size === null) {
-      named.legacy.delete(address);
-      if (named.legacy.size === 0) this.#legacyNames.delete(name);
+    const { id, size } = file;
+    if (id === null || size === null) {
+      named.legacy!.delete(address, network);
+      if (named.legacy!.size === 0) {
+        named.legacy = undefined;
+        this.#legacyNames.delete(name);
+      }
     } else {
-      named.shoal.delete(address);
-      const key = contentKey(file.id, file.size);
-      decrement(named.contents, key);
-      const content = this.#contents.get(file.id)!;
-      content.holders.delete(address, name);
-      if (content.holders.size === 0) this.#contents.delete(file.id);
-      const sized = content.sizes.get(file.size)!;
-      decrement(sized.holders, address);
-      decrement(sized.names, name);
+      named.shoal!.delete(address, network);
+      if (named.shoal!.size === 0) named.shoal = undefined;
+      const content = this.#contents.get(id)!;
+      const sized = sizedOf(content, size)!;
+      named.contents = tallyRemove(named.contents!, sized);
+      sized.names = tallyRemove(sized.names!, name);
       if (sized.best === name) sized.best = undefined;
-      if (sized.holders.size === 0) content.sizes.delete(file.size);
+      const ids = this.#ids.get(address)!;
+      const left = namesOf(ids.get(id)!).filter((n) => n !== name);
+      if (left.length === 0) {
+        ids.delete(id);
+        content.holders.delete(address, network);
+      } else {
+        ids.set(id, left.length === 1 ? left[0]! : left);
+      }
+      if (!this.#holdsSize(record, left, size) && --sized.holders === 0) {
+        deleteSized(content, size);
+      }
+      if (content.holders.size === 0) this.#contents.delete(id);
     }
-    if (named.shoal.size === 0 && named.legacy.size === 0) {
+    if (!named.shoal && !named.legacy) {
       this.#names.delete(name);
       this.#nameIndex.delete(name);
     }
@@ -460,6 +492,7 @@ export class Registry {
       this.#unindexFile(record, name);
     }
     this.#peers.delete(address);
+    this.#ids.delete(address);
     const usage = this.#networks.get(record.network)!;
     if (--usage.peers === 0) this.#networks.delete(record.network);
     return true;
@@ -535,25 +568,26 @@ export class Registry {
     };
     if (!query) {
       let examined = 0;
-      for (const [id, content] of this.#contents) {
-        for (const [size, sized] of content.sizes) {
+      for (const content of this.#contents.values()) {
+        for (const sized of sizesOf(content)) {
           examined++;
           const name = this.#bestName(sized);
           if (!room(name)) return { files: out, truncated: true, examined };
-          out.push({ name, id, size, holders: sized.holders.size });
+          const { size, holders } = sized;
+          out.push({ name, id: content.id, size, holders });
         }
       }
       for (const name of this.#legacyNames) {
         examined++;
         if (!room(name)) return { files: out, truncated: true, examined };
-        const holders = this.#names.get(name)!.legacy.size;
+        const holders = this.#names.get(name)!.legacy!.size;
         out.push({ name, id: null, size: null, holders });
       }
       return { files: out, truncated: false, examined };
     }
     // Filtered: each matching name once, then each content held under it,
     // shown under its most common matching name.
-    const found = new Map<string, { name: string; count: number }>();
+    const found = new Map<Sized, { name: string; count: number }>();
     const legacy: ListedFile[] = [];
     let full = false;
     const result = this.#nameIndex.match(
@@ -561,11 +595,11 @@ export class Registry {
       options.maxExamined ?? DEFAULT_MAX_LIST_EXAMINED,
       (name) => {
         const named = this.#names.get(name)!;
-        for (const [key, count] of named.contents) {
-          const seen = found.get(key);
+        for (const [sized, count] of tallyEntries(named.contents)) {
+          const seen = found.get(sized);
           if (!seen) {
             if (found.size + legacy.length >= limit) return !(full = true);
-            found.set(key, { name, count });
+            found.set(sized, { name, count });
           } else if (
             count > seen.count || (count === seen.count && name < seen.name)
           ) {
@@ -573,7 +607,7 @@ export class Registry {
             seen.count = count;
           }
         }
-        if (named.legacy.size > 0) {
+        if (named.legacy) {
           if (found.size + legacy.length >= limit) return !(full = true);
           legacy.push({
             name,
@@ -585,13 +619,12 @@ export class Registry {
         return true;
       },
     );
-    for (const [key, { name }] of found) {
-      const { id, size } = parseContentKey(key);
-      const holders = this.#contents.get(id)!.sizes.get(size)!.holders.size;
+    for (const [sized, { name }] of found) {
       if (!room(name)) {
         return { files: out, truncated: true, examined: result.examined };
       }
-      out.push({ name, id, size, holders });
+      const { size, holders } = sized;
+      out.push({ name, id: sized.content.id, size, holders });
     }
     for (const entry of legacy) {
       if (!room(entry.name)) {
@@ -616,7 +649,7 @@ export class Registry {
     let best = "";
     let bestCount = 0;
     let examined = 0;
-    for (const [name, count] of sized.names) {
+    for (const [name, count] of tallyEntries(sized.names)) {
       if (count > bestCount || (count === bestCount && name < best)) {
         best = name;
         bestCount = count;
@@ -644,32 +677,31 @@ export class Registry {
       const content = this.#contents.get(id);
       if (!content) return [];
       return content.holders.sample(limit, this.#random, this.#isAlive)
-        .map((holder) => ({
-          address: holder.address,
+        .map((address) => ({
+          address,
           protocol: "shoal",
-          name: holder.labels[0]!,
+          name: namesOf(this.#ids.get(address)!.get(id)!)[0]!,
           id,
         }));
     }
     const name = query.name ?? "";
     const named = this.#names.get(name);
     if (!named) return [];
-    const info = (holder: Holder): PeerInfo => {
-      const record = this.#peers.get(holder.address)!;
+    const shoal = named.shoal?.sample(limit, this.#random, this.#isAlive) ?? [];
+    const legacy = named.legacy?.sample(
+      limit - shoal.length,
+      this.#random,
+      this.#isAlive,
+    ) ?? [];
+    return [...shoal, ...legacy].map((address) => {
+      const record = this.#peers.get(address)!;
       return {
-        address: holder.address,
+        address,
         protocol: record.protocol,
         name,
         id: record.files.get(name)?.id ?? null,
       };
-    };
-    const shoal = named.shoal.sample(limit, this.#random, this.#isAlive);
-    const legacy = named.legacy.sample(
-      limit - shoal.length,
-      this.#random,
-      this.#isAlive,
-    );
-    return [...shoal, ...legacy].map(info);
+    });
   }
 
   /**
@@ -708,13 +740,14 @@ export class Registry {
     let bytes = 2; // {}
     for (const [name, named] of this.#names) {
       if (count >= limit) return { filemap, truncated: true };
-      const shoal = named.shoal.sample(perName, this.#random, this.#isAlive);
-      const legacy = named.legacy.sample(
+      const shoal = named.shoal?.sample(perName, this.#random, this.#isAlive) ??
+        [];
+      const legacy = named.legacy?.sample(
         perName - shoal.length,
         this.#random,
         this.#isAlive,
-      );
-      const addresses = [...shoal, ...legacy].map((h) => h.address);
+      ) ?? [];
+      const addresses = [...shoal, ...legacy];
       if (addresses.length === 0) continue;
       bytes += jsonBytes(name) + 4; // "name":[],
       for (const address of addresses) bytes += address.length + 3; // "a",
@@ -729,13 +762,65 @@ export class Registry {
 /** Bytes of a `list` entry besides its name: id, size, holders, keys. */
 const ENTRY_BYTES = 128;
 
-function contentKey(id: string, size: number): string {
-  return `${id} ${size}`;
+function namesOf(names: Names): string[] {
+  return typeof names === "string" ? [names] : names;
 }
 
-function parseContentKey(key: string): { id: string; size: number } {
-  const space = key.indexOf(" ");
-  return { id: key.slice(0, space), size: Number(key.slice(space + 1)) };
+function sizedOf(content: Content, size: number): Sized | undefined {
+  const { sizes } = content;
+  if (sizes instanceof Map) return sizes.get(size);
+  return sizes.size === size ? sizes : undefined;
+}
+
+function sizesOf(content: Content): Iterable<Sized> {
+  const { sizes } = content;
+  return sizes instanceof Map ? sizes.values() : [sizes];
+}
+
+function addSized(content: Content, sized: Sized): void {
+  const { sizes } = content;
+  if (sizes instanceof Map) {
+    if (sizes.size === 0) content.sizes = sized;
+    else sizes.set(sized.size, sized);
+  } else {
+    content.sizes = new Map([[sizes.size, sizes], [sized.size, sized]]);
+  }
+}
+
+function deleteSized(content: Content, size: number): void {
+  const { sizes } = content;
+  if (sizes instanceof Map) sizes.delete(size);
+  else content.sizes = new Map();
+}
+
+function tallyAdd<K>(tally: Tally<K> | undefined, key: K): Tally<K> {
+  if (tally === undefined) return { key, n: 1 };
+  if (tally instanceof Map) return tally.set(key, (tally.get(key) ?? 0) + 1);
+  if (tally.key === key) {
+    tally.n++;
+    return tally;
+  }
+  return new Map([[tally.key, tally.n], [key, 1]]);
+}
+
+function tallyRemove<K>(tally: Tally<K>, key: K): Tally<K> | undefined {
+  if (tally instanceof Map) {
+    decrement(tally, key);
+    return tally.size === 0 ? undefined : tally;
+  }
+  if (tally.key !== key) return tally;
+  return --tally.n === 0 ? undefined : tally;
+}
+
+function tallyGet<K>(tally: Tally<K> | undefined, key: K): number {
+  if (tally === undefined) return 0;
+  if (tally instanceof Map) return tally.get(key) ?? 0;
+  return tally.key === key ? tally.n : 0;
+}
+
+function tallyEntries<K>(tally: Tally<K> | undefined): Iterable<[K, number]> {
+  if (tally === undefined) return [];
+  return tally instanceof Map ? tally : [[tally.key, tally.n]];
 }
 
 function decrement<K>(map: Map<K, number>, key: K): void {

@@ -6,8 +6,9 @@
  * @module
  */
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { Registry } from "../lib/registry.ts";
-import type { FileAnnouncement } from "../lib/messages.ts";
+import type { FileAnnouncement, ListedFile } from "../lib/messages.ts";
 
 const ID_A = "a".repeat(64);
 const ID_B = "b".repeat(64);
@@ -436,5 +437,135 @@ Deno.test("Registry bounds list work and every reply", () => {
     registry.seedList(100_000, { holdersPerName: 20 })
       .filemap["hot.bin"]?.length,
     20,
+  );
+});
+
+Deno.test("Registry's indexes match a recomputation after random registrations, announces and leaves", () => {
+  const ids = [ID_A, ID_B, ID_C];
+  const names = ["a", "b", "Dir/c", "dir/d"];
+  const address = fc.integer({ min: 1, max: 5 }).map((n) =>
+    `10.0.0.${n % 3}:${n}`
+  );
+  const shoalFile = fc.record({
+    name: fc.constantFrom(...names),
+    id: fc.constantFrom(...ids),
+    size: fc.constantFrom(1, 2),
+  });
+  const op = fc.oneof(
+    fc.record({
+      kind: fc.constant("upsert" as const),
+      address,
+      legacy: fc.boolean(),
+      files: fc.array(shoalFile, { maxLength: 5 }),
+    }),
+    fc.record({
+      kind: fc.constant("changes" as const),
+      address,
+      added: fc.array(shoalFile, { maxLength: 3 }),
+      removed: fc.array(fc.constantFrom(...names), { maxLength: 2 }),
+    }),
+    fc.record({ kind: fc.constant("remove" as const), address }),
+    // Listing caches each content's most common name.
+    fc.record({ kind: fc.constant("list" as const) }),
+  );
+  fc.assert(
+    fc.property(fc.array(op, { minLength: 1, maxLength: 40 }), (ops) => {
+      const registry = new Registry({ random: seededRandom(9) });
+      for (const o of ops) {
+        if (o.kind === "upsert") {
+          registry.upsert(
+            o.address,
+            o.legacy ? "legacy" : "shoal",
+            o.legacy ? o.files.map((f) => seedFile(f.name)) : o.files,
+          );
+        } else if (o.kind === "changes") {
+          const record = registry.get(o.address);
+          if (record?.protocol === "shoal") {
+            registry.applyChanges(
+              o.address,
+              record.seq + 1,
+              o.added,
+              o.removed,
+            );
+          }
+        } else if (o.kind === "remove") {
+          registry.remove(o.address);
+        } else {
+          registry.list();
+        }
+      }
+      // Recompute everything from the peer records.
+      const records = [1, 2, 3, 4, 5]
+        .map((n) => registry.get(`10.0.0.${n % 3}:${n}`))
+        .filter((r) => r !== undefined);
+      const expected: ListedFile[] = [];
+      const pairs = new Map<
+        string,
+        { holders: Set<string>; names: Map<string, number> }
+      >();
+      const legacy = new Map<string, number>();
+      for (const record of records) {
+        for (const f of record.files.values()) {
+          if (f.id === null) {
+            legacy.set(f.name, (legacy.get(f.name) ?? 0) + 1);
+            continue;
+          }
+          const key = `${f.id} ${f.size}`;
+          const pair = pairs.get(key) ??
+            { holders: new Set(), names: new Map() };
+          pairs.set(key, pair);
+          pair.holders.add(record.address);
+          pair.names.set(f.name, (pair.names.get(f.name) ?? 0) + 1);
+        }
+      }
+      for (const [key, pair] of pairs) {
+        const [id, size] = key.split(" ");
+        const [name] = [...pair.names].sort((x, y) =>
+          y[1] - x[1] || (x[0] < y[0] ? -1 : 1)
+        )[0]!;
+        expected.push({
+          name,
+          id: id!,
+          size: Number(size),
+          holders: pair.holders.size,
+        });
+      }
+      for (const [name, holders] of legacy) {
+        expected.push({ name, id: null, size: null, holders });
+      }
+      const order = (x: ListedFile, y: ListedFile) =>
+        `${x.id} ${x.size} ${x.name}` < `${y.id} ${y.size} ${y.name}` ? -1 : 1;
+      assert.deepEqual(registry.list().sort(order), expected.sort(order));
+      for (const id of ids) {
+        const holders = registry.getPeers({ id });
+        const want = records.filter((r) =>
+          [...r.files.values()].some((f) => f.id === id)
+        );
+        assert.equal(holders.length, want.length);
+        for (const h of holders) {
+          assert.equal(registry.get(h.address)?.files.get(h.name)?.id, id);
+        }
+      }
+      for (const name of names) {
+        const holders = registry.getPeers({ name });
+        const want = records.filter((r) => r.files.has(name));
+        assert.deepEqual(
+          holders.map((h) => h.address).sort(),
+          want.map((r) => r.address).sort(),
+        );
+        const firstLegacy = holders.findIndex((h) => h.protocol === "legacy");
+        assert.ok(
+          firstLegacy < 0 ||
+            holders.slice(firstLegacy).every((h) => h.protocol === "legacy"),
+        );
+        // A glob finds the name's entries (case-insensitively).
+        const found = registry.list(name.toUpperCase().replace(/.$/, "?"));
+        assert.ok(
+          found.length >= (want.length > 0 ? 1 : 0),
+          `${name}: ${JSON.stringify(found)}`,
+        );
+      }
+    }),
+    { seed: 20240611, numRuns: 500 },
   );
 });
