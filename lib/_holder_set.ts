@@ -257,3 +257,86 @@ export class HolderSet {
     return out;
   }
 }
+
+/**
+ * A holder set as the registry stores it: one address as a bare string (most
+ * files have one holder), a {@linkcode HolderSet} from the second on.
+ */
+export type Holders = string | HolderSet;
+
+/**
+ * Adds an address that is not held yet.
+ *
+ * @param holders The set, or `undefined` for an empty one.
+ * @param address The holder.
+ * @param network Its network.
+ * @param networkOfHolder The network of an address already held.
+ * @returns The set to keep.
+ */
+export function addHolder(
+  holders: Holders | undefined,
+  address: string,
+  network: string,
+  networkOfHolder: (address: string) => string,
+): Holders {
+  if (holders === undefined) return address;
+  if (typeof holders === "string") {
+    const set = new HolderSet();
+    set.add(holders, networkOfHolder(holders));
+    set.add(address, network);
+    return set;
+  }
+  holders.add(address, network);
+  return holders;
+}
+
+/**
+ * Removes an address.
+ *
+ * @param holders The set.
+ * @param address The holder.
+ * @param network Its network.
+ * @returns The set to keep, `undefined` once empty.
+ */
+export function deleteHolder(
+  holders: Holders,
+  address: string,
+  network: string,
+): Holders | undefined {
+  if (typeof holders === "string") {
+    return holders === address ? undefined : holders;
+  }
+  holders.delete(address, network);
+  return holders.size === 0 ? undefined : holders;
+}
+
+/**
+ * Number of addresses.
+ *
+ * @param holders The set.
+ * @returns Its size.
+ */
+export function holderCount(holders: Holders | undefined): number {
+  if (holders === undefined) return 0;
+  return typeof holders === "string" ? 1 : holders.size;
+}
+
+/**
+ * A fair sample, as {@linkcode HolderSet.sample}.
+ *
+ * @param holders The set.
+ * @param limit Most holders returned.
+ * @param random Uniform random numbers in [0, 1).
+ * @param accept Holders it refuses are skipped.
+ * @returns The addresses.
+ */
+export function sampleHolders(
+  holders: Holders | undefined,
+  limit: number,
+  random: () => number,
+  accept: (address: string) => boolean,
+): string[] {
+  if (holders === undefined || limit <= 0) return [];
+  if (typeof holders === "string") return accept(holders) ? [holders] : [];
+  return holders.sample(limit, random, accept);
+}

@@ -7,7 +7,14 @@
  * @module
  */
 import type { FileAnnouncement, ListedFile, PeerInfo } from "./messages.ts";
-import { HolderSet, networkOf } from "./_holder_set.ts";
+import {
+  addHolder,
+  deleteHolder,
+  holderCount,
+  type Holders,
+  networkOf,
+  sampleHolders,
+} from "./_holder_set.ts";
 import { NameIndex } from "./_name_index.ts";
 
 /** Default most peers registered from one network (IPv4 address, IPv6 /64). */
@@ -98,7 +105,7 @@ export interface StoredFile {
 interface Content {
   id: string;
   /** Addresses holding the id under any name and size. */
-  holders: HolderSet;
+  holders: Holders;
   /**
    * Announcements by size (usually one): a size that disagrees with the
    * others gets its own entry.
@@ -121,9 +128,9 @@ interface Sized {
 /** Holders of one name. */
 interface Named {
   /** Shoal holders (verified by content id). */
-  shoal: HolderSet | undefined;
+  shoal: Holders | undefined;
   /** Seed-protocol holders (unverifiable). */
-  legacy: HolderSet | undefined;
+  legacy: Holders | undefined;
   /** (id, size) → Shoal holders sharing that content under this name */
   contents: Tally<Sized> | undefined;
 }
@@ -195,6 +202,8 @@ export class Registry {
 
   #isAlive = (address: string): boolean =>
     this.#alive(this.#peers.get(address), this.#now());
+
+  #network = (address: string): string => this.#peers.get(address)!.network;
 
   /**
    * Drops the peers at the front of the map that have expired: the map is
@@ -397,14 +406,14 @@ export class Registry {
       this.#nameIndex.add(name);
     }
     if (id === null || size === null) {
-      (named.legacy ??= new HolderSet()).add(address, network);
+      named.legacy = addHolder(named.legacy, address, network, this.#network);
       this.#legacyNames.add(name);
       return;
     }
-    (named.shoal ??= new HolderSet()).add(address, network);
+    named.shoal = addHolder(named.shoal, address, network, this.#network);
     let content = this.#contents.get(id);
     if (!content) {
-      content = { id, holders: new HolderSet(), sizes: new Map() };
+      content = { id, holders: address, sizes: new Map() };
       this.#contents.set(id, content);
     }
     let sized = sizedOf(content, size);
@@ -414,7 +423,14 @@ export class Registry {
     }
     const ids = this.#ids.get(address)!;
     const names = ids.get(id);
-    if (names === undefined) content.holders.add(address, network);
+    if (names === undefined && content.holders !== address) {
+      content.holders = addHolder(
+        content.holders,
+        address,
+        network,
+        this.#network,
+      );
+    }
     if (!this.#holdsSize(record, names, size)) sized.holders++;
     ids.set(id, names === undefined ? name : [...namesOf(names), name]);
     named.contents = tallyAdd(named.contents, sized);
@@ -447,14 +463,10 @@ export class Registry {
     const named = this.#names.get(name)!;
     const { id, size } = file;
     if (id === null || size === null) {
-      named.legacy!.delete(address, network);
-      if (named.legacy!.size === 0) {
-        named.legacy = undefined;
-        this.#legacyNames.delete(name);
-      }
+      named.legacy = deleteHolder(named.legacy!, address, network);
+      if (!named.legacy) this.#legacyNames.delete(name);
     } else {
-      named.shoal!.delete(address, network);
-      if (named.shoal!.size === 0) named.shoal = undefined;
+      named.shoal = deleteHolder(named.shoal!, address, network);
       const content = this.#contents.get(id)!;
       const sized = sizedOf(content, size)!;
       named.contents = tallyRemove(named.contents!, sized);
@@ -462,16 +474,18 @@ export class Registry {
       if (sized.best === name) sized.best = undefined;
       const ids = this.#ids.get(address)!;
       const left = namesOf(ids.get(id)!).filter((n) => n !== name);
+      let holders: Holders | undefined = content.holders;
       if (left.length === 0) {
         ids.delete(id);
-        content.holders.delete(address, network);
+        holders = deleteHolder(content.holders, address, network);
       } else {
         ids.set(id, left.length === 1 ? left[0]! : left);
       }
       if (!this.#holdsSize(record, left, size) && --sized.holders === 0) {
         deleteSized(content, size);
       }
-      if (content.holders.size === 0) this.#contents.delete(id);
+      if (holders) content.holders = holders;
+      else this.#contents.delete(id);
     }
     if (!named.shoal && !named.legacy) {
       this.#names.delete(name);
@@ -580,7 +594,7 @@ export class Registry {
       for (const name of this.#legacyNames) {
         examined++;
         if (!room(name)) return { files: out, truncated: true, examined };
-        const holders = this.#names.get(name)!.legacy!.size;
+        const holders = holderCount(this.#names.get(name)!.legacy);
         out.push({ name, id: null, size: null, holders });
       }
       return { files: out, truncated: false, examined };
@@ -613,7 +627,7 @@ export class Registry {
             name,
             id: null,
             size: null,
-            holders: named.legacy.size,
+            holders: holderCount(named.legacy),
           });
         }
         return true;
@@ -676,7 +690,7 @@ export class Registry {
       const id = query.id;
       const content = this.#contents.get(id);
       if (!content) return [];
-      return content.holders.sample(limit, this.#random, this.#isAlive)
+      return sampleHolders(content.holders, limit, this.#random, this.#isAlive)
         .map((address) => ({
           address,
           protocol: "shoal",
@@ -687,12 +701,18 @@ export class Registry {
     const name = query.name ?? "";
     const named = this.#names.get(name);
     if (!named) return [];
-    const shoal = named.shoal?.sample(limit, this.#random, this.#isAlive) ?? [];
-    const legacy = named.legacy?.sample(
+    const shoal = sampleHolders(
+      named.shoal,
+      limit,
+      this.#random,
+      this.#isAlive,
+    );
+    const legacy = sampleHolders(
+      named.legacy,
       limit - shoal.length,
       this.#random,
       this.#isAlive,
-    ) ?? [];
+    );
     return [...shoal, ...legacy].map((address) => {
       const record = this.#peers.get(address)!;
       return {
@@ -740,13 +760,18 @@ export class Registry {
     let bytes = 2; // {}
     for (const [name, named] of this.#names) {
       if (count >= limit) return { filemap, truncated: true };
-      const shoal = named.shoal?.sample(perName, this.#random, this.#isAlive) ??
-        [];
-      const legacy = named.legacy?.sample(
+      const shoal = sampleHolders(
+        named.shoal,
+        perName,
+        this.#random,
+        this.#isAlive,
+      );
+      const legacy = sampleHolders(
+        named.legacy,
         perName - shoal.length,
         this.#random,
         this.#isAlive,
-      ) ?? [];
+      );
       const addresses = [...shoal, ...legacy];
       if (addresses.length === 0) continue;
       bytes += jsonBytes(name) + 4; // "name":[],
