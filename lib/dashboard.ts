@@ -341,7 +341,6 @@ export async function startDashboard(
         only("GET");
         const raw = url.searchParams.get("target");
         if (raw === null) return json({ peers: await knownPeers() });
-        // One tracker call at most (holders are cached a few seconds).
         let target: string;
         try {
           target = parseTarget(raw);
@@ -352,6 +351,7 @@ export async function startDashboard(
           );
         }
         try {
+          // One tracker call at most: holders are cached a few seconds.
           return json({ target, peers: await lookups.peers(target) });
         } catch (error) {
           const { status, message } = describeError(

@@ -1,6 +1,7 @@
 /**
  * Tests of the dashboard's JSON API without a browser: every endpoint with
- * good and bad input, the Host and token checks, and the event stream, over a
+ * good and bad input, the Host and token checks, the event stream, and the
+ * bounds on tracker lookups, request bodies and slow event clients, over a
  * real tracker and peers on loopback.
  *
  * @module
