@@ -79,7 +79,14 @@ Deno.test("Dead ports registered ahead of a live holder do not pin getpeers by i
 
 Deno.test("The tracker refuses more peers and files from one IP than its limits", async () => {
   await using tracker = await spawnTracker({
-    args: ["--max-peers-per-address", "3", "--max-files-per-address", "10"],
+    args: [
+      "--max-peers-per-address",
+      "3",
+      "--max-files-per-address",
+      "10",
+      "--write-timeout",
+      "5s",
+    ],
   });
   const client = new TrackerClient(tracker.address);
   const files = (n: number, tag: string): FileAnnouncement[] =>
@@ -134,7 +141,8 @@ Deno.test("A list that examines many names costs more of the client's rate", asy
   await using tracker = await startTracker({
     port: 0,
     hostname: "127.0.0.1",
-    maxRequestsPerSecond: 1,
+    // One token per 5 s: refills during the test do not matter.
+    maxRequestsPerSecond: 0.2,
     requestBurst: 60,
   });
   const client = new TrackerClient(tracker.address);
