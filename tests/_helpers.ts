@@ -607,7 +607,8 @@ export async function pollUntil<T>(
   const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_WAIT_MS);
   while (true) {
     const value = await check();
-    if (value !== undefined) return value;
+    // `false` is "not yet" too, so a plain boolean check waits as it reads.
+    if (value !== undefined && value !== false) return value;
     if (Date.now() > deadline) {
       throw new Error(
         `Timed out after ${

@@ -14,7 +14,9 @@ import { contentId, hashFile, type Manifest } from "../../lib/manifest.ts";
 import { TrackerClient } from "../../lib/tracker_client.ts";
 import {
   assertOneLineError,
+  CliProcess,
   exists,
+  PEER_TS,
   pollUntil,
   randomBytes,
   run,
@@ -24,6 +26,7 @@ import {
   spawnPeer,
   spawnTracker,
   startFakePeer,
+  taskPermissions,
   tempDir,
 } from "../_helpers.ts";
 
@@ -116,6 +119,22 @@ function peerDownload(...args: string[]): Promise<RunResult> {
   return run("peer", ["download", ...args], 60_000);
 }
 
+/** A download in a process of its own, to pause and resume. */
+function startDownload(...args: string[]): CliProcess {
+  return new CliProcess([
+    "run",
+    ...taskPermissions("peer"),
+    PEER_TS,
+    "download",
+    ...args,
+  ]);
+}
+
+async function finished(process: CliProcess): Promise<RunResult> {
+  const { code } = await process.exited(60_000);
+  return { code, stdout: process.stdout, stderr: process.stderr };
+}
+
 Deno.test("Two downloads of different files under one name never mix: the file on disk is the one that reported success", async () => {
   await using tracker = await spawnTracker();
   await using dirX = await tempDir();
@@ -131,7 +150,6 @@ Deno.test("Two downloads of different files under one name never mix: the file o
   const idY = (await hashFile(join(dirY.path, "same.bin"), "same.bin", {
     chunkSize: 256 * 1024,
   })).id;
-  // X trickles (about 4 s), so the download of Y runs while X's is open.
   await using _seedX = await spawnPeer({
     tracker: tracker.address,
     shared: dirX.path,
@@ -145,14 +163,22 @@ Deno.test("Two downloads of different files under one name never mix: the file o
   });
   await using out = await tempDir();
   const common = ["--tracker", tracker.address, "--out", out.path];
-  const first = peerDownload(idX, ...common);
+  // The download of X is paused once under way, so the download of Y surely
+  // runs while X's is open, however slow the machine; then X goes on.
+  await using first = startDownload(idX, ...common);
   await pollUntil(
-    async () => (await partials(out.path)).length > 0,
+    async () => (await partials(out.path)).length > 0 || undefined,
     "the first download opened its partial file",
     { timeoutMs: 30_000 },
   );
-  const second = await peerDownload(idY, ...common);
-  const firstResult = await first;
+  first.kill("SIGSTOP");
+  let second: RunResult;
+  try {
+    second = await peerDownload(idY, ...common);
+  } finally {
+    first.kill("SIGCONT");
+  }
+  const firstResult = await finished(first);
   const results = [
     { result: firstResult, hash: await sha256(x) },
     { result: second, hash: await sha256(y) },
@@ -187,17 +213,25 @@ Deno.test("A second download of the same content into the same place is refused 
   });
   await using out = await tempDir();
   const common = ["--tracker", tracker.address, "--out", out.path];
-  const first = peerDownload("busy.bin", ...common);
+  // Paused once under way (its lock held): it surely still runs when the
+  // second starts, however slow the machine.
+  await using first = startDownload("busy.bin", ...common);
   await pollUntil(
-    async () => (await partials(out.path)).length > 0,
+    async () => (await partials(out.path)).length > 0 || undefined,
     "the first download opened its partial file",
     { timeoutMs: 30_000 },
   );
-  const second = await peerDownload("busy.bin", ...common);
+  first.kill("SIGSTOP");
+  let second: RunResult;
+  try {
+    second = await peerDownload("busy.bin", ...common);
+  } finally {
+    first.kill("SIGCONT");
+  }
   assert.equal(second.code, 1, second.stderr);
   assertOneLineError(second, "the second download");
   assert.match(second.stderr, /already being downloaded/);
-  const firstResult = await first;
+  const firstResult = await finished(first);
   assert.equal(firstResult.code, 0, firstResult.stderr);
   assert.equal(
     await sha256File(join(out.path, "busy.bin")),
@@ -206,8 +240,13 @@ Deno.test("A second download of the same content into the same place is refused 
 });
 
 Deno.test("A download by name takes the verified holder over a flood of seed-protocol registrations", async () => {
-  // A long interval: the flood stays registered for the whole test.
-  await using tracker = await spawnTracker({ interval: "30s" });
+  // A long interval: the flood stays registered for the whole test. Every
+  // process here shares one address, so the per-address cap is lifted to
+  // let the honest peer in beside the flood (the cap has its own tests).
+  await using tracker = await spawnTracker({
+    interval: "30s",
+    args: ["--max-peers-per-address", "1000"],
+  });
   const honest = randomBytes(300 * 1024);
   const forged = randomBytes(300 * 1024);
   await using seed = startSeedServer(forged);
