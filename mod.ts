@@ -41,7 +41,7 @@ export {
   type JsonFrame,
   MAX_CHUNK_SIZE,
   ProtocolError,
-} from "./lib/wire.ts";
+} from "./lib/net/wire.ts";
 export {
   connectWithTimeout,
   formatHostPort,
@@ -54,7 +54,7 @@ export {
   RpcClient,
   type RpcClientOptions,
   TimeoutError,
-} from "./lib/connection.ts";
+} from "./lib/net/connection.ts";
 export {
   acceptAuthentication,
   type AcceptAuthenticationOptions,
@@ -63,14 +63,14 @@ export {
   type AuthTransport,
   PRIVATE_SWARM_STATUS,
   validateSecret,
-} from "./lib/auth.ts";
+} from "./lib/protocol/auth.ts";
 export {
   isInside,
   MAX_NAME_BYTES,
   resolveForRead,
   resolveForWrite,
   validateName,
-} from "./lib/names.ts";
+} from "./lib/content/names.ts";
 export {
   chunkCount,
   chunkLength,
@@ -82,7 +82,7 @@ export {
   MAX_CHUNKS,
   MIN_CHUNK_SIZE,
   validateManifest,
-} from "./lib/manifest.ts";
+} from "./lib/content/manifest.ts";
 export {
   type CancelRequest,
   type ChunkRequest,
@@ -101,32 +101,32 @@ export {
   type UnregisterRequest,
   validatePeerRequest,
   validateTrackerRequest,
-} from "./lib/messages.ts";
+} from "./lib/protocol/messages.ts";
 export {
   legacyDownload,
   type LegacyDownloadOptions,
   type LegacyRequest,
   legacyRequest,
   validateLegacyRequest,
-} from "./lib/legacy.ts";
+} from "./lib/protocol/legacy.ts";
 export {
   type ApplyChangesResult,
   type PeerRecord,
   Registry,
   type RegistryOptions,
   type StoredFile,
-} from "./lib/registry.ts";
+} from "./lib/tracker/registry.ts";
 export {
   startTracker,
   type Tracker,
   type TrackerEventMap,
   type TrackerOptions,
-} from "./lib/tracker_server.ts";
+} from "./lib/tracker/server.ts";
 export {
   type Registration,
   TrackerClient,
   type TrackerClientOptions,
-} from "./lib/tracker_client.ts";
+} from "./lib/tracker/client.ts";
 export {
   diffAnnouncements,
   type ScanProgress,
@@ -135,17 +135,17 @@ export {
   ShareIndex,
   type ShareIndexOptions,
   type UpdateResult,
-} from "./lib/share.ts";
+} from "./lib/share/share.ts";
 export {
   ShareWatcher,
   type ShareWatcherEventMap,
   type ShareWatcherOptions,
-} from "./lib/watch.ts";
+} from "./lib/share/watch.ts";
 export {
   IGNORE_FILE_NAME,
   IgnoreRules,
   type IgnoreRulesOptions,
-} from "./lib/ignore.ts";
+} from "./lib/share/ignore.ts";
 export {
   type ActiveDownload,
   download,
@@ -153,7 +153,7 @@ export {
   type DownloadProgress,
   type DownloadResult,
   UnverifiedSourceError,
-} from "./lib/transfer.ts";
+} from "./lib/download/transfer.ts";
 export {
   type Dashboard,
   type DashboardDownload,
@@ -162,7 +162,7 @@ export {
   type DashboardStatus,
   type DashboardUpload,
   startDashboard,
-} from "./lib/dashboard.ts";
+} from "./lib/dashboard/dashboard.ts";
 export {
   type Peer,
   type PeerEventMap,
@@ -170,17 +170,17 @@ export {
   type PeerStatus,
   startPeer,
   type UploadStatus,
-} from "./lib/peer_node.ts";
+} from "./lib/peer/node.ts";
 export {
   ChunkVerificationError,
   runSwarm,
   type SwarmOptions,
-} from "./lib/swarm.ts";
-export { TokenBucket } from "./lib/rate_limit.ts";
+} from "./lib/download/swarm.ts";
+export { TokenBucket } from "./lib/net/rate_limit.ts";
 export {
   ChunkPicker,
   hasBit,
   packBitfield,
   type Pick,
   type SourceView,
-} from "./lib/scheduler.ts";
+} from "./lib/download/scheduler.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import { Command, CommanderError } from "commander";
-import { formatBytes } from "./lib/_bytes.ts";
+import { formatBytes } from "./lib/content/_bytes.ts";
 import {
   errorLine,
   parseBoundedSize,
@@ -14,22 +14,22 @@ import {
   renderProgress,
   table,
   UsageError,
-} from "./lib/_cli.ts";
-import { secretFromEnv, validateSecret } from "./lib/auth.ts";
-import { parseHostPort } from "./lib/connection.ts";
-import { type Dashboard, startDashboard } from "./lib/dashboard.ts";
-import { DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE } from "./lib/manifest.ts";
-import type { ListedFile, PeerInfo } from "./lib/messages.ts";
-import { type Peer, startPeer } from "./lib/peer_node.ts";
-import type { ScanProgress } from "./lib/share.ts";
-import { TrackerClient } from "./lib/tracker_client.ts";
+} from "./lib/cli/_cli.ts";
+import { secretFromEnv, validateSecret } from "./lib/protocol/auth.ts";
+import { parseHostPort } from "./lib/net/connection.ts";
+import { type Dashboard, startDashboard } from "./lib/dashboard/dashboard.ts";
+import { DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE } from "./lib/content/manifest.ts";
+import type { ListedFile, PeerInfo } from "./lib/protocol/messages.ts";
+import { type Peer, startPeer } from "./lib/peer/node.ts";
+import type { ScanProgress } from "./lib/share/share.ts";
+import { TrackerClient } from "./lib/tracker/client.ts";
 import {
   download,
   type DownloadProgress,
   type DownloadResult,
-} from "./lib/transfer.ts";
-import { TokenBucket } from "./lib/rate_limit.ts";
-import { MAX_CHUNK_SIZE } from "./lib/wire.ts";
+} from "./lib/download/transfer.ts";
+import { TokenBucket } from "./lib/net/rate_limit.ts";
+import { MAX_CHUNK_SIZE } from "./lib/net/wire.ts";
 
 const encoder = new TextEncoder();
 const isTty = Deno.stdout.isTerminal();

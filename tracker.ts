@@ -7,13 +7,18 @@
  * @module
  */
 import { Command, CommanderError } from "commander";
-import { errorLine, parseDuration, parsePort, UsageError } from "./lib/_cli.ts";
-import { secretFromEnv, validateSecret } from "./lib/auth.ts";
+import {
+  errorLine,
+  parseDuration,
+  parsePort,
+  UsageError,
+} from "./lib/cli/_cli.ts";
+import { secretFromEnv, validateSecret } from "./lib/protocol/auth.ts";
 import {
   DEFAULT_MAX_FILES_PER_ADDRESS,
   DEFAULT_MAX_PEERS_PER_ADDRESS,
-} from "./lib/registry.ts";
-import { startTracker } from "./lib/tracker_server.ts";
+} from "./lib/tracker/registry.ts";
+import { startTracker } from "./lib/tracker/server.ts";
 
 const program = new Command("tracker")
   .description(

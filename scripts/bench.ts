@@ -10,7 +10,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseSize } from "../lib/_bytes.ts";
+import { parseSize } from "../lib/content/_bytes.ts";
 import { taskFlags } from "./_tasks.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));

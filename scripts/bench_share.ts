@@ -11,8 +11,8 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { startTracker } from "../lib/tracker_server.ts";
-import { TrackerClient } from "../lib/tracker_client.ts";
+import { startTracker } from "../lib/tracker/server.ts";
+import { TrackerClient } from "../lib/tracker/client.ts";
 import { taskFlags } from "./_tasks.ts";
 
 const { values: flags } = parseArgs({

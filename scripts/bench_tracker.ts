@@ -11,8 +11,8 @@
  */
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
-import type { FileAnnouncement } from "../lib/messages.ts";
-import { TrackerClient } from "../lib/tracker_client.ts";
+import type { FileAnnouncement } from "../lib/protocol/messages.ts";
+import { TrackerClient } from "../lib/tracker/client.ts";
 
 /** Names of popular files: each is held by many simulated peers. */
 const POPULAR = 100;

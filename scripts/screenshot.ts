@@ -10,9 +10,9 @@
  */
 import { dirname, join } from "node:path";
 import { chromium } from "playwright-core";
-import { startDashboard } from "../lib/dashboard.ts";
-import { startPeer } from "../lib/peer_node.ts";
-import { startTracker } from "../lib/tracker_server.ts";
+import { startDashboard } from "../lib/dashboard/dashboard.ts";
+import { startPeer } from "../lib/peer/node.ts";
+import { startTracker } from "../lib/tracker/server.ts";
 import { CHROMIUM, CHROMIUM_ARGS } from "./_chromium.ts";
 
 const MiB = 1024 * 1024;

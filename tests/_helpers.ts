@@ -9,8 +9,12 @@
 import { cp } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { FrameConnection } from "../lib/connection.ts";
-import { chunkLength, hashFile, type Manifest } from "../lib/manifest.ts";
+import { FrameConnection } from "../lib/net/connection.ts";
+import {
+  chunkLength,
+  hashFile,
+  type Manifest,
+} from "../lib/content/manifest.ts";
 import { taskFlags } from "../scripts/_tasks.ts";
 
 /** The repository root (absolute path). */

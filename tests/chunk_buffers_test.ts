@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { UploadBuffers } from "../lib/_chunk_buffers.ts";
+import { UploadBuffers } from "../lib/download/_chunk_buffers.ts";
 
 const KIB = 1024;
 

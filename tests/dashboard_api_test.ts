@@ -8,11 +8,11 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { startDashboard } from "../lib/dashboard.ts";
-import { EventHub } from "../lib/_dashboard_events.ts";
-import { startPeer } from "../lib/peer_node.ts";
-import { startTracker } from "../lib/tracker_server.ts";
-import { TrackerClient } from "../lib/tracker_client.ts";
+import { startDashboard } from "../lib/dashboard/dashboard.ts";
+import { EventHub } from "../lib/dashboard/_events.ts";
+import { startPeer } from "../lib/peer/node.ts";
+import { startTracker } from "../lib/tracker/server.ts";
+import { TrackerClient } from "../lib/tracker/client.ts";
 
 const CHUNK = 64 * 1024;
 

@@ -20,22 +20,22 @@ import {
   FrameDecoder,
   FrameDecoderStream,
   ProtocolError,
-} from "../lib/wire.ts";
+} from "../lib/net/wire.ts";
 import {
   validateAnnouncements,
   validateListReply,
   validatePeerRequest,
   validatePeersReply,
   validateTrackerRequest,
-} from "../lib/messages.ts";
-import { validateLegacyRequest } from "../lib/legacy.ts";
+} from "../lib/protocol/messages.ts";
+import { validateLegacyRequest } from "../lib/protocol/legacy.ts";
 import {
   chunkCount,
   contentId,
   type Manifest,
   validateManifest,
-} from "../lib/manifest.ts";
-import { isInside, validateName } from "../lib/names.ts";
+} from "../lib/content/manifest.ts";
+import { isInside, validateName } from "../lib/content/names.ts";
 
 function envNumber(name: string, fallback: number): number {
   const permission = Deno.permissions.querySync({

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { HolderSet, networkOf } from "../lib/_holder_set.ts";
+import { HolderSet, networkOf } from "../lib/tracker/_holder_set.ts";
 
 const SEED = 20240611;
 

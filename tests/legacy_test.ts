@@ -11,9 +11,9 @@ import {
   MAX_LEGACY_FILES,
   readLine,
   validateLegacyRequest,
-} from "../lib/legacy.ts";
-import { TimeoutError } from "../lib/connection.ts";
-import { ProtocolError } from "../lib/wire.ts";
+} from "../lib/protocol/legacy.ts";
+import { TimeoutError } from "../lib/net/connection.ts";
+import { ProtocolError } from "../lib/net/wire.ts";
 
 function assertRefused(value: unknown, pattern: RegExp): void {
   assert.throws(() => validateLegacyRequest(value), (error: unknown) => {

@@ -17,8 +17,8 @@ import {
   MAX_CHUNKS,
   MIN_CHUNK_SIZE,
   validateManifest,
-} from "../lib/manifest.ts";
-import { MAX_CHUNK_SIZE, ProtocolError } from "../lib/wire.ts";
+} from "../lib/content/manifest.ts";
+import { MAX_CHUNK_SIZE, ProtocolError } from "../lib/net/wire.ts";
 
 /** The content id as the module doc defines it, computed independently. */
 function expectedId(size: number, chunkSize: number, chunks: Uint8Array[]) {

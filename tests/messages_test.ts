@@ -12,8 +12,8 @@ import {
   validatePeerRequest,
   validatePeersReply,
   validateTrackerRequest,
-} from "../lib/messages.ts";
-import { ProtocolError } from "../lib/wire.ts";
+} from "../lib/protocol/messages.ts";
+import { ProtocolError } from "../lib/net/wire.ts";
 
 const ID = "0123456789abcdef".repeat(4);
 const FILE = { name: "docs/a.txt", id: ID, size: 42 };

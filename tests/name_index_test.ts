@@ -7,7 +7,11 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { globMatch, NameIndex, SortedStrings } from "../lib/_name_index.ts";
+import {
+  globMatch,
+  NameIndex,
+  SortedStrings,
+} from "../lib/tracker/_name_index.ts";
 
 const SEED = 20240611;
 

@@ -14,8 +14,8 @@ import {
   resolveForRead,
   resolveForWrite,
   validateName,
-} from "../lib/names.ts";
-import { ProtocolError } from "../lib/wire.ts";
+} from "../lib/content/names.ts";
+import { ProtocolError } from "../lib/net/wire.ts";
 
 /** `text` with regular-expression metacharacters escaped. */
 function escape(text: string): string {

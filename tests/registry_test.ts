@@ -7,8 +7,8 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { Registry } from "../lib/registry.ts";
-import type { FileAnnouncement, ListedFile } from "../lib/messages.ts";
+import { Registry } from "../lib/tracker/registry.ts";
+import type { FileAnnouncement, ListedFile } from "../lib/protocol/messages.ts";
 
 const ID_A = "a".repeat(64);
 const ID_B = "b".repeat(64);

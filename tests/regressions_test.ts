@@ -8,13 +8,13 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { legacyRequest } from "../lib/legacy.ts";
-import { startPeer } from "../lib/peer_node.ts";
-import { TokenBucket } from "../lib/rate_limit.ts";
-import { Registry } from "../lib/registry.ts";
-import { TrackerClient } from "../lib/tracker_client.ts";
-import { startTracker } from "../lib/tracker_server.ts";
-import { download } from "../lib/transfer.ts";
+import { legacyRequest } from "../lib/protocol/legacy.ts";
+import { startPeer } from "../lib/peer/node.ts";
+import { TokenBucket } from "../lib/net/rate_limit.ts";
+import { Registry } from "../lib/tracker/registry.ts";
+import { TrackerClient } from "../lib/tracker/client.ts";
+import { startTracker } from "../lib/tracker/server.ts";
+import { download } from "../lib/download/transfer.ts";
 import { pollUntil, sha256File, tempDir, writeRandomFile } from "./_helpers.ts";
 
 const ID = "a".repeat(64);

@@ -7,9 +7,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { ConnectionServer } from "../lib/_server.ts";
-import { writeAll } from "../lib/connection.ts";
-import { readLine } from "../lib/legacy.ts";
+import { ConnectionServer } from "../lib/net/_server.ts";
+import { writeAll } from "../lib/net/connection.ts";
+import { readLine } from "../lib/protocol/legacy.ts";
 import { pollUntil } from "./_helpers.ts";
 
 /** More than loopback buffers hold (≈ 4 MiB here), so the write stalls. */

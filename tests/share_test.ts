@@ -7,17 +7,17 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { RemoteError, RpcClient } from "../lib/connection.ts";
-import { IgnoreRules } from "../lib/ignore.ts";
-import { startPeer } from "../lib/peer_node.ts";
+import { RemoteError, RpcClient } from "../lib/net/connection.ts";
+import { IgnoreRules } from "../lib/share/ignore.ts";
+import { startPeer } from "../lib/peer/node.ts";
 import {
   diffAnnouncements,
   type ScanProgress,
   ShareIndex,
-} from "../lib/share.ts";
-import { TrackerClient } from "../lib/tracker_client.ts";
-import { startTracker } from "../lib/tracker_server.ts";
-import { ShareWatcher } from "../lib/watch.ts";
+} from "../lib/share/share.ts";
+import { TrackerClient } from "../lib/tracker/client.ts";
+import { startTracker } from "../lib/tracker/server.ts";
+import { ShareWatcher } from "../lib/share/watch.ts";
 import { pollUntil, tempDir } from "./_helpers.ts";
 
 const encoder = new TextEncoder();

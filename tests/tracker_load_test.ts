@@ -7,8 +7,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { TrackerClient } from "../lib/tracker_client.ts";
-import { startTracker } from "../lib/tracker_server.ts";
+import { TrackerClient } from "../lib/tracker/client.ts";
+import { startTracker } from "../lib/tracker/server.ts";
 import {
   percentiles,
   runPool,

@@ -19,10 +19,10 @@ import {
   FrameDecoderStream,
   FrameEncoderStream,
   ProtocolError,
-} from "../lib/wire.ts";
-import { FrameConnection } from "../lib/connection.ts";
-import { startTracker } from "../lib/tracker_server.ts";
-import { TrackerClient } from "../lib/tracker_client.ts";
+} from "../lib/net/wire.ts";
+import { FrameConnection } from "../lib/net/connection.ts";
+import { startTracker } from "../lib/tracker/server.ts";
+import { TrackerClient } from "../lib/tracker/client.ts";
 
 /** Small deterministic PRNG (mulberry32), so failures reproduce. */
 function random(seed: number): () => number {

@@ -14,18 +14,18 @@ import {
   FrameConnection,
   RemoteError,
   RpcClient,
-} from "../../lib/connection.ts";
-import { encodeLine, legacyRequest } from "../../lib/legacy.ts";
-import { contentId, sha256Hex } from "../../lib/manifest.ts";
-import { type Peer, startPeer } from "../../lib/peer_node.ts";
-import { TrackerClient } from "../../lib/tracker_client.ts";
+} from "../../lib/net/connection.ts";
+import { encodeLine, legacyRequest } from "../../lib/protocol/legacy.ts";
+import { contentId, sha256Hex } from "../../lib/content/manifest.ts";
+import { type Peer, startPeer } from "../../lib/peer/node.ts";
+import { TrackerClient } from "../../lib/tracker/client.ts";
 import {
   startTracker,
   type Tracker,
   type TrackerOptions,
-} from "../../lib/tracker_server.ts";
-import { download } from "../../lib/transfer.ts";
-import { encodeJsonFrame } from "../../lib/wire.ts";
+} from "../../lib/tracker/server.ts";
+import { download } from "../../lib/download/transfer.ts";
+import { encodeJsonFrame } from "../../lib/net/wire.ts";
 import { pollUntil } from "../_helpers.ts";
 
 const SECRET = "TOP-SECRET-CANARY-7f3a";

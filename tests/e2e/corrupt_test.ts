@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { TrackerClient } from "../../lib/tracker_client.ts";
+import { TrackerClient } from "../../lib/tracker/client.ts";
 import {
   assertOneLineError,
   exists,

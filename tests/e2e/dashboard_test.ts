@@ -7,9 +7,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
-import { startDashboard } from "../../lib/dashboard.ts";
-import { startPeer } from "../../lib/peer_node.ts";
-import { startTracker } from "../../lib/tracker_server.ts";
+import { startDashboard } from "../../lib/dashboard/dashboard.ts";
+import { startPeer } from "../../lib/peer/node.ts";
+import { startTracker } from "../../lib/tracker/server.ts";
 import { CHROMIUM, CHROMIUM_ARGS } from "../../scripts/_chromium.ts";
 
 const CHUNK = 64 * 1024;

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { ListedFile, PeerInfo } from "../../lib/messages.ts";
+import type { ListedFile, PeerInfo } from "../../lib/protocol/messages.ts";
 import {
   assertOneLineError,
   FIXTURES,

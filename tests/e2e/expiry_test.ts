@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { TrackerClient } from "../../lib/tracker_client.ts";
+import { TrackerClient } from "../../lib/tracker/client.ts";
 import { pollUntil, spawnPeer, spawnTracker, tempDir } from "../_helpers.ts";
 
 /**

@@ -9,8 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { hashFile } from "../../lib/manifest.ts";
-import { TrackerClient } from "../../lib/tracker_client.ts";
+import { hashFile } from "../../lib/content/manifest.ts";
+import { TrackerClient } from "../../lib/tracker/client.ts";
 import {
   assertOneLineError,
   CliProcess,

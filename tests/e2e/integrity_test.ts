@@ -9,9 +9,13 @@
 import assert from "node:assert/strict";
 import { statfs } from "node:fs/promises";
 import { join } from "node:path";
-import { legacyRequest } from "../../lib/legacy.ts";
-import { contentId, hashFile, type Manifest } from "../../lib/manifest.ts";
-import { TrackerClient } from "../../lib/tracker_client.ts";
+import { legacyRequest } from "../../lib/protocol/legacy.ts";
+import {
+  contentId,
+  hashFile,
+  type Manifest,
+} from "../../lib/content/manifest.ts";
+import { TrackerClient } from "../../lib/tracker/client.ts";
 import {
   assertOneLineError,
   CliProcess,

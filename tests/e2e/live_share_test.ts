@@ -7,8 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { ListedFile } from "../../lib/messages.ts";
-import { TrackerClient } from "../../lib/tracker_client.ts";
+import type { ListedFile } from "../../lib/protocol/messages.ts";
+import { TrackerClient } from "../../lib/tracker/client.ts";
 import {
   assertOneLineError,
   delay,

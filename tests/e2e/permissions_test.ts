@@ -11,10 +11,10 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
-import { RemoteError, RpcClient } from "../../lib/connection.ts";
-import { legacyRequest } from "../../lib/legacy.ts";
-import { hashFile } from "../../lib/manifest.ts";
-import { TrackerClient } from "../../lib/tracker_client.ts";
+import { RemoteError, RpcClient } from "../../lib/net/connection.ts";
+import { legacyRequest } from "../../lib/protocol/legacy.ts";
+import { hashFile } from "../../lib/content/manifest.ts";
+import { TrackerClient } from "../../lib/tracker/client.ts";
 import {
   CliProcess,
   PEER_TS,

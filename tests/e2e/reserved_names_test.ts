@@ -7,10 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { RemoteError, RpcClient } from "../../lib/connection.ts";
-import { legacyRequest } from "../../lib/legacy.ts";
-import { ShareIndex } from "../../lib/share.ts";
-import { TrackerClient } from "../../lib/tracker_client.ts";
+import { RemoteError, RpcClient } from "../../lib/net/connection.ts";
+import { legacyRequest } from "../../lib/protocol/legacy.ts";
+import { ShareIndex } from "../../lib/share/share.ts";
+import { TrackerClient } from "../../lib/tracker/client.ts";
 import { spawnPeer, spawnTracker, tempDir } from "../_helpers.ts";
 
 const decoder = new TextDecoder();

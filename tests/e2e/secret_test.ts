@@ -10,15 +10,15 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
-import { AuthenticationError } from "../../lib/auth.ts";
+import { AuthenticationError } from "../../lib/protocol/auth.ts";
 import {
   FrameConnection,
   RemoteError,
   RpcClient,
-} from "../../lib/connection.ts";
-import { legacyRequest } from "../../lib/legacy.ts";
-import { TrackerClient } from "../../lib/tracker_client.ts";
-import { startTracker } from "../../lib/tracker_server.ts";
+} from "../../lib/net/connection.ts";
+import { legacyRequest } from "../../lib/protocol/legacy.ts";
+import { TrackerClient } from "../../lib/tracker/client.ts";
+import { startTracker } from "../../lib/tracker/server.ts";
 import {
   assertOneLineError,
   CliProcess,

@@ -10,16 +10,16 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { writeAll } from "../../lib/connection.ts";
+import { writeAll } from "../../lib/net/connection.ts";
 import {
   DEFAULT_MAX_LINE_BYTES,
   encodeLine,
   legacyRequest,
   readLine,
-} from "../../lib/legacy.ts";
-import { startPeer } from "../../lib/peer_node.ts";
-import { startTracker } from "../../lib/tracker_server.ts";
-import { encodeJsonFrame } from "../../lib/wire.ts";
+} from "../../lib/protocol/legacy.ts";
+import { startPeer } from "../../lib/peer/node.ts";
+import { startTracker } from "../../lib/tracker/server.ts";
+import { encodeJsonFrame } from "../../lib/net/wire.ts";
 import { pollUntil, spawnTracker, tempDir } from "../_helpers.ts";
 
 /** A long, valid name: 4 × 200-byte folders and a unique file. */

@@ -7,11 +7,11 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { hashFile } from "../../lib/manifest.ts";
-import { startPeer } from "../../lib/peer_node.ts";
-import { TokenBucket } from "../../lib/rate_limit.ts";
-import { TrackerClient } from "../../lib/tracker_client.ts";
-import { partPaths } from "../../lib/transfer.ts";
+import { hashFile } from "../../lib/content/manifest.ts";
+import { startPeer } from "../../lib/peer/node.ts";
+import { TokenBucket } from "../../lib/net/rate_limit.ts";
+import { TrackerClient } from "../../lib/tracker/client.ts";
+import { partPaths } from "../../lib/download/transfer.ts";
 import {
   CliProcess,
   exists,

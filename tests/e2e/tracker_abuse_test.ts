@@ -8,11 +8,11 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { RemoteError } from "../../lib/connection.ts";
-import { legacyRequest } from "../../lib/legacy.ts";
-import type { FileAnnouncement } from "../../lib/messages.ts";
-import { TrackerClient } from "../../lib/tracker_client.ts";
-import { startTracker } from "../../lib/tracker_server.ts";
+import { RemoteError } from "../../lib/net/connection.ts";
+import { legacyRequest } from "../../lib/protocol/legacy.ts";
+import type { FileAnnouncement } from "../../lib/protocol/messages.ts";
+import { TrackerClient } from "../../lib/tracker/client.ts";
+import { startTracker } from "../../lib/tracker/server.ts";
 import { spawnTracker } from "../_helpers.ts";
 
 const ID = "c0ffee".padEnd(64, "0");

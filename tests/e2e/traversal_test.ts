@@ -7,9 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { RemoteError, RpcClient } from "../../lib/connection.ts";
-import { hashFile } from "../../lib/manifest.ts";
-import { TrackerClient } from "../../lib/tracker_client.ts";
+import { RemoteError, RpcClient } from "../../lib/net/connection.ts";
+import { hashFile } from "../../lib/content/manifest.ts";
+import { TrackerClient } from "../../lib/tracker/client.ts";
 import { spawnPeer, spawnTracker, tempDir } from "../_helpers.ts";
 
 const encoder = new TextEncoder();

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { formatBytes, formatDuration, parseSize } from "./_bytes.ts";
-import type { DownloadProgress } from "./transfer.ts";
+import { formatBytes, formatDuration, parseSize } from "../content/_bytes.ts";
+import type { DownloadProgress } from "../download/transfer.ts";
 
 /** A flag value that cannot be used; the message says which and why. */
 export class UsageError extends Error {

@@ -5,8 +5,8 @@
  * @module
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import { ProtocolError } from "./wire.ts";
-import { RemoteError, TimeoutError } from "./connection.ts";
+import { ProtocolError } from "../net/wire.ts";
+import { RemoteError, TimeoutError } from "../net/connection.ts";
 
 /** Header every API request carries the session token in. */
 export const TOKEN_HEADER = "x-shoal-token";

@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { HttpError } from "./_dashboard_http.ts";
-import type { ListedFile, PeerInfo } from "./messages.ts";
-import type { Peer } from "./peer_node.ts";
+import { HttpError } from "./_http.ts";
+import type { ListedFile, PeerInfo } from "../protocol/messages.ts";
+import type { Peer } from "../peer/node.ts";
 
 /** A peer holding listed files, as `GET /api/peers` gives it. */
 export interface KnownPeer {

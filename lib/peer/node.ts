@@ -7,42 +7,46 @@
  */
 import { Buffer } from "node:buffer";
 import { relative, sep } from "node:path";
-import { isInside, resolveForRead } from "./names.ts";
-import { ConnectionServer } from "./_server.ts";
-import { UploadBuffers } from "./_chunk_buffers.ts";
-import { serverRequests, validateSecret } from "./auth.ts";
-import { FrameConnection, RemoteError, writeAll } from "./connection.ts";
+import { isInside, resolveForRead } from "../content/names.ts";
+import { ConnectionServer } from "../net/_server.ts";
+import { UploadBuffers } from "../download/_chunk_buffers.ts";
+import { serverRequests, validateSecret } from "../protocol/auth.ts";
+import { FrameConnection, RemoteError, writeAll } from "../net/connection.ts";
 import {
   encodeLine,
   readLine,
   refusePrivateSwarm,
   validateLegacyRequest,
-} from "./legacy.ts";
+} from "../protocol/legacy.ts";
 import {
   chunkCount,
   chunkLength,
   type Manifest,
   readFull,
-} from "./manifest.ts";
+} from "../content/manifest.ts";
 import {
   type FileAnnouncement,
   type ListedFile,
   type PeerInfo,
   type PeerRequest,
   validatePeerRequest,
-} from "./messages.ts";
-import { TokenBucket } from "./rate_limit.ts";
-import { diffAnnouncements, type ScanProgress, ShareIndex } from "./share.ts";
-import { ShareWatcher } from "./watch.ts";
-import { TrackerClient } from "./tracker_client.ts";
+} from "../protocol/messages.ts";
+import { TokenBucket } from "../net/rate_limit.ts";
+import {
+  diffAnnouncements,
+  type ScanProgress,
+  ShareIndex,
+} from "../share/share.ts";
+import { ShareWatcher } from "../share/watch.ts";
+import { TrackerClient } from "../tracker/client.ts";
 import {
   type ActiveDownload,
   download,
   type DownloadOptions,
   type DownloadProgress,
   type DownloadResult,
-} from "./transfer.ts";
-import { DATA_HEADER_SIZE, ProtocolError } from "./wire.ts";
+} from "../download/transfer.ts";
+import { DATA_HEADER_SIZE, ProtocolError } from "../net/wire.ts";
 
 /** Options for {@linkcode startPeer}. */
 export interface PeerOptions {
@@ -251,8 +255,8 @@ const sleep = (ms: number, signal: AbortSignal) =>
  *
  * @example A tracker and a peer on loopback
  * ```ts
- * import { startTracker } from "./tracker_server.ts";
- * import { startPeer } from "./peer_node.ts";
+ * import { startTracker } from "../tracker/server.ts";
+ * import { startPeer } from "./node.ts";
  * const shared = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${shared}/hello.txt`, "hello");
  * await using tracker = await startTracker({ port: 0, hostname: "127.0.0.1" });

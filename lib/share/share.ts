@@ -6,12 +6,12 @@
  */
 import { join, relative, sep } from "node:path";
 import { IGNORE_FILE_NAME, IgnoreRules } from "./ignore.ts";
-import { hashFile, type Manifest } from "./manifest.ts";
-import type { FileAnnouncement } from "./messages.ts";
-import { isInside, validateName } from "./names.ts";
+import { hashFile, type Manifest } from "../content/manifest.ts";
+import type { FileAnnouncement } from "../protocol/messages.ts";
+import { isInside, PART_SUFFIX, validateName } from "../content/names.ts";
 
-/** Suffix of an incomplete download; such files are never listed or shared. */
-export const PART_SUFFIX = ".part";
+export { PART_SUFFIX };
+
 /** Default name of the peer's state folder inside the shared directory. */
 export const STATE_DIR_NAME = ".shoal";
 

@@ -25,8 +25,8 @@ import {
   timingSafeEqual,
 } from "node:crypto";
 import { Buffer } from "node:buffer";
-import type { FrameConnection } from "./connection.ts";
-import { type Frame, ProtocolError } from "./wire.ts";
+import type { FrameConnection } from "../net/connection.ts";
+import { type Frame, ProtocolError } from "../net/wire.ts";
 
 /** Bytes in each handshake nonce. */
 export const NONCE_BYTES = 32;
@@ -155,8 +155,8 @@ function remoteCode(error: unknown): string | undefined {
  * @example Authenticating to a private tracker
  * ```ts
  * import { authenticate } from "./auth.ts";
- * import { RpcClient } from "./connection.ts";
- * import { startTracker } from "./tracker_server.ts";
+ * import { RpcClient } from "../net/connection.ts";
+ * import { startTracker } from "../tracker/server.ts";
  * const secret = "correct horse battery staple";
  * await using tracker = await startTracker({ port: 0, hostname: "127.0.0.1", secret });
  * await using client = await RpcClient.connect(tracker.address);

@@ -10,8 +10,8 @@
  */
 import { statfs } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { RpcClient } from "./connection.ts";
-import { legacyDownload } from "./legacy.ts";
+import { RpcClient } from "../net/connection.ts";
+import { legacyDownload } from "../protocol/legacy.ts";
 import {
   chunkCount,
   chunkLength,
@@ -21,15 +21,18 @@ import {
   readFull,
   sha256Hex,
   validateManifest,
-} from "./manifest.ts";
-import type { PeerInfo } from "./messages.ts";
-import { resolveForWrite, validateName } from "./names.ts";
-import { PART_SUFFIX } from "./share.ts";
-import type { TokenBucket } from "./rate_limit.ts";
+} from "../content/manifest.ts";
+import type { PeerInfo } from "../protocol/messages.ts";
+import {
+  PART_SUFFIX,
+  resolveForWrite,
+  validateName,
+} from "../content/names.ts";
+import type { TokenBucket } from "../net/rate_limit.ts";
 import { packBitfield } from "./scheduler.ts";
 import { runSwarm } from "./swarm.ts";
-import { TrackerClient } from "./tracker_client.ts";
-import { ProtocolError } from "./wire.ts";
+import { TrackerClient } from "../tracker/client.ts";
+import { ProtocolError } from "../net/wire.ts";
 
 /** Suffix of the resume state kept beside a `.part` file. */
 export const STATE_SUFFIX = ".part.state";

@@ -7,13 +7,13 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { RemoteError, RpcClient, writeAll } from "./connection.ts";
+import { RemoteError, RpcClient, writeAll } from "../net/connection.ts";
 import { ChunkBuffers } from "./_chunk_buffers.ts";
-import { chunkLength, type Manifest, sha256Hex } from "./manifest.ts";
-import type { PeerInfo } from "./messages.ts";
-import type { TokenBucket } from "./rate_limit.ts";
+import { chunkLength, type Manifest, sha256Hex } from "../content/manifest.ts";
+import type { PeerInfo } from "../protocol/messages.ts";
+import type { TokenBucket } from "../net/rate_limit.ts";
 import { ChunkPicker, type SourceView } from "./scheduler.ts";
-import { ProtocolError } from "./wire.ts";
+import { ProtocolError } from "../net/wire.ts";
 
 /**
  * A chunk whose bytes do not match the manifest's SHA-256.

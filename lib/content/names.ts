@@ -5,7 +5,10 @@
  * @module
  */
 import { join, resolve, sep } from "node:path";
-import { ProtocolError } from "./wire.ts";
+import { ProtocolError } from "../errors.ts";
+
+/** Suffix of an incomplete download; such files are never listed or shared. */
+export const PART_SUFFIX = ".part";
 
 /** Longest accepted name, in UTF-8 bytes. */
 export const MAX_NAME_BYTES = 1024;

@@ -4,9 +4,9 @@
  *
  * @module
  */
-import { ProtocolError } from "./wire.ts";
-import { validateName } from "./names.ts";
-import { isContentId, MAX_FILE_SIZE } from "./manifest.ts";
+import { ProtocolError } from "../net/wire.ts";
+import { validateName } from "../content/names.ts";
+import { isContentId, MAX_FILE_SIZE } from "../content/manifest.ts";
 
 /** Longest search query accepted by the tracker. */
 export const MAX_QUERY_LENGTH = 256;

@@ -12,6 +12,10 @@
  *
  * @module
  */
+import { MAX_CHUNK_SIZE } from "../content/manifest.ts";
+import { ProtocolError } from "../errors.ts";
+
+export { MAX_CHUNK_SIZE, ProtocolError };
 
 /** Frame kind byte for a JSON control message. */
 export const FRAME_JSON = 1;
@@ -21,41 +25,11 @@ export const FRAME_DATA = 2;
 export const FRAME_HEADER_SIZE = 5;
 /** Size of a data frame's header: frame header (5) + request id (4). */
 export const DATA_HEADER_SIZE = 9;
-/** Largest chunk size a peer may use: 16 MiB. */
-export const MAX_CHUNK_SIZE = 16 * 1024 * 1024;
 /**
  * Default hard limit on a frame's payload: the largest chunk plus 64 KiB of
  * room for headers.
  */
 export const DEFAULT_MAX_FRAME_SIZE: number = MAX_CHUNK_SIZE + 64 * 1024;
-
-/**
- * A violation of the wire protocol by the remote side: a malformed or
- * oversized frame, an invalid message or a field out of bounds. The connection
- * that produced it is closed; nothing else is affected.
- *
- * @example Catching a protocol error
- * ```ts
- * import { ProtocolError } from "./wire.ts";
- * try {
- *   throw new ProtocolError("Cannot accept frame: unknown kind 9");
- * } catch (error) {
- *   if (!(error instanceof ProtocolError)) throw error;
- * }
- * ```
- */
-export class ProtocolError extends Error {
-  /**
-   * Creates a protocol error.
-   *
-   * @param message What failed and the offending value.
-   * @param options Standard error options (`cause`).
-   */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "ProtocolError";
-  }
-}
 
 /** A JSON control frame. */
 export interface JsonFrame {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { jsonError } from "./_dashboard_http.ts";
+import { jsonError } from "./_http.ts";
 
 const encoder = new TextEncoder();
 

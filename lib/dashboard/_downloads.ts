@@ -4,12 +4,12 @@
  *
  * @module
  */
-import { describeError, HttpError } from "./_dashboard_http.ts";
+import { describeError, HttpError } from "./_http.ts";
 import type { DashboardDownload } from "./dashboard.ts";
-import { isContentId } from "./manifest.ts";
-import type { ListedFile } from "./messages.ts";
-import type { Peer } from "./peer_node.ts";
-import type { DownloadProgress } from "./transfer.ts";
+import { isContentId } from "../content/manifest.ts";
+import type { ListedFile } from "../protocol/messages.ts";
+import type { Peer } from "../peer/node.ts";
+import type { DownloadProgress } from "../download/transfer.ts";
 
 interface Tracked {
   view: DashboardDownload;

@@ -11,11 +11,11 @@ import {
   parseHostPort,
   TimeoutError,
   writeAll,
-} from "./connection.ts";
+} from "../net/connection.ts";
 import { PRIVATE_SWARM_STATUS } from "./auth.ts";
 import { isHostName } from "./messages.ts";
-import { validateName } from "./names.ts";
-import { ProtocolError } from "./wire.ts";
+import { validateName } from "../content/names.ts";
+import { ProtocolError } from "../net/wire.ts";
 
 /** Default limit on one request or reply line: 1 MiB. */
 export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;

@@ -4,27 +4,27 @@
  *
  * @module
  */
-import { RateLimiter } from "./_rate_limit.ts";
-import { serverRequests, validateSecret } from "./auth.ts";
-import { ConnectionServer } from "./_server.ts";
+import { RateLimiter } from "./_request_rate.ts";
+import { serverRequests, validateSecret } from "../protocol/auth.ts";
+import { ConnectionServer } from "../net/_server.ts";
 import {
   formatHostPort,
   FrameConnection,
   parseHostPort,
   writeAll,
-} from "./connection.ts";
+} from "../net/connection.ts";
 import {
   encodeLine,
   readLine,
   refusePrivateSwarm,
   validateLegacyRequest,
-} from "./legacy.ts";
+} from "../protocol/legacy.ts";
 import {
   DEFAULT_MAX_FILES_PER_PEER,
   isHostName,
   type TrackerRequest,
   validateTrackerRequest,
-} from "./messages.ts";
+} from "../protocol/messages.ts";
 import {
   type ApplyChangesResult,
   DEFAULT_MAX_FILES_PER_ADDRESS,
@@ -32,7 +32,7 @@ import {
   DEFAULT_MAX_PEERS_PER_ADDRESS,
   Registry,
 } from "./registry.ts";
-import { DEFAULT_MAX_FRAME_SIZE, ProtocolError } from "./wire.ts";
+import { DEFAULT_MAX_FRAME_SIZE, ProtocolError } from "../net/wire.ts";
 
 /** Most bytes of names in a framed `list` reply (it says `truncated`). */
 const MAX_LIST_REPLY_BYTES = 4 * 1024 * 1024;
@@ -158,7 +158,7 @@ export interface Tracker extends EventTarget, AsyncDisposable {
  *
  * @example Starting a tracker on a free port
  * ```ts
- * import { startTracker } from "./tracker_server.ts";
+ * import { startTracker } from "./server.ts";
  * await using tracker = await startTracker({ port: 0, hostname: "127.0.0.1" });
  * if (tracker.port === 0) throw new Error("not bound");
  * ```

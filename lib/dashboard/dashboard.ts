@@ -18,15 +18,15 @@ import {
   readJsonBody,
   TOKEN_HEADER,
   tokenMatches,
-} from "./_dashboard_http.ts";
-import { DownloadBoard } from "./_dashboard_downloads.ts";
-import { EventHub } from "./_dashboard_events.ts";
-import { TrackerLookups } from "./_dashboard_lookups.ts";
-import { isContentId } from "./manifest.ts";
-import { MAX_QUERY_LENGTH } from "./messages.ts";
-import type { ListedFile } from "./messages.ts";
-import { validateName } from "./names.ts";
-import type { Peer } from "./peer_node.ts";
+} from "./_http.ts";
+import { DownloadBoard } from "./_downloads.ts";
+import { EventHub } from "./_events.ts";
+import { TrackerLookups } from "./_lookups.ts";
+import { isContentId } from "../content/manifest.ts";
+import { MAX_QUERY_LENGTH } from "../protocol/messages.ts";
+import type { ListedFile } from "../protocol/messages.ts";
+import { validateName } from "../content/names.ts";
+import type { Peer } from "../peer/node.ts";
 
 /** Options for {@linkcode startDashboard}. */
 export interface DashboardOptions {
@@ -148,7 +148,7 @@ export interface Dashboard extends AsyncDisposable {
 }
 
 const MAX_BODY_BYTES = 4096;
-const WEB_ROOT = new URL("../web/", import.meta.url);
+const WEB_ROOT = new URL("../../web/", import.meta.url);
 
 /**
  * Starts the web dashboard for a running peer.
@@ -163,8 +163,8 @@ const WEB_ROOT = new URL("../web/", import.meta.url);
  *
  * @example A dashboard for a peer on loopback
  * ```ts
- * import { startTracker } from "./tracker_server.ts";
- * import { startPeer } from "./peer_node.ts";
+ * import { startTracker } from "../tracker/server.ts";
+ * import { startPeer } from "../peer/node.ts";
  * import { startDashboard } from "./dashboard.ts";
  * const shared = await Deno.makeTempDir();
  * await using tracker = await startTracker({ port: 0, hostname: "127.0.0.1" });

@@ -4,15 +4,15 @@
  *
  * @module
  */
-import { RpcClient } from "./connection.ts";
-import { ProtocolError } from "./wire.ts";
+import { RpcClient } from "../net/connection.ts";
+import { ProtocolError } from "../net/wire.ts";
 import {
   type FileAnnouncement,
   type ListedFile,
   type PeerInfo,
   validateListReply,
   validatePeersReply,
-} from "./messages.ts";
+} from "../protocol/messages.ts";
 
 /** Options for {@linkcode TrackerClient}. */
 export interface TrackerClientOptions {
@@ -47,8 +47,8 @@ export interface Registration {
  *
  * @example Listing a tracker's files
  * ```ts
- * import { startTracker } from "./tracker_server.ts";
- * import { TrackerClient } from "./tracker_client.ts";
+ * import { startTracker } from "./server.ts";
+ * import { TrackerClient } from "./client.ts";
  * await using tracker = await startTracker({ port: 0, hostname: "127.0.0.1" });
  * const files = await new TrackerClient(tracker.address).list();
  * if (files.length !== 0) throw new Error("expected an empty network");

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { authenticate } from "./auth.ts";
+import { authenticate } from "../protocol/auth.ts";
 import {
   DATA_HEADER_SIZE,
   DEFAULT_MAX_FRAME_SIZE,

@@ -6,7 +6,11 @@
  *
  * @module
  */
-import type { FileAnnouncement, ListedFile, PeerInfo } from "./messages.ts";
+import type {
+  FileAnnouncement,
+  ListedFile,
+  PeerInfo,
+} from "../protocol/messages.ts";
 import {
   addHolder,
   deleteHolder,

@@ -9,12 +9,14 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { MAX_CHUNK_SIZE, ProtocolError } from "./wire.ts";
+import { ProtocolError } from "../errors.ts";
 import { validateName } from "./names.ts";
 import { fromHex } from "./_bytes.ts";
 
 /** Smallest chunk size (the original design's 4 KiB). */
 export const MIN_CHUNK_SIZE = 4096;
+/** Largest chunk size a peer may use: 16 MiB. */
+export const MAX_CHUNK_SIZE = 16 * 1024 * 1024;
 /** Default chunk size: 1 MiB. */
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 /**
