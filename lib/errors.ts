@@ -32,3 +32,25 @@ export class ProtocolError extends Error {
     this.name = "ProtocolError";
   }
 }
+
+/**
+ * A wait that ran out: a connect, read or reply that took too long.
+ *
+ * @example Recognising a timeout
+ * ```ts
+ * import { TimeoutError } from "@shoal/shoal";
+ * const error = new TimeoutError("No reply within 100 ms");
+ * if (!(error instanceof TimeoutError)) throw new Error("unreachable");
+ * ```
+ */
+export class TimeoutError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What timed out, with the limit.
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "TimeoutError";
+  }
+}

@@ -14,6 +14,11 @@ import {
   FrameDecoder,
   ProtocolError,
 } from "./wire.ts";
+import { TimeoutError } from "../errors.ts";
+import { formatHostPort } from "./address.ts";
+import { type Duplex, tcpTransport } from "./transport.ts";
+export { TimeoutError } from "../errors.ts";
+export { formatHostPort, type HostPort, parseHostPort } from "./address.ts";
 
 /** Size of the buffer each connection reads into: large reads, few calls. */
 const READ_BUFFER_SIZE = 256 * 1024;
@@ -50,128 +55,19 @@ export class RemoteError extends Error {
 }
 
 /**
- * A wait that ran out: a connect, read or reply that took too long.
- *
- * @example Recognising a timeout
- * ```ts
- * import { TimeoutError } from "./connection.ts";
- * const error = new TimeoutError("No reply within 100 ms");
- * if (!(error instanceof TimeoutError)) throw new Error("unreachable");
- * ```
- */
-export class TimeoutError extends Error {
-  /**
-   * Creates the error.
-   *
-   * @param message What timed out, with the limit.
-   */
-  constructor(message: string) {
-    super(message);
-    this.name = "TimeoutError";
-  }
-}
-
-/** A parsed `host:port` pair. */
-export interface HostPort {
-  /** Host name or IP address (IPv6 without brackets). */
-  hostname: string;
-  /** TCP port, 1–65535. */
-  port: number;
-}
-
-/**
- * Parses `host:port`, `[v6]:port` or `:port` (host defaults to `defaultHost`).
- *
- * @param text The address.
- * @param defaultHost Host used when `text` starts with `:`.
- * @returns The host and port.
- * @throws {TypeError} If the text is not an address with a valid port.
- *
- * @example Parsing addresses
- * ```ts
- * import { parseHostPort } from "./connection.ts";
- * const { hostname, port } = parseHostPort("localhost:9000");
- * if (hostname !== "localhost" || port !== 9000) throw new Error("bad parse");
- * ```
- */
-export function parseHostPort(
-  text: string,
-  defaultHost = "127.0.0.1",
-): HostPort {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s\[\]]*)):(\d{1,5})$/.exec(text);
-  const port = match ? Number(match[3]) : NaN;
-  if (!match || port < 1 || port > 65535) {
-    throw new TypeError(
-      `Cannot parse address "${text}": expected host:port with a port from 1 to 65535`,
-    );
-  }
-  const hostname = match[1] ?? match[2] ?? "";
-  return { hostname: hostname === "" ? defaultHost : hostname, port };
-}
-
-/**
- * Formats a host and port as `host:port` (`[v6]:port` for IPv6).
- *
- * @param hostname Host or IP.
- * @param port Port.
- * @returns The address text.
- *
- * @example Formatting an IPv6 address
- * ```ts
- * import { formatHostPort } from "./connection.ts";
- * if (formatHostPort("::1", 80) !== "[::1]:80") throw new Error("bad format");
- * ```
- */
-export function formatHostPort(hostname: string, port: number): string {
-  return hostname.includes(":")
-    ? `[${hostname}]:${port}`
-    : `${hostname}:${port}`;
-}
-
-/**
  * Opens a TCP connection with a time limit.
  *
  * @param address `host:port`.
  * @param timeoutMs Give up after this many milliseconds.
  * @returns The connection.
  * @throws {TimeoutError} If the connection is not made in time.
- *
- * @example Connecting to a listener
- * ```ts
- * import { connectWithTimeout } from "./connection.ts";
- * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
- * const accepted = listener.accept();
- * const conn = await connectWithTimeout(`127.0.0.1:${listener.addr.port}`, 1000);
- * conn.close();
- * (await accepted).close();
- * ```
+ * @deprecated Dial through a {@linkcode Transport} (`tcpTransport.dial`).
  */
-export async function connectWithTimeout(
+export function connectWithTimeout(
   address: string,
   timeoutMs: number,
-): Promise<Deno.TcpConn> {
-  const { hostname, port } = parseHostPort(address);
-  const pending = Deno.connect({ hostname, port });
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new TimeoutError(
-            `Cannot connect to ${address}: no answer within ${timeoutMs} ms`,
-          ),
-        ),
-      timeoutMs,
-    );
-  });
-  try {
-    return await Promise.race([pending, timeout]);
-  } catch (error) {
-    pending.then((conn) => conn.close(), () => {});
-    throw error;
-  } finally {
-    clearTimeout(timer);
-  }
+): Promise<Duplex> {
+  return tcpTransport.dial(address, { timeoutMs });
 }
 
 /**
@@ -270,8 +166,8 @@ export interface FrameConnectionOptions {
  * ```
  */
 export class FrameConnection {
-  /** The underlying TCP connection. */
-  readonly conn: Deno.Conn;
+  /** The underlying connection. */
+  readonly conn: Duplex;
   readonly #decoder: FrameDecoder;
   readonly #readTimeoutMs: number;
   readonly #readBufferSize: number;
@@ -287,10 +183,10 @@ export class FrameConnection {
    * @param conn The TCP connection (owned from now on).
    * @param options Limits and sniffed prefix.
    */
-  constructor(conn: Deno.Conn, options: FrameConnectionOptions = {}) {
+  constructor(conn: Duplex, options: FrameConnectionOptions = {}) {
     this.conn = conn;
     // Frames are written whole; Nagle's algorithm would only add latency.
-    (conn as Deno.TcpConn).setNoDelay?.(true);
+    (conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
     this.#decoder = new FrameDecoder({
       maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
       allowData: options.allowData ?? true,
@@ -477,8 +373,8 @@ export function isDisconnect(error: unknown): boolean {
     error instanceof Deno.errors.UnexpectedEof;
 }
 
-function describe(conn: Deno.Conn): string {
-  const addr = conn.remoteAddr as Deno.NetAddr;
+function describe(conn: Duplex): string {
+  const addr = conn.remoteAddr;
   return formatHostPort(addr.hostname, addr.port);
 }
 
@@ -539,7 +435,7 @@ export class RpcClient {
    * @param conn The TCP connection (owned from now on).
    * @param options Limits.
    */
-  constructor(conn: Deno.Conn, options: RpcClientOptions = {}) {
+  constructor(conn: Duplex, options: RpcClientOptions = {}) {
     this.connection = new FrameConnection(conn, {
       ...options,
       // Idle time between requests is fine; a stalled reply is caught by the

@@ -5,13 +5,10 @@
  *
  * @module
  */
-import {
-  connectWithTimeout,
-  type HostPort,
-  parseHostPort,
-  TimeoutError,
-  writeAll,
-} from "../net/connection.ts";
+import { writeAll } from "../net/connection.ts";
+import { type HostPort, parseHostPort } from "../net/address.ts";
+import { type Duplex, tcpTransport, type Transport } from "../net/transport.ts";
+import { TimeoutError } from "../errors.ts";
 import { PRIVATE_SWARM_STATUS } from "./auth.ts";
 import { isHostName } from "./messages.ts";
 import { validateName } from "../content/names.ts";
@@ -75,7 +72,7 @@ export interface LineResult {
  * @throws {TimeoutError} If the line does not arrive in time.
  */
 export async function readLine(
-  conn: Deno.Conn,
+  conn: Duplex,
   prefix: Uint8Array,
   maxBytes: number = DEFAULT_MAX_LINE_BYTES,
   timeoutMs = 10_000,
@@ -161,7 +158,7 @@ export async function readLine(
  * @param report Told why the client was refused (for the server's events).
  */
 export async function refusePrivateSwarm(
-  conn: Deno.Conn,
+  conn: Duplex,
   prefix: Uint8Array,
   timeoutMs: number,
   report: (message: string) => void,
@@ -232,12 +229,20 @@ export function validateLegacyRequest(value: unknown): LegacyRequest {
   return request;
 }
 
+/** Options for {@linkcode legacyRequest}. */
+export interface LegacyRequestOptions {
+  /** Bound on connect and reply, in ms. @default {10000} */
+  timeoutMs?: number;
+  /** How to reach the remote side. @default {tcpTransport} */
+  transport?: Transport;
+}
+
 /**
  * Sends one seed-protocol request and reads its one-line reply.
  *
  * @param address `host:port` of a tracker or peer.
  * @param request The request object.
- * @param timeoutMs Bound on connect and reply.
+ * @param options Time limit (a number is the time limit) and transport.
  * @returns The parsed reply.
  * @throws {ProtocolError} If the reply is not a JSON object line.
  *
@@ -251,9 +256,11 @@ export function validateLegacyRequest(value: unknown): LegacyRequest {
 export async function legacyRequest(
   address: string,
   request: Record<string, unknown>,
-  timeoutMs = 10_000,
+  options: number | LegacyRequestOptions = {},
 ): Promise<Record<string, unknown>> {
-  const conn = await connectWithTimeout(address, timeoutMs);
+  const { timeoutMs = 10_000, transport = tcpTransport } =
+    typeof options === "number" ? { timeoutMs: options } : options;
+  const conn = await transport.dial(address, { timeoutMs });
   try {
     await writeAll(conn, encodeLine(request));
     const { line } = await readLine(
@@ -293,6 +300,8 @@ export interface LegacyDownloadOptions {
   onProgress?: (bytes: number, total: number) => void;
   /** Stops the transfer when aborted. */
   signal?: AbortSignal;
+  /** How to reach the peer. @default {tcpTransport} */
+  transport?: Transport;
 }
 
 /**
@@ -313,7 +322,8 @@ export async function legacyDownload(
   options: LegacyDownloadOptions = {},
 ): Promise<number> {
   const timeoutMs = options.timeoutMs ?? 10_000;
-  const conn = await connectWithTimeout(address, timeoutMs);
+  const transport = options.transport ?? tcpTransport;
+  const conn = await transport.dial(address, { timeoutMs });
   const abort = () => conn.close();
   options.signal?.addEventListener("abort", abort, { once: true });
   try {
