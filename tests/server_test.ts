@@ -7,7 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { ConnectionServer } from "../lib/net/_server.ts";
+import { ConnectionServer, type ServerLimits } from "../lib/net/_server.ts";
 import { writeAll } from "../lib/net/connection.ts";
 import { readLine } from "../lib/protocol/legacy.ts";
 import { pollUntil } from "./_helpers.ts";
@@ -21,11 +21,11 @@ const encoder = new TextEncoder();
  * bytes and anything else with `pong`.
  */
 function bigReplyServer(
-  limits: ConstructorParameters<typeof ConnectionServer>[2],
+  limits: Partial<ServerLimits>,
   dropped: string[] = [],
 ): ConnectionServer {
-  const server = new ConnectionServer(
-    Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+  const server = ConnectionServer.listen(
+    { hostname: "127.0.0.1", port: 0, ...limits },
     {
       legacy: async (conn, prefix) => {
         const { line } = await readLine(conn, prefix, 1024, 5000);
@@ -38,7 +38,6 @@ function bigReplyServer(
       error: () => {},
       dropped: (_remote, message) => dropped.push(message),
     },
-    limits,
   );
   server.start();
   return server;

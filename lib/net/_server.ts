@@ -17,11 +17,18 @@
  *
  * @module
  */
-import { formatHostPort, isDisconnect } from "./connection.ts";
+import { formatHostPort } from "./address.ts";
+import { isDisconnect } from "./connection.ts";
+import {
+  type Duplex,
+  tcpTransport,
+  type Transport,
+  type TransportListener,
+} from "./transport.ts";
 
 /** Called for each accepted connection with the bytes already read. */
 export type ConnectionHandler = (
-  conn: Deno.TcpConn,
+  conn: Duplex,
   prefix: Uint8Array,
   remote: string,
 ) => Promise<void>;
@@ -58,7 +65,8 @@ export type DropHandler = (remote: string, message: string) => void;
 
 /** One open connection and whether it is waiting for the remote side. */
 interface Tracked {
-  conn: Deno.TcpConn;
+  /** The accepted connection itself (closing it ends the handler's I/O). */
+  conn: Duplex;
   ip: string;
   /** `ip:port`, for reports. */
   remote: string;
@@ -73,13 +81,94 @@ interface Tracked {
   released: boolean;
 }
 
+/**
+ * A connection as the handlers see it: every read and write goes through
+ * here, so the server knows which connections sit idle waiting for the
+ * remote side or stalled sending to it (evictable), and which are serving;
+ * and each write must make progress within the write timeout.
+ */
+class TrackedDuplex implements Duplex {
+  readonly #inner: Duplex;
+  readonly #entry: Tracked;
+  readonly #writeTimeoutMs: number;
+  readonly #onStalled: (entry: Tracked) => void;
+
+  constructor(
+    inner: Duplex,
+    entry: Tracked,
+    writeTimeoutMs: number,
+    onStalled: (entry: Tracked) => void,
+  ) {
+    this.#inner = inner;
+    this.#entry = entry;
+    this.#writeTimeoutMs = writeTimeoutMs;
+    this.#onStalled = onStalled;
+  }
+
+  get remoteAddr(): { hostname: string; port: number } {
+    return this.#inner.remoteAddr;
+  }
+
+  async read(buffer: Uint8Array): Promise<number | null> {
+    const entry = this.#entry;
+    entry.reading = true;
+    try {
+      return await this.#inner.read(buffer);
+    } finally {
+      entry.reading = false;
+      entry.lastActivity = performance.now();
+    }
+  }
+
+  async write(bytes: Uint8Array): Promise<number> {
+    const entry = this.#entry;
+    if (entry.writing++ === 0) entry.writeProgress = performance.now();
+    const timer = this.#writeTimeoutMs > 0
+      ? setTimeout(() => this.#onStalled(entry), this.#writeTimeoutMs)
+      : undefined;
+    try {
+      return await this.#inner.write(bytes);
+    } finally {
+      clearTimeout(timer);
+      entry.writing--;
+      entry.lastActivity = entry.writeProgress = performance.now();
+    }
+  }
+
+  close(): void {
+    this.#inner.close();
+  }
+}
+
+/** The handlers of a {@linkcode ConnectionServer}. */
+export interface ConnectionHandlers {
+  /** Serves a seed-protocol connection (first byte printable). */
+  legacy: ConnectionHandler;
+  /** Serves a framed connection (first byte a frame kind). */
+  framed: ConnectionHandler;
+  /** Told of a failed accept or handler. */
+  error: (error: unknown, remote: string) => void;
+  /** Told when a connection is closed because its writes stalled. */
+  dropped?: DropHandler;
+}
+
+/** Options for {@linkcode ConnectionServer.listen}. */
+export interface ServeOptions extends Partial<ServerLimits> {
+  /** Address to bind. */
+  hostname: string;
+  /** Port to listen on (0 picks a free one). */
+  port: number;
+  /** How connections are accepted. @default {tcpTransport} */
+  transport?: Transport;
+}
+
 /** Accepts connections and dispatches them by their first byte. */
 export class ConnectionServer {
-  readonly listener: Deno.TcpListener;
+  readonly listener: TransportListener;
   readonly #onLegacy: ConnectionHandler;
   readonly #onFramed: ConnectionHandler;
   readonly #limits: ServerLimits;
-  readonly #open = new Map<Deno.TcpConn, Tracked>();
+  readonly #open = new Map<Duplex, Tracked>();
   readonly #perAddress = new Map<string, number>();
   readonly #tasks = new Set<Promise<void>>();
   readonly #onError: (error: unknown, remote: string) => void;
@@ -87,15 +176,29 @@ export class ConnectionServer {
   #closed = false;
   #loop: Promise<void> | undefined;
 
+  /**
+   * Listens with a transport (TCP by default) and wraps the listener;
+   * call {@linkcode ConnectionServer.start} to begin accepting.
+   *
+   * @param options Address, transport and limits.
+   * @param handlers What to do with each connection.
+   * @returns The server, not yet accepting.
+   */
+  static listen(
+    options: ServeOptions,
+    handlers: ConnectionHandlers,
+  ): ConnectionServer {
+    const { hostname, port, transport = tcpTransport, ...limits } = options;
+    return new ConnectionServer(
+      transport.listen({ hostname, port }),
+      handlers,
+      limits,
+    );
+  }
+
   constructor(
-    listener: Deno.TcpListener,
-    handlers: {
-      legacy: ConnectionHandler;
-      framed: ConnectionHandler;
-      error: (error: unknown, remote: string) => void;
-      /** Told when a connection is closed because its writes stalled. */
-      dropped?: DropHandler;
-    },
+    listener: TransportListener,
+    handlers: ConnectionHandlers,
     limits: Partial<ServerLimits> = {},
   ) {
     this.listener = listener;
@@ -124,63 +227,43 @@ export class ConnectionServer {
   }
 
   async #accept(): Promise<void> {
+    const incoming = this.listener[Symbol.asyncIterator]();
     while (!this.#closed) {
-      let conn: Deno.TcpConn;
+      let accepted: Duplex;
       try {
-        conn = await this.listener.accept();
+        const next = await incoming.next();
+        if (next.done) return;
+        accepted = next.value;
       } catch (error) {
         if (this.#closed || error instanceof Deno.errors.BadResource) return;
         this.#onError(error, "listener");
         await new Promise((resolve) => setTimeout(resolve, 50));
         continue;
       }
-      const ip = conn.remoteAddr.hostname;
+      const ip = accepted.remoteAddr.hostname;
       if (!this.#makeRoom(ip)) {
-        conn.close();
+        accepted.close();
         continue;
       }
       const entry: Tracked = {
-        conn,
+        conn: accepted,
         ip,
-        remote: formatHostPort(ip, conn.remoteAddr.port),
+        remote: formatHostPort(ip, accepted.remoteAddr.port),
         reading: true,
         writing: 0,
         lastActivity: performance.now(),
         writeProgress: 0,
         released: false,
       };
-      // Every read and write the handlers make goes through here, so the
-      // server knows which connections sit idle waiting for the remote side
-      // or stalled sending to it (evictable), and which are serving; and
-      // each write must make progress within the write timeout.
-      const read = conn.read.bind(conn);
-      conn.read = async (buffer: Uint8Array): Promise<number | null> => {
-        entry.reading = true;
-        try {
-          return await read(buffer);
-        } finally {
-          entry.reading = false;
-          entry.lastActivity = performance.now();
-        }
-      };
-      const write = conn.write.bind(conn);
-      const writeTimeoutMs = this.#limits.writeTimeoutMs;
-      conn.write = async (bytes: Uint8Array): Promise<number> => {
-        if (entry.writing++ === 0) entry.writeProgress = performance.now();
-        const timer = writeTimeoutMs > 0
-          ? setTimeout(() => this.#stalled(entry), writeTimeoutMs)
-          : undefined;
-        try {
-          return await write(bytes);
-        } finally {
-          clearTimeout(timer);
-          entry.writing--;
-          entry.lastActivity = entry.writeProgress = performance.now();
-        }
-      };
-      this.#open.set(conn, entry);
+      const conn = new TrackedDuplex(
+        accepted,
+        entry,
+        this.#limits.writeTimeoutMs,
+        (stalled) => this.#stalled(stalled),
+      );
+      this.#open.set(accepted, entry);
       this.#perAddress.set(ip, (this.#perAddress.get(ip) ?? 0) + 1);
-      const task = this.#handle(conn).finally(() => {
+      const task = this.#handle(conn, entry.remote).finally(() => {
         this.#release(entry);
         this.#tasks.delete(task);
       });
@@ -248,11 +331,7 @@ export class ConnectionServer {
     return true;
   }
 
-  async #handle(conn: Deno.TcpConn): Promise<void> {
-    const remote = formatHostPort(
-      conn.remoteAddr.hostname,
-      conn.remoteAddr.port,
-    );
+  async #handle(conn: Duplex, remote: string): Promise<void> {
     try {
       const first = new Uint8Array(16 * 1024);
       const timer = setTimeout(() => {
