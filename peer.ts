@@ -639,12 +639,17 @@ program.addCommand(
     .exitOverride(),
 );
 
-try {
-  await program.parseAsync(Deno.args, { from: "user" });
-  Deno.exit(0);
-} catch (error) {
-  if (error instanceof CommanderError) Deno.exit(error.exitCode === 0 ? 0 : 2);
-  if (isTty) Deno.stdout.writeSync(encoder.encode("\n"));
-  console.error(`peer: ${errorLine(error)}`);
-  Deno.exit(error instanceof UsageError ? 2 : 1);
+// Only when run as a program: importing this module neither exits nor prints.
+if (import.meta.main) {
+  try {
+    await program.parseAsync(Deno.args, { from: "user" });
+    Deno.exit(0);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      Deno.exit(error.exitCode === 0 ? 0 : 2);
+    }
+    if (isTty) Deno.stdout.writeSync(encoder.encode("\n"));
+    console.error(`peer: ${errorLine(error)}`);
+    Deno.exit(error instanceof UsageError ? 2 : 1);
+  }
 }

@@ -206,10 +206,15 @@ async function main(): Promise<number> {
   return 0;
 }
 
-try {
-  Deno.exit(await main());
-} catch (error) {
-  if (error instanceof CommanderError) Deno.exit(error.exitCode === 0 ? 0 : 2);
-  console.error(`tracker: ${errorLine(error)}`);
-  Deno.exit(error instanceof UsageError ? 2 : 1);
+// Only when run as a program: importing this module neither exits nor prints.
+if (import.meta.main) {
+  try {
+    Deno.exit(await main());
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      Deno.exit(error.exitCode === 0 ? 0 : 2);
+    }
+    console.error(`tracker: ${errorLine(error)}`);
+    Deno.exit(error instanceof UsageError ? 2 : 1);
+  }
 }

@@ -1,0 +1,58 @@
+/**
+ * Shoal's messages, for writing another client or server: the typed tracker
+ * and peer requests with their validators, the private-swarm handshake and
+ * the seed-compatible JSON-line protocol.
+ *
+ * @example Validating an untrusted request
+ * ```ts
+ * import { ProtocolError, validateTrackerRequest } from "@shoal/shoal/protocol";
+ *
+ * const request = validateTrackerRequest({ type: "list", rid: 1 });
+ * if (request.type !== "list") throw new Error("wrong type");
+ * try {
+ *   validateTrackerRequest({ type: "launch", rid: 2 });
+ *   throw new Error("accepted an unknown request");
+ * } catch (error) {
+ *   if (!(error instanceof ProtocolError)) throw error;
+ * }
+ * ```
+ *
+ * @module
+ */
+export {
+  type CancelRequest,
+  type ChunkRequest,
+  type FileAnnouncement,
+  type GetPeersRequest,
+  type HaveRequest,
+  type HeartbeatRequest,
+  type ListedFile,
+  type ListRequest,
+  type ManifestRequest,
+  type PeerInfo,
+  type PeerRequest,
+  type PingRequest,
+  type RegisterRequest,
+  type TrackerRequest,
+  type UnregisterRequest,
+  validatePeerRequest,
+  validateTrackerRequest,
+} from "./messages.ts";
+export {
+  acceptAuthentication,
+  type AcceptAuthenticationOptions,
+  authenticate,
+  AuthenticationError,
+  type AuthTransport,
+  PRIVATE_SWARM_STATUS,
+  validateSecret,
+} from "./auth.ts";
+export {
+  legacyDownload,
+  type LegacyDownloadOptions,
+  type LegacyRequest,
+  legacyRequest,
+  type LegacyRequestOptions,
+  validateLegacyRequest,
+} from "./legacy.ts";
+export { ProtocolError } from "../errors.ts";
