@@ -5,7 +5,7 @@
  * @module
  */
 import { describeError, HttpError } from "./_http.ts";
-import type { DashboardDownload } from "./dashboard.ts";
+import type { DashboardDownload } from "./types.ts";
 import { isContentId } from "../content/manifest.ts";
 import type { ListedFile } from "../protocol/messages.ts";
 import type { Peer } from "../peer/node.ts";

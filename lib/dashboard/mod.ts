@@ -35,5 +35,5 @@ export {
   type DashboardOptions,
   type DashboardStatus,
   type DashboardUpload,
-  startDashboard,
-} from "./dashboard.ts";
+} from "./types.ts";
+export { startDashboard } from "./dashboard.ts";

@@ -7,7 +7,8 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { RemoteError, RpcClient, writeAll } from "../net/connection.ts";
+import { RemoteError, writeAll } from "../net/connection.ts";
+import { RpcClient } from "../protocol/rpc.ts";
 import { ChunkBuffers } from "./_chunk_buffers.ts";
 import { chunkLength, type Manifest, sha256Hex } from "../content/manifest.ts";
 import type { PeerInfo } from "../protocol/messages.ts";

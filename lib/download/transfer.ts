@@ -10,7 +10,7 @@
  */
 import { statfs } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { RpcClient } from "../net/connection.ts";
+import { RpcClient } from "../protocol/rpc.ts";
 import { legacyDownload } from "../protocol/legacy.ts";
 import {
   chunkCount,

@@ -89,6 +89,70 @@ export class ShareWatcher extends EventTarget implements AsyncDisposable {
   }
 
   /**
+   * Listens for a {@linkcode ShareWatcherEventMap} event, typed by name.
+   *
+   * @param type The event name.
+   * @param listener Called with the typed event.
+   * @param options Standard listener options (`once`, `signal`).
+   */
+  override addEventListener<K extends keyof ShareWatcherEventMap>(
+    type: K,
+    listener: (this: ShareWatcher, event: ShareWatcherEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /**
+   * Listens for any event.
+   *
+   * @param type The event name.
+   * @param listener The listener.
+   * @param options Standard listener options.
+   */
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    super.addEventListener(type, listener, options);
+  }
+
+  /**
+   * Stops listening for a {@linkcode ShareWatcherEventMap} event.
+   *
+   * @param type The event name.
+   * @param listener The listener given to `addEventListener`.
+   * @param options Standard listener options (`capture`).
+   */
+  override removeEventListener<K extends keyof ShareWatcherEventMap>(
+    type: K,
+    listener: (this: ShareWatcher, event: ShareWatcherEventMap[K]) => void,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  /**
+   * Stops listening for any event.
+   *
+   * @param type The event name.
+   * @param listener The listener.
+   * @param options Standard listener options.
+   */
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void {
+    super.removeEventListener(type, listener, options);
+  }
+
+  /**
    * Starts watching. If the system refuses the watch, the watcher is
    * returned inactive and an `error` event follows.
    *

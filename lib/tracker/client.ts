@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { RpcClient } from "../net/connection.ts";
+import { RpcClient } from "../protocol/rpc.ts";
 import { ProtocolError } from "../net/wire.ts";
 import {
   type FileAnnouncement,

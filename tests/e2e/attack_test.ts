@@ -10,11 +10,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import {
-  FrameConnection,
-  RemoteError,
-  RpcClient,
-} from "../../lib/net/connection.ts";
+import { FrameConnection, RemoteError } from "../../lib/net/connection.ts";
+import { RpcClient } from "../../lib/protocol/rpc.ts";
 import { encodeLine, legacyRequest } from "../../lib/protocol/legacy.ts";
 import { contentId, sha256Hex } from "../../lib/content/manifest.ts";
 import { type Peer, startPeer } from "../../lib/peer/node.ts";

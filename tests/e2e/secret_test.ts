@@ -11,11 +11,8 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { AuthenticationError } from "../../lib/protocol/auth.ts";
-import {
-  FrameConnection,
-  RemoteError,
-  RpcClient,
-} from "../../lib/net/connection.ts";
+import { FrameConnection, RemoteError } from "../../lib/net/connection.ts";
+import { RpcClient } from "../../lib/protocol/rpc.ts";
 import { legacyRequest } from "../../lib/protocol/legacy.ts";
 import { TrackerClient } from "../../lib/tracker/client.ts";
 import { startTracker } from "../../lib/tracker/server.ts";

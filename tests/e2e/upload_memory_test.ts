@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { RpcClient } from "../../lib/net/connection.ts";
+import { RpcClient } from "../../lib/protocol/rpc.ts";
 import {
   spawnPeer,
   spawnTracker,

@@ -1,0 +1,125 @@
+/**
+ * The dashboard's public shapes: its options, the status and downloads its
+ * API returns, and the running {@linkcode Dashboard} handle.
+ *
+ * @module
+ */
+
+/** Options for `startDashboard`. */
+export interface DashboardOptions {
+  /** Port to serve on (0 picks a free one). @default {0} */
+  port?: number;
+  /** Address to bind. @default {"127.0.0.1"} */
+  hostname?: string;
+  /**
+   * Extra host names the `Host` header may carry (e.g. `"mybox.lan"`);
+   * the bound address and its loopback spellings always pass.
+   *
+   * @default {[]}
+   */
+  allowedHosts?: string[];
+  /**
+   * Token every API request must carry in the `x-shoal-token` header: 16 to
+   * 256 letters, digits, `-`, `.`, `_` or `~`. The page learns it from
+   * {@linkcode Dashboard.pageUrl}; nothing on the server hands it out.
+   *
+   * @default {a new random 256-bit token, in hex}
+   */
+  token?: string;
+  /** Finished downloads kept in the list. @default {50} */
+  keepFinished?: number;
+  /** Closes the dashboard when aborted. */
+  signal?: AbortSignal;
+}
+
+/** Where a download started from the dashboard stands. */
+export type DashboardDownloadState =
+  | "starting"
+  | "active"
+  | "done"
+  | "failed"
+  | "cancelled";
+
+/** A download as the dashboard shows it. */
+export interface DashboardDownload {
+  /** Key to cancel or dismiss it with (`DELETE /api/downloads/:key`). */
+  key: string;
+  /** What was asked for: a name or a content id. */
+  target: string;
+  /** Name it is saved under (the target until the manifest is known). */
+  name: string;
+  /** Content id, once known. */
+  id: string | null;
+  /** Where it stands. */
+  state: DashboardDownloadState;
+  /** Total bytes, once known. */
+  size: number | null;
+  /** Verified bytes. */
+  bytes: number;
+  /** Verified chunks. */
+  chunksDone: number;
+  /** Total chunks (0 until known). */
+  chunks: number;
+  /** Receive rate, bytes/s. */
+  rate: number;
+  /** Seconds left (`null` when unknown). */
+  eta: number | null;
+  /** Sources in use. */
+  sources: number;
+  /** Why it failed, readable. */
+  error: string | null;
+  /** Start time, ms since the epoch. */
+  startedAt: number;
+  /** End time, ms since the epoch. */
+  finishedAt: number | null;
+  /** Whether the dashboard can cancel it (it started it and it runs). */
+  cancellable: boolean;
+}
+
+/** An upload as the dashboard shows it. */
+export interface DashboardUpload {
+  /** Remote `host:port`. */
+  remote: string;
+  /** Bytes sent. */
+  bytes: number;
+  /** Chunks sent. */
+  chunks: number;
+  /** Send rate over the last second or so, bytes/s. */
+  rate: number;
+}
+
+/** The peer's state as `GET /api/status` and the event stream give it. */
+export interface DashboardStatus {
+  /** Address the tracker gives out for this peer, once registered. */
+  address: string | null;
+  /** Port the peer serves files on. */
+  port: number;
+  /** `connecting` until the first tracker call settles. */
+  tracker: "connected" | "unreachable" | "connecting";
+  /** Last tracker error, readable (`null` when connected). */
+  trackerError: string | null;
+  /** Number of shared files. */
+  shared: number;
+  /** Changes whenever the shared files change. */
+  sharedVersion: number;
+  /** Uploads in progress. */
+  uploads: DashboardUpload[];
+}
+
+/** A running dashboard. */
+export interface Dashboard extends AsyncDisposable {
+  /** Where it is served, e.g. `http://127.0.0.1:8080/`. */
+  readonly url: string;
+  /**
+   * Address to open in a browser: {@linkcode Dashboard.url} with the token
+   * in its fragment, e.g. `http://127.0.0.1:8080/#token=…` (a fragment is
+   * never sent to a server; the page keeps the token for its tab).
+   */
+  readonly pageUrl: string;
+  /** The token every API request carries in `x-shoal-token`. */
+  readonly token: string;
+  /** The bound port. */
+  readonly port: number;
+  /** Stops serving, ends event streams and cancels its own downloads. */
+  close(): Promise<void>;
+}
