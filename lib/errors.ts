@@ -54,3 +54,30 @@ export class TimeoutError extends Error {
     this.name = "TimeoutError";
   }
 }
+
+/**
+ * An error reported by the remote side in an `error` reply
+ * (`{ type: "error", code, message }`).
+ *
+ * @example Telling "not found" apart
+ * ```ts
+ * import { RemoteError } from "@shoal/shoal";
+ * const error = new RemoteError("not_found", "No such file");
+ * if (error.code !== "not_found") throw new Error("wrong code");
+ * ```
+ */
+export class RemoteError extends Error {
+  /** Machine-readable code, e.g. `not_found`, `unknown_peer`, `bad_request`. */
+  readonly code: string;
+  /**
+   * Creates the error.
+   *
+   * @param code Machine-readable code.
+   * @param message Human-readable text from the remote side.
+   */
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = "RemoteError";
+    this.code = code;
+  }
+}

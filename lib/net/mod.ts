@@ -55,10 +55,6 @@ export {
   connectWithTimeout,
   FrameConnection,
   type FrameConnectionOptions,
-  RemoteError,
-  type Reply,
-  RpcClient,
-  type RpcClientOptions,
 } from "./connection.ts";
 export { TokenBucket } from "./rate_limit.ts";
 export { ProtocolError, TimeoutError } from "../errors.ts";

@@ -25,8 +25,10 @@ import {
   timingSafeEqual,
 } from "node:crypto";
 import { Buffer } from "node:buffer";
-import type { FrameConnection } from "../net/connection.ts";
-import { type Frame, ProtocolError } from "../net/wire.ts";
+import { type FrameConnection, writeAll } from "../net/connection.ts";
+import { encodeJsonFrame, type Frame, FrameDecoder } from "../net/wire.ts";
+import type { DialOptions, Duplex, Transport } from "../net/transport.ts";
+import { ProtocolError, RemoteError, TimeoutError } from "../errors.ts";
 
 /** Bytes in each handshake nonce. */
 export const NONCE_BYTES = 32;
@@ -142,9 +144,10 @@ function remoteCode(error: unknown): string | undefined {
 }
 
 /**
- * The client side of the handshake, run right after connecting
- * (`RpcClient.connect` with a `secret` does it). On success the connection
- * is authenticated both ways.
+ * The client side of the handshake over an RPC client. On success the
+ * connection is authenticated both ways. {@linkcode privateSwarmTransport}
+ * runs the same exchange on a bare connection, which is what
+ * `RpcClient.connect` with a `secret` uses.
  *
  * @param client The connected client.
  * @param secret The shared secret.
@@ -154,9 +157,8 @@ function remoteCode(error: unknown): string | undefined {
  *
  * @example Authenticating to a private tracker
  * ```ts
- * import { authenticate } from "./auth.ts";
- * import { RpcClient } from "../net/connection.ts";
- * import { startTracker } from "../tracker/server.ts";
+ * import { authenticate, RpcClient } from "@shoal/shoal/protocol";
+ * import { startTracker } from "@shoal/shoal";
  * const secret = "correct horse battery staple";
  * await using tracker = await startTracker({ port: 0, hostname: "127.0.0.1", secret });
  * await using client = await RpcClient.connect(tracker.address);
@@ -169,10 +171,23 @@ export async function authenticate(
   secret: string,
   address: string,
 ): Promise<void> {
+  await handshake(
+    (message, expected) => client.call(message, expected),
+    secret,
+    address,
+  );
+}
+
+/** The client's exchange, over any way of making a call. */
+async function handshake(
+  call: AuthTransport["call"],
+  secret: string,
+  address: string,
+): Promise<void> {
   const clientNonce = randomBytes(NONCE_BYTES);
   let challenge: Record<string, unknown>;
   try {
-    challenge = await client.call(
+    challenge = await call(
       { type: "hello", nonce: clientNonce.toString("hex") },
       "challenge",
     );
@@ -199,7 +214,7 @@ export async function authenticate(
     );
   }
   try {
-    await client.call(
+    await call(
       {
         type: "auth",
         proof: proof(secret, "shoal-client", serverNonce, clientNonce)
@@ -216,6 +231,132 @@ export async function authenticate(
     }
     throw error;
   }
+}
+
+/** Largest handshake frame a client accepts from the server. */
+const MAX_HANDSHAKE_FRAME = 64 * 1024;
+
+/**
+ * Runs the client's handshake on a bare connection: one JSON frame out, one
+ * back, per step. The server sends nothing it was not asked for, so no byte
+ * past a reply is read.
+ */
+async function authenticateDuplex(
+  conn: Duplex,
+  secret: string,
+  address: string,
+  timeoutMs: number | undefined,
+): Promise<void> {
+  const decoder = new FrameDecoder({
+    maxFrameSize: MAX_HANDSHAKE_FRAME,
+    allowData: false,
+  });
+  const buffer = new Uint8Array(4096);
+  let rid = 0;
+  const call = async (
+    message: Record<string, unknown>,
+    expected: string,
+  ): Promise<Record<string, unknown>> => {
+    await writeAll(conn, encodeJsonFrame({ ...message, rid: ++rid }));
+    while (true) {
+      const n = await conn.read(buffer);
+      if (n === null) {
+        throw new ProtocolError(
+          `Cannot authenticate with ${address}: it closed the connection during the handshake`,
+        );
+      }
+      const frames = decoder.push(buffer.subarray(0, n));
+      if (frames.length === 0) continue;
+      const frame = frames[0]!;
+      if (frames.length > 1 || !decoder.idle || frame.kind !== "json") {
+        throw new AuthenticationError(
+          `Cannot authenticate with ${address}: it sent more than one reply`,
+        );
+      }
+      const reply = frame.message as Record<string, unknown>;
+      if (reply.type === "error") {
+        throw new RemoteError(
+          typeof reply.code === "string" ? reply.code.slice(0, 64) : "error",
+          typeof reply.message === "string"
+            ? reply.message.slice(0, 512)
+            : "Remote error",
+        );
+      }
+      if (reply.type !== expected || reply.rid !== rid) {
+        throw new ProtocolError(
+          `Cannot accept reply to ${
+            String(message.type)
+          }: expected "${expected}"`,
+        );
+      }
+      return reply;
+    }
+  };
+  let timedOut = false;
+  const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+    timedOut = true;
+    conn.close();
+  }, timeoutMs);
+  try {
+    await handshake(call, secret, address);
+  } catch (error) {
+    if (timedOut) {
+      throw new TimeoutError(
+        `Cannot authenticate with ${address}: no handshake within ${timeoutMs} ms`,
+      );
+    }
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Wraps a transport so every connection it dials runs the private-swarm
+ * handshake first: what `dial` returns is authenticated both ways. Listening
+ * is passed through: a server authenticates each framed connection with
+ * {@linkcode serverRequests}, after telling seed-protocol clients apart
+ * (they cannot authenticate and are refused with
+ * {@linkcode PRIVATE_SWARM_STATUS}).
+ *
+ * @param base The transport underneath (e.g. `tcpTransport`).
+ * @param secret The shared secret (16 to 1024 UTF-8 bytes).
+ * @returns The wrapping transport.
+ * @throws {RangeError} If the secret is too short or too long.
+ *
+ * @example Dialling a private tracker
+ * ```ts
+ * import { privateSwarmTransport, RpcClient } from "@shoal/shoal/protocol";
+ * import { tcpTransport } from "@shoal/shoal/net";
+ * import { startTracker } from "@shoal/shoal";
+ * const secret = "correct horse battery staple";
+ * await using tracker = await startTracker({ port: 0, hostname: "127.0.0.1", secret });
+ * await using client = await RpcClient.connect(tracker.address, {
+ *   transport: privateSwarmTransport(tcpTransport, secret),
+ * });
+ * await client.call({ type: "list" }, "files");
+ * ```
+ */
+export function privateSwarmTransport(
+  base: Transport,
+  secret: string,
+): Transport {
+  validateSecret(secret);
+  return {
+    async dial(address: string, options: DialOptions = {}): Promise<Duplex> {
+      const conn = await base.dial(address, options);
+      try {
+        await authenticateDuplex(conn, secret, address, options.timeoutMs);
+      } catch (error) {
+        try {
+          conn.close();
+        } catch { /* closed by a timeout */ }
+        throw error;
+      }
+      return conn;
+    },
+    listen: (options) => base.listen(options),
+  };
 }
 
 /** Options for {@linkcode acceptAuthentication}. */

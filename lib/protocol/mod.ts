@@ -45,8 +45,15 @@ export {
   AuthenticationError,
   type AuthTransport,
   PRIVATE_SWARM_STATUS,
+  privateSwarmTransport,
   validateSecret,
 } from "./auth.ts";
+export {
+  RemoteError,
+  type Reply,
+  RpcClient,
+  type RpcClientOptions,
+} from "./rpc.ts";
 export {
   legacyDownload,
   type LegacyDownloadOptions,

@@ -1,0 +1,264 @@
+/**
+ * Requests and replies over a framed connection: a client that tags each
+ * request with a request id (`rid`) and matches the replies, so many
+ * requests can be in flight on one connection (pipelining).
+ *
+ * @module
+ */
+import {
+  FrameConnection,
+  type FrameConnectionOptions,
+} from "../net/connection.ts";
+import { type Duplex, tcpTransport, type Transport } from "../net/transport.ts";
+import { ProtocolError, RemoteError, TimeoutError } from "../errors.ts";
+import { privateSwarmTransport } from "./auth.ts";
+
+export { RemoteError } from "../errors.ts";
+
+/** A reply to a request: a JSON object or a data frame's bytes. */
+export type Reply = Record<string, unknown> | Uint8Array;
+
+/** Options for {@linkcode RpcClient}. */
+export interface RpcClientOptions extends FrameConnectionOptions {
+  /** Receives the bytes of a data reply nobody waits for any more. */
+  discard?: (bytes: Uint8Array) => void;
+  /**
+   * How long a request waits for its reply.
+   *
+   * @default {10000}
+   */
+  requestTimeoutMs?: number;
+  /**
+   * Shared secret of a private swarm: {@linkcode RpcClient.connect} dials
+   * through {@linkcode privateSwarmTransport}, which runs the mutual
+   * challenge–response before returning. Without it no handshake is made
+   * (open swarms).
+   *
+   * @default {undefined}
+   */
+  secret?: string;
+  /**
+   * How {@linkcode RpcClient.connect} reaches the remote side.
+   *
+   * @default {tcpTransport}
+   */
+  transport?: Transport;
+}
+
+interface Pending {
+  resolve(reply: Reply): void;
+  reject(error: Error): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/**
+ * The client side of a framed connection: sends requests tagged with a
+ * request id (`rid`) and matches replies, so many requests can be in flight
+ * on one connection (pipelining).
+ *
+ * @example Asking a peer for a chunk
+ * ```ts ignore
+ * import { RpcClient } from "@shoal/shoal/protocol";
+ * await using client = await RpcClient.connect("127.0.0.1:10001");
+ * const bytes = await client.request({ type: "chunk", id: "…", index: 0 });
+ * ```
+ */
+export class RpcClient {
+  /** The framed connection. */
+  readonly connection: FrameConnection;
+  readonly #requestTimeoutMs: number;
+  readonly #discard: ((bytes: Uint8Array) => void) | undefined;
+  readonly #pending = new Map<number, Pending>();
+  #nextRid = 1;
+  #failure: Error | undefined;
+  readonly #loop: Promise<void>;
+
+  /**
+   * Wraps an open connection and starts reading replies.
+   *
+   * @param conn The connection (owned from now on).
+   * @param options Limits.
+   */
+  constructor(conn: Duplex, options: RpcClientOptions = {}) {
+    const { secret: _secret, transport: _transport, ...frameOptions } = options;
+    this.connection = new FrameConnection(conn, {
+      ...frameOptions,
+      // Idle time between requests is fine; a stalled reply is caught by the
+      // per-request timeout instead.
+      readTimeoutMs: 0,
+    });
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+    this.#discard = options.discard;
+    this.#loop = this.#readLoop();
+  }
+
+  /**
+   * Connects to `address` and returns a client.
+   *
+   * @param address `host:port`.
+   * @param options Limits; `requestTimeoutMs` also bounds the connect (and
+   *   the handshake); `transport` dials; `secret` authenticates first.
+   * @returns The client.
+   * @throws {AuthenticationError} If `secret` is set and the server does not
+   *   prove it knows it.
+   */
+  static async connect(
+    address: string,
+    options: RpcClientOptions = {},
+  ): Promise<RpcClient> {
+    const base = options.transport ?? tcpTransport;
+    const transport = options.secret === undefined
+      ? base
+      : privateSwarmTransport(base, options.secret);
+    const conn = await transport.dial(address, {
+      timeoutMs: options.requestTimeoutMs ?? 10_000,
+    });
+    return new RpcClient(conn, options);
+  }
+
+  async #readLoop(): Promise<void> {
+    try {
+      for await (const frame of this.connection.frames()) {
+        let rid: unknown;
+        let reply: Reply;
+        if (frame.kind === "data") {
+          rid = frame.rid;
+          reply = frame.bytes;
+        } else {
+          const message = frame.message as Record<string, unknown>;
+          rid = message.rid;
+          reply = message;
+        }
+        const pending = typeof rid === "number"
+          ? this.#pending.get(rid)
+          : undefined;
+        if (!pending) {
+          // A late reply to a request that timed out or was cancelled.
+          if (reply instanceof Uint8Array) this.#discard?.(reply);
+          continue;
+        }
+        this.#pending.delete(rid as number);
+        clearTimeout(pending.timer);
+        if (!(reply instanceof Uint8Array) && reply.type === "error") {
+          pending.reject(
+            new RemoteError(
+              typeof reply.code === "string"
+                ? reply.code.slice(0, 64)
+                : "error",
+              typeof reply.message === "string"
+                ? reply.message.slice(0, 512)
+                : "Remote error",
+            ),
+          );
+        } else {
+          pending.resolve(reply);
+        }
+      }
+      this.#fail(new Deno.errors.ConnectionReset("Connection closed by peer"));
+    } catch (error) {
+      this.#fail(error as Error);
+    }
+  }
+
+  #fail(error: Error): void {
+    this.#failure ??= error;
+    for (const [rid, pending] of this.#pending) {
+      clearTimeout(pending.timer);
+      pending.reject(this.#failure);
+      this.#pending.delete(rid);
+    }
+    this.connection.close();
+  }
+
+  /**
+   * Sends a request and waits for its reply.
+   *
+   * @param message The request (a `rid` is added).
+   * @param timeoutMs Override of the request timeout.
+   * @param signal Cancels the request (a `cancel` is sent to the remote).
+   * @returns The reply object, or the bytes of a data reply.
+   * @throws {RemoteError} If the remote side answers with an error.
+   * @throws {TimeoutError} If no reply comes in time.
+   */
+  request(
+    message: Record<string, unknown>,
+    timeoutMs: number = this.#requestTimeoutMs,
+    signal?: AbortSignal,
+  ): Promise<Reply> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const rid = this.#nextRid;
+    this.#nextRid = this.#nextRid >= 0x7fffffff ? 1 : this.#nextRid + 1;
+    return new Promise<Reply>((resolve, reject) => {
+      const onAbort = () => {
+        if (!this.#pending.delete(rid)) return;
+        clearTimeout(timer);
+        // Tell the remote side not to bother; a late reply is ignored.
+        this.connection.send({ type: "cancel", target: rid }).catch(() => {});
+        reject(signal!.reason);
+      };
+      const timer = setTimeout(() => {
+        this.#pending.delete(rid);
+        signal?.removeEventListener("abort", onAbort);
+        this.connection.send({ type: "cancel", target: rid }).catch(() => {});
+        reject(
+          new TimeoutError(
+            `Cannot complete ${
+              String(message.type)
+            } request: no reply within ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#pending.set(rid, {
+        resolve: (reply) => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve(reply);
+        },
+        reject: (error) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(error);
+        },
+        timer,
+      });
+      this.connection.send({ ...message, rid }).catch((error) =>
+        this.#fail(error as Error)
+      );
+    });
+  }
+
+  /**
+   * Sends a request and expects a JSON reply of type `expected`.
+   *
+   * @param message The request.
+   * @param expected The reply type.
+   * @returns The reply object.
+   * @throws {ProtocolError} If the reply has another type or is data.
+   */
+  async call(
+    message: Record<string, unknown>,
+    expected: string,
+  ): Promise<Record<string, unknown>> {
+    const reply = await this.request(message);
+    if (reply instanceof Uint8Array) this.#discard?.(reply);
+    if (reply instanceof Uint8Array || reply.type !== expected) {
+      throw new ProtocolError(
+        `Cannot accept reply to ${
+          String(message.type)
+        }: expected "${expected}"`,
+      );
+    }
+    return reply;
+  }
+
+  /** Closes the connection and fails pending requests. */
+  async close(): Promise<void> {
+    this.#fail(new Deno.errors.BadResource("Connection closed"));
+    await this.#loop;
+  }
+
+  /** Same as {@linkcode RpcClient.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
