@@ -50,7 +50,7 @@ export interface Manifest {
  *
  * @example
  * ```ts
- * import { chunkCount } from "./manifest.ts";
+ * import { chunkCount } from "@shoal/shoal/content";
  * if (chunkCount(10, 4) !== 3) throw new Error("wrong count");
  * ```
  */
@@ -67,7 +67,7 @@ export function chunkCount(size: number, chunkSize: number): number {
  *
  * @example
  * ```ts
- * import { chunkLength } from "./manifest.ts";
+ * import { chunkLength } from "@shoal/shoal/content";
  * if (chunkLength({ size: 10, chunkSize: 4 }, 2) !== 2) throw new Error("wrong");
  * ```
  */
@@ -91,7 +91,7 @@ export function chunkLength(
  *
  * @example
  * ```ts
- * import { effectiveChunkSize } from "./manifest.ts";
+ * import { effectiveChunkSize } from "@shoal/shoal/content";
  * if (effectiveChunkSize(100, 4096) !== 4096) throw new Error("changed");
  * ```
  */
@@ -113,7 +113,7 @@ export function effectiveChunkSize(size: number, requested: number): number {
  *
  * @example
  * ```ts
- * import { sha256Hex } from "./manifest.ts";
+ * import { sha256Hex } from "@shoal/shoal/content";
  * if (sha256Hex(new Uint8Array()).length !== 64) throw new Error("bad hash");
  * ```
  */
@@ -131,7 +131,7 @@ export function sha256Hex(bytes: Uint8Array): string {
  *
  * @example
  * ```ts
- * import { contentId, sha256Hex } from "./manifest.ts";
+ * import { contentId, sha256Hex } from "@shoal/shoal/content";
  * const data = new TextEncoder().encode("hello");
  * const id = contentId(5, 4096, [sha256Hex(data)]);
  * if (id.length !== 64) throw new Error("bad id");
@@ -176,7 +176,7 @@ export interface HashFileOptions {
  *
  * @example Hashing a file
  * ```ts
- * import { hashFile } from "./manifest.ts";
+ * import { hashFile } from "@shoal/shoal/content";
  * const path = await Deno.makeTempFile();
  * await Deno.writeTextFile(path, "hello");
  * const manifest = await hashFile(path, "hello.txt");
@@ -260,7 +260,7 @@ export async function readFull(
  *
  * @example Checking a manifest
  * ```ts
- * import { contentId, validateManifest } from "./manifest.ts";
+ * import { contentId, validateManifest } from "@shoal/shoal/content";
  * const hashes = ["00".repeat(32)];
  * const id = contentId(1, 4096, hashes);
  * validateManifest({ id, name: "a", size: 1, chunkSize: 4096, hashes }, id);

@@ -25,11 +25,14 @@ export {
   chunkLength,
   contentId,
   DEFAULT_CHUNK_SIZE,
+  effectiveChunkSize,
   hashFile,
   type HashFileOptions,
+  isContentId,
   type Manifest,
   MAX_CHUNKS,
   MIN_CHUNK_SIZE,
+  sha256Hex,
   validateManifest,
 } from "./manifest.ts";
 export {

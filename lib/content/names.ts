@@ -45,7 +45,7 @@ const WINDOWS_DEVICE =
  *
  * @example Accepting and refusing names
  * ```ts
- * import { validateName } from "./names.ts";
+ * import { validateName } from "@shoal/shoal/content";
  * validateName("docs/a.txt");
  * for (const name of ["../etc/passwd", "nul.txt", "a.txt:stream", "x."]) {
  *   let refused = false;
@@ -129,7 +129,7 @@ function windowsDevice(segment: string): string | undefined {
  *
  * @example
  * ```ts
- * import { isInside } from "./names.ts";
+ * import { isInside } from "@shoal/shoal/content";
  * if (!isInside("/srv/share", "/srv/share/a.txt")) throw new Error("inside");
  * if (isInside("/srv/share", "/srv/shared/a.txt")) throw new Error("outside");
  * ```
@@ -152,7 +152,7 @@ export function isInside(root: string, path: string): boolean {
  *
  * @example Resolving a shared file
  * ```ts
- * import { resolveForRead } from "./names.ts";
+ * import { resolveForRead } from "@shoal/shoal/content";
  * const root = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${root}/a.txt`, "hi");
  * const path = await resolveForRead(root, "a.txt");
@@ -189,7 +189,7 @@ export async function resolveForRead(
  *
  * @example Resolving a download target
  * ```ts
- * import { resolveForWrite } from "./names.ts";
+ * import { resolveForWrite } from "@shoal/shoal/content";
  * const root = await Deno.makeTempDir();
  * const path = await resolveForWrite(root, "docs/new.txt");
  * if (!path.endsWith("new.txt")) throw new Error("wrong path");

@@ -36,7 +36,7 @@ export interface IgnoreRulesOptions {
  *
  * @example Hidden files, parts and patterns
  * ```ts
- * import { IgnoreRules } from "./ignore.ts";
+ * import { IgnoreRules } from "@shoal/shoal/share";
  * const root = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${root}/.shoalignore`, "*.log\n");
  * const rules = await IgnoreRules.load(root);

@@ -105,7 +105,7 @@ interface Candidate {
  *
  * @example Diffing two lists
  * ```ts
- * import { diffAnnouncements } from "./share.ts";
+ * import { diffAnnouncements } from "@shoal/shoal/share";
  * const a = { name: "a", id: "a".repeat(64), size: 1 };
  * const b = { name: "b", id: "b".repeat(64), size: 2 };
  * const delta = diffAnnouncements(new Map([["a", a]]), [b]);
@@ -136,7 +136,7 @@ export function diffAnnouncements(
  *
  * @example Indexing a directory
  * ```ts
- * import { ShareIndex } from "./share.ts";
+ * import { ShareIndex } from "@shoal/shoal/share";
  * const root = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${root}/a.txt`, "hello");
  * const index = await ShareIndex.open({ root });

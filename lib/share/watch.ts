@@ -48,8 +48,7 @@ interface Observation {
  *
  * @example Seeing a new file
  * ```ts
- * import { ShareIndex } from "./share.ts";
- * import { ShareWatcher } from "./watch.ts";
+ * import { ShareIndex, ShareWatcher } from "@shoal/shoal/share";
  * const root = await Deno.makeTempDir();
  * const index = await ShareIndex.open({ root });
  * await using watcher = ShareWatcher.start(index, { stableMs: 50 });
