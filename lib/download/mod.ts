@@ -1,7 +1,8 @@
 /**
  * Downloading in detail: the single-file {@linkcode download}, the swarm
- * engine that fetches chunks from many sources at once, and the chunk picker
- * that decides which chunk to ask of which source.
+ * engine that fetches chunks from many sources at once, the download
+ * strategy that decides which chunk to ask of which source (the seam for
+ * chunk scheduling), and the partial file a download writes.
  *
  * @example Reading which chunks a source holds
  * ```ts
@@ -22,14 +23,22 @@ export {
   UnverifiedSourceError,
 } from "./transfer.ts";
 export {
+  type ChunkSink,
   ChunkVerificationError,
   runSwarm,
   type SwarmOptions,
 } from "./swarm.ts";
+export { ChunkBoard, hasBit, packBitfield, type Pick } from "./scheduler.ts";
 export {
-  ChunkPicker,
-  hasBit,
-  packBitfield,
-  type Pick,
-  type SourceView,
-} from "./scheduler.ts";
+  type ChunkChooser,
+  defaultStrategy,
+  type DownloadStrategy,
+  rarestFirst,
+  type RarestFirstOptions,
+} from "./strategy.ts";
+export {
+  checkFreeSpace,
+  PartFile,
+  partPaths,
+  STATE_SUFFIX,
+} from "./part_file.ts";

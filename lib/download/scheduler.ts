@@ -1,21 +1,10 @@
 /**
- * Chunk selection for multi-source downloads: which chunk a source should be
- * asked for next. In order while every source holds everything, rarest first
- * once partial holders' chunk maps are known, and endgame (the last chunks
- * asked of a second source) when nothing else is left.
+ * Chunk bookkeeping of a download: which chunks are missing, in flight (and
+ * with which sources) or verified, plus the bitfield helpers. What to ask
+ * for next is the {@linkcode DownloadStrategy}'s job (see `strategy.ts`).
  *
  * @module
  */
-
-/** What the picker needs to know of a source. */
-export interface SourceView {
-  /** Stable id of the source within one download. */
-  readonly key: string;
-  /** `null` when the source holds every chunk, else its bitfield. */
-  readonly bitfield: Uint8Array | null;
-  /** Whether the source has been dropped. */
-  readonly dropped: boolean;
-}
 
 /** A chunk choice. */
 export interface Pick {
@@ -29,11 +18,6 @@ const MISSING = 0;
 const IN_FLIGHT = 1;
 const DONE = 2;
 
-/** How many candidates rarest-first compares per pick. */
-const RAREST_WINDOW = 32;
-/** Most sources fetching the same chunk in endgame. */
-const MAX_DUPLICATES = 2;
-
 /**
  * Whether bit `index` is set in a bitfield (most significant bit first).
  *
@@ -41,9 +25,9 @@ const MAX_DUPLICATES = 2;
  * @param index Bit index.
  * @returns Whether the bit is set.
  *
- * @example
+ * @example Reading one bit
  * ```ts
- * import { hasBit } from "./scheduler.ts";
+ * import { hasBit } from "@shoal/shoal/download";
  * if (!hasBit(new Uint8Array([0b1000_0000]), 0)) throw new Error("bit 0 is set");
  * ```
  */
@@ -57,9 +41,9 @@ export function hasBit(bitfield: Uint8Array, index: number): boolean {
  * @param have `1` for each chunk held.
  * @returns The packed bitfield.
  *
- * @example
+ * @example Packing three flags
  * ```ts
- * import { packBitfield } from "./scheduler.ts";
+ * import { packBitfield } from "@shoal/shoal/download";
  * if (packBitfield(new Uint8Array([1, 0, 1]))[0] !== 0b1010_0000) throw new Error("bad");
  * ```
  */
@@ -72,18 +56,19 @@ export function packBitfield(have: Uint8Array): Uint8Array {
 }
 
 /**
- * Tracks each chunk's state (missing, in flight, done) and chooses the next
- * chunk for a source.
+ * Each chunk's state (missing, in flight, done) and the sources fetching
+ * it. A strategy reads it; the download alone changes it.
  *
- * @example Picking in order from a complete source
+ * @example Requesting and completing a chunk
  * ```ts
- * import { ChunkPicker } from "./scheduler.ts";
- * const picker = new ChunkPicker(new Uint8Array(3));
- * const source = { key: "a", bitfield: null, dropped: false };
- * if (picker.pick(source, [source])?.index !== 0) throw new Error("expected 0");
+ * import { ChunkBoard } from "@shoal/shoal/download";
+ * const board = new ChunkBoard(new Uint8Array(2));
+ * board.request(0, "a");
+ * board.complete(0);
+ * if (board.done !== 1) throw new Error("expected one chunk done");
  * ```
  */
-export class ChunkPicker {
+export class ChunkBoard {
   readonly #state: Uint8Array;
   readonly #requesters = new Map<number, Set<string>>();
   #cursor = 0;
@@ -91,7 +76,7 @@ export class ChunkPicker {
   #listeners: (() => void)[] = [];
 
   /**
-   * Creates a picker.
+   * Creates a board.
    *
    * @param have `1` for chunks already verified on disk (resume).
    */
@@ -131,69 +116,87 @@ export class ChunkPicker {
   }
 
   /**
-   * Chooses the next chunk to ask `source` for, and marks it in flight.
+   * Whether chunk `index` is neither verified nor asked of anyone.
    *
-   * @param source The source asking.
-   * @param sources Every source of the download (for rarity).
-   * @returns The pick, or `undefined` when the source has nothing useful.
+   * @param index Chunk index.
+   * @returns `true` when missing and not in flight.
    */
-  pick(source: SourceView, sources: readonly SourceView[]): Pick | undefined {
-    const has = (i: number) =>
-      source.bitfield === null || hasBit(source.bitfield, i);
-    const partial = sources.some((s) => !s.dropped && s.bitfield !== null);
+  isMissing(index: number): boolean {
+    return this.#state[index] === MISSING;
+  }
+
+  /**
+   * The lowest chunk index that may be missing: every chunk below it is in
+   * flight or done.
+   *
+   * @returns An index, or {@linkcode ChunkBoard.total} when none is missing.
+   */
+  firstMissing(): number {
     while (
       this.#cursor < this.#state.length && this.#state[this.#cursor] !== MISSING
     ) {
       this.#cursor++;
     }
-    let best = -1;
-    let bestRarity = Infinity;
-    let seen = 0;
-    for (let i = this.#cursor; i < this.#state.length; i++) {
-      if (this.#state[i] !== MISSING || !has(i)) continue;
-      if (!partial) {
-        best = i;
-        break;
-      }
-      let rarity = 0;
-      for (const s of sources) {
-        if (!s.dropped && (s.bitfield === null || hasBit(s.bitfield, i))) {
-          rarity++;
-        }
-      }
-      if (rarity < bestRarity) {
-        best = i;
-        bestRarity = rarity;
-      }
-      if (++seen >= RAREST_WINDOW) break;
+    return this.#cursor;
+  }
+
+  /**
+   * The chunks in flight and the sources fetching each.
+   *
+   * @returns Pairs of chunk index and requester keys.
+   */
+  inFlight(): IterableIterator<[number, ReadonlySet<string>]> {
+    return this.#requesters.entries();
+  }
+
+  /**
+   * The sources fetching chunk `index`.
+   *
+   * @param index Chunk index.
+   * @returns Their keys (empty when none).
+   */
+  requesters(index: number): ReadonlySet<string> {
+    return this.#requesters.get(index) ?? new Set();
+  }
+
+  /**
+   * Records that source `key` was asked for chunk `index`.
+   *
+   * @param index Chunk index (not done).
+   * @param key The source asked.
+   * @returns The pick: a duplicate when another source is already fetching it.
+   * @throws {RangeError} If the chunk is done, out of range or already asked
+   *   of this source.
+   */
+  request(index: number, key: string): Pick {
+    const state = this.#state[index];
+    const requesters = this.#requesters.get(index);
+    if (state === undefined || state === DONE || requesters?.has(key)) {
+      throw new RangeError(
+        `Cannot request chunk ${index} from ${key}: it is ${
+          state === undefined
+            ? "out of range"
+            : state === DONE
+            ? "already verified"
+            : "already asked of that source"
+        }`,
+      );
     }
-    if (best >= 0) {
-      this.#state[best] = IN_FLIGHT;
-      this.#requesters.set(best, new Set([source.key]));
-      return { index: best, duplicate: false };
+    if (requesters) {
+      requesters.add(key);
+      return { index, duplicate: true };
     }
-    // Endgame: nothing missing for this source; help with chunks in flight
-    // elsewhere, fewest requesters first.
-    let endgame = -1;
-    let fewest = MAX_DUPLICATES;
-    for (const [i, requesters] of this.#requesters) {
-      if (requesters.has(source.key) || !has(i)) continue;
-      if (requesters.size < fewest) {
-        endgame = i;
-        fewest = requesters.size;
-      }
-    }
-    if (endgame < 0) return undefined;
-    this.#requesters.get(endgame)!.add(source.key);
-    return { index: endgame, duplicate: true };
+    this.#state[index] = IN_FLIGHT;
+    this.#requesters.set(index, new Set([key]));
+    return { index, duplicate: false };
   }
 
   /**
    * Marks a chunk verified.
    *
    * @param index Chunk index.
-   * @returns Keys of other sources still fetching it (to cancel), or
-   *   `undefined` if it was already done.
+   * @returns Keys of the sources that were fetching it (to cancel the
+   *   others), or `undefined` if it was already done.
    */
   complete(index: number): string[] | undefined {
     if (this.#state[index] === DONE) return undefined;
@@ -228,6 +231,7 @@ export class ChunkPicker {
    * Resolves at the next state change, or after `timeoutMs`.
    *
    * @param timeoutMs Longest wait.
+   * @returns When something changed or the time ran out.
    */
   changed(timeoutMs: number): Promise<void> {
     return new Promise((resolve) => {
@@ -243,7 +247,7 @@ export class ChunkPicker {
     });
   }
 
-  /** Wakes every waiter of {@linkcode ChunkPicker.changed} now. */
+  /** Wakes every waiter of {@linkcode ChunkBoard.changed} now. */
   wake(): void {
     this.#notify();
   }

@@ -8,8 +8,7 @@
  *
  * @module
  */
-import { statfs } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { RpcClient } from "../protocol/rpc.ts";
 import { legacyDownload } from "../protocol/legacy.ts";
 import {
@@ -18,8 +17,6 @@ import {
   hashFile,
   isContentId,
   type Manifest,
-  readFull,
-  sha256Hex,
   validateManifest,
 } from "../content/manifest.ts";
 import type { PeerInfo } from "../protocol/messages.ts";
@@ -31,11 +28,13 @@ import {
 import type { TokenBucket } from "../net/rate_limit.ts";
 import { packBitfield } from "./scheduler.ts";
 import { runSwarm } from "./swarm.ts";
+import { checkFreeSpace, PartFile, partPaths } from "./part_file.ts";
+import type { DownloadStrategy } from "./strategy.ts";
+import type { Transport } from "../net/transport.ts";
 import { TrackerClient } from "../tracker/client.ts";
 import { ProtocolError } from "../net/wire.ts";
 
-/** Suffix of the resume state kept beside a `.part` file. */
-export const STATE_SUFFIX = ".part.state";
+export { partPaths, STATE_SUFFIX } from "./part_file.ts";
 
 /** Largest file a download accepts unless told otherwise: 1 TiB. */
 export const DEFAULT_MAX_FILE_SIZE = 2 ** 40;
@@ -123,6 +122,20 @@ export interface DownloadOptions {
    * @default {33554432}
    */
   maxInFlightBytes?: number;
+  /**
+   * Which chunk to ask which source for next (see `strategy.ts`): rarest
+   * first, in order while every source holds everything, and endgame.
+   *
+   * @default {defaultStrategy}
+   */
+  strategy?: DownloadStrategy;
+  /**
+   * How the tracker-found sources are dialled (the manifest request and
+   * every chunk connection).
+   *
+   * @default {tcpTransport}
+   */
+  transport?: Transport;
   /** Shared cap on the download rate (see {@linkcode TokenBucket}). */
   limiter?: TokenBucket;
   /**
@@ -389,6 +402,7 @@ async function askManifest(
   await using rpc = await RpcClient.connect(holder.address, {
     requestTimeoutMs: options.requestTimeoutMs ?? 15_000,
     ...(options.secret !== undefined ? { secret: options.secret } : {}),
+    ...(options.transport ? { transport: options.transport } : {}),
   });
   const reply = await rpc.request({ type: "manifest", id }, undefined, signal);
   if (reply instanceof Uint8Array || reply.type !== "manifest") {
@@ -509,103 +523,55 @@ async function fetchChunks(
   const total = chunkCount(manifest.size, manifest.chunkSize);
   const have = new Uint8Array(total);
   await checkFreeSpace(partPath, name, manifest.size);
-  const file = await openPartFile(partPath, name);
-  let received = 0;
-  let resumedChunks = 0;
+  await using part = await PartFile.open(partPath, name);
   // A failed write (disk full, I/O error) is not a fault of the sources: it
   // ends the download at once with a clear error, and the verified chunks
   // stay in the .part file (with its state) for a resume.
-  const writeFailed = new AbortController();
-  const write = file.write.bind(file);
-  file.write = async (bytes: Uint8Array): Promise<number> => {
-    try {
-      return await write(bytes);
-    } catch (error) {
-      const kept = have.reduce((sum, bit) => sum + bit, 0);
-      writeFailed.abort(
-        new Error(
-          `Cannot write ${partPath}: ${
-            (error as Error).message.split("\n")[0]
-          } (${kept} verified chunks are kept; run the download again to resume)`,
-          { cause: error },
-        ),
-      );
-      throw error;
-    }
-  };
-  try {
-    resumedChunks = await resume(file, statePath, manifest, have);
-    await file.truncate(manifest.size);
-    await Deno.writeTextFile(
-      statePath,
-      JSON.stringify({ version: 1, manifest, name }),
-    );
-    options.onStart?.({
-      manifest,
-      name,
-      partPath,
-      has: (index) => have[index] === 1,
-      bitfield: () => packBitfield(have),
-    });
-    let done = resumedChunks;
-    let bytesDone = 0;
-    for (let i = 0; i < total; i++) {
-      if (have[i]) bytesDone += chunkLength(manifest, i);
-    }
-    const runStart = performance.now();
-    const report = (sources: number) => {
-      const seconds = (performance.now() - runStart) / 1000;
-      const rate = seconds > 0 ? received / seconds : 0;
-      options.onProgress?.({
-        id: manifest.id,
-        name,
-        size: manifest.size,
-        bytes: bytesDone,
-        received,
-        chunksDone: done,
-        chunks: total,
-        rate,
-        eta: rate > 0 ? (manifest.size - bytesDone) / rate : Infinity,
-        sources,
-      });
-    };
-    report(holders.length);
-    await runSwarm({
-      manifest,
-      have,
-      file,
-      holders,
-      findHolders,
-      maxInFlightPerPeer: options.maxInFlightPerPeer ?? 4,
-      maxPeers: options.maxPeers ?? 8,
-      requestTimeoutMs: options.requestTimeoutMs ?? 15_000,
-      maxStrikes: options.maxStrikes ?? 3,
-      refreshIntervalMs: options.refreshIntervalMs ?? 3000,
-      maxInFlightBytes: options.maxInFlightBytes ?? 32 * 1024 * 1024,
-      stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
-      ...(options.limiter ? { limiter: options.limiter } : {}),
-      ...(options.secret !== undefined ? { secret: options.secret } : {}),
-      signal: options.signal
-        ? AbortSignal.any([options.signal, writeFailed.signal])
-        : writeFailed.signal,
-      onChunk: (_index, length, sources) => {
-        done++;
-        bytesDone += length;
-        received += length;
-        report(sources);
-      },
-    });
-    // Flushing to stable storage before the rename costs a full disk
-    // write of the file (about 1.5 s/GiB here), so it is opt-in.
-    if (options.fsync) await file.syncData();
-    // Every chunk verified: move into place while the lock is still held,
-    // so no other download can touch the file between the last write and
-    // the rename (and none writes to it after: it is ours alone).
-    await moveIntoPlace(partPath, path, name, options.overwrite ?? false);
-    await Deno.remove(statePath).catch(() => {});
-  } finally {
-    file.close();
-  }
+  part.describeKept(() =>
+    `${have.reduce((sum, bit) => sum + bit, 0)} verified chunks are kept`
+  );
+  const resumedChunks = await part.resume(statePath, manifest, have);
+  await part.prepare(statePath, manifest, name);
+  options.onStart?.({
+    manifest,
+    name,
+    partPath,
+    has: (index) => have[index] === 1,
+    bitfield: () => packBitfield(have),
+  });
+  const progress = new ProgressReporter(manifest, name, have, options);
+  progress.report(holders.length);
+  await runSwarm({
+    manifest,
+    have,
+    file: part,
+    holders,
+    findHolders,
+    ...(options.strategy ? { strategy: options.strategy } : {}),
+    ...(options.transport ? { transport: options.transport } : {}),
+    maxInFlightPerPeer: options.maxInFlightPerPeer ?? 4,
+    maxPeers: options.maxPeers ?? 8,
+    requestTimeoutMs: options.requestTimeoutMs ?? 15_000,
+    maxStrikes: options.maxStrikes ?? 3,
+    refreshIntervalMs: options.refreshIntervalMs ?? 3000,
+    maxInFlightBytes: options.maxInFlightBytes ?? 32 * 1024 * 1024,
+    stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
+    ...(options.limiter ? { limiter: options.limiter } : {}),
+    ...(options.secret !== undefined ? { secret: options.secret } : {}),
+    signal: options.signal
+      ? AbortSignal.any([options.signal, part.failed])
+      : part.failed,
+    onChunk: (_index, length, sources) => progress.chunk(length, sources),
+  });
+  // Flushing to stable storage before the rename costs a full disk
+  // write of the file (about 1.5 s/GiB here), so it is opt-in.
+  if (options.fsync) await part.sync();
+  // Every chunk verified: move into place while the lock is still held,
+  // so no other download can touch the file between the last write and
+  // the rename (and none writes to it after: it is ours alone).
+  await part.moveTo(path, name, options.overwrite ?? false);
+  await Deno.remove(statePath).catch(() => {});
+  const received = progress.received;
   return {
     id: manifest.id,
     name,
@@ -620,157 +586,52 @@ async function fetchChunks(
   };
 }
 
-/**
- * The partial file of a download of `id` saved at `path`, and its resume
- * state. Named by the content id, so downloads of two different files
- * under one name never share a partial file.
- */
-export function partPaths(
-  path: string,
-  id: string,
-): { partPath: string; statePath: string } {
-  let partPath = `${path}.${id.slice(0, 16)}${PART_SUFFIX}`;
-  if (new TextEncoder().encode(basename(partPath)).length > 255) {
-    partPath = join(dirname(path), `${id}${PART_SUFFIX}`);
-  }
-  return { partPath, statePath: partPath + ".state" };
-}
+/** Counts what a download verified and reports progress. */
+class ProgressReporter {
+  received = 0;
+  #done = 0;
+  #bytesDone = 0;
+  readonly #runStart = performance.now();
 
-/**
- * Opens (creating it if needed, never truncating) a partial file and takes
- * an exclusive lock on it: one download at a time writes a partial file,
- * whether the other one runs in this process or another. The lock goes
- * with the process, so a crash leaves nothing to clean up.
- */
-async function openPartFile(
-  partPath: string,
-  name: string,
-): Promise<Deno.FsFile> {
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(partPath, { read: true, write: true, create: true });
-  } catch (error) {
-    const message = `Cannot write ${partPath}: ${(error as Error).message}`;
-    if (error instanceof Deno.errors.PermissionDenied) {
-      throw new Deno.errors.PermissionDenied(message);
-    }
-    throw new Error(message, { cause: error });
-  }
-  let locked = false;
-  try {
-    locked = await file.tryLock(true);
-  } catch (error) {
-    file.close();
-    throw new Error(
-      `Cannot lock ${partPath}: ${(error as Error).message.split("\n")[0]}`,
-      { cause: error },
-    );
-  }
-  if (!locked) {
-    file.close();
-    throw new Deno.errors.Busy(
-      `Cannot download ${name}: the same content is already being downloaded to that place (${partPath} is locked); wait for that download or cancel it`,
-    );
-  }
-  return file;
-}
-
-/**
- * Refuses a download the disk cannot hold, before anything is written: the
- * space still needed (the file's size less what the partial file already
- * takes) must be free. Skipped where free space cannot be read (no
- * `--allow-sys=statfs`); {@linkcode DownloadOptions.maxFileSize} still holds.
- */
-async function checkFreeSpace(
-  partPath: string,
-  name: string,
-  size: number,
-): Promise<void> {
-  let free: number;
-  try {
-    const stats = await statfs(dirname(partPath));
-    free = Number(stats.bavail) * Number(stats.bsize);
-  } catch {
-    return;
-  }
-  const part = await Deno.stat(partPath).catch(() => undefined);
-  const taken = !part
-    ? 0
-    : part.blocks !== null
-    ? Math.min(part.size, part.blocks * 512)
-    : part.size;
-  const needed = size - taken;
-  if (needed > free) {
-    throw new Error(
-      `Cannot download ${name}: it needs ${needed} more bytes but ${
-        dirname(partPath)
-      } has ${free} free; free some space and run it again`,
-    );
-  }
-}
-
-/**
- * Renames a finished `.part` file to its final name. Without `overwrite` it
- * never replaces a file that appeared meanwhile: a hard link fails atomically
- * if the name is taken (where links are not supported, a check right before
- * the rename narrows the window).
- */
-async function moveIntoPlace(
-  partPath: string,
-  path: string,
-  name: string,
-  overwrite: boolean,
-): Promise<void> {
-  if (overwrite) return await Deno.rename(partPath, path);
-  const taken = () =>
-    new Deno.errors.AlreadyExists(
-      `Cannot save ${name}: a file appeared at ${path} during the download (the verified data is kept in ${partPath})`,
-    );
-  try {
-    await Deno.link(partPath, path);
-  } catch (error) {
-    if (error instanceof Deno.errors.AlreadyExists) throw taken();
-    if (await Deno.lstat(path).then(() => true, () => false)) throw taken();
-    return await Deno.rename(partPath, path);
-  }
-  await Deno.remove(partPath);
-}
-
-/**
- * Checks an existing `.part` file against the manifest: every chunk whose
- * bytes hash right is kept. A `.part` left by other content starts over.
- */
-async function resume(
-  file: Deno.FsFile,
-  statePath: string,
-  manifest: Manifest,
-  have: Uint8Array,
-): Promise<number> {
-  const { size } = await file.stat();
-  if (size === 0) return 0;
-  let state: { manifest?: { id?: string } } | undefined;
-  try {
-    state = JSON.parse(await Deno.readTextFile(statePath));
-  } catch {
-    state = undefined;
-  }
-  if (state?.manifest?.id !== manifest.id) {
-    await file.truncate(0);
-    return 0;
-  }
-  const buffer = new Uint8Array(manifest.chunkSize);
-  let count = 0;
-  await file.seek(0, Deno.SeekMode.Start);
-  for (let i = 0; i < have.length; i++) {
-    const length = chunkLength(manifest, i);
-    const filled = await readFull(file, buffer.subarray(0, length));
-    if (filled < length) break;
-    if (sha256Hex(buffer.subarray(0, length)) === manifest.hashes[i]) {
-      have[i] = 1;
-      count++;
+  constructor(
+    readonly manifest: Manifest,
+    readonly name: string,
+    have: Uint8Array,
+    readonly options: DownloadOptions,
+  ) {
+    for (let i = 0; i < have.length; i++) {
+      if (!have[i]) continue;
+      this.#done++;
+      this.#bytesDone += chunkLength(manifest, i);
     }
   }
-  return count;
+
+  /** Counts one verified chunk of `length` bytes, then reports. */
+  chunk(length: number, sources: number): void {
+    this.#done++;
+    this.#bytesDone += length;
+    this.received += length;
+    this.report(sources);
+  }
+
+  /** Reports progress with `sources` in use. */
+  report(sources: number): void {
+    const { manifest } = this;
+    const seconds = (performance.now() - this.#runStart) / 1000;
+    const rate = seconds > 0 ? this.received / seconds : 0;
+    this.options.onProgress?.({
+      id: manifest.id,
+      name: this.name,
+      size: manifest.size,
+      bytes: this.#bytesDone,
+      received: this.received,
+      chunksDone: this.#done,
+      chunks: chunkCount(manifest.size, manifest.chunkSize),
+      rate,
+      eta: rate > 0 ? (manifest.size - this.#bytesDone) / rate : Infinity,
+      sources,
+    });
+  }
 }
 
 async function downloadLegacy(
@@ -789,7 +650,8 @@ async function downloadLegacy(
   );
   // No content id to name it by: the lock alone keeps it ours.
   const partPath = `${path}.seed${PART_SUFFIX}`;
-  const file = await openPartFile(partPath, saveAs);
+  const part = await PartFile.open(partPath, saveAs);
+  const file = part.file;
   const errors: string[] = [];
   const stallMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
   try {
@@ -822,7 +684,7 @@ async function downloadLegacy(
             `Cannot accept ${name}: wrote ${info.size} bytes, expected ${size}`,
           );
         }
-        await moveIntoPlace(partPath, path, saveAs, options.overwrite ?? false);
+        await part.moveTo(path, saveAs, options.overwrite ?? false);
         return {
           id: null,
           name: saveAs,
@@ -842,7 +704,7 @@ async function downloadLegacy(
     }
     await Deno.remove(partPath).catch(() => {});
   } finally {
-    file.close();
+    part.close();
   }
   throw new Deno.errors.NotFound(
     `Cannot download ${name} from any seed-protocol peer (${
