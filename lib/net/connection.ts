@@ -50,13 +50,14 @@ export function connectWithTimeout(
  *
  * @example Writing to a connection
  * ```ts
- * import { writeAll } from "./connection.ts";
- * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
- * const accepted = listener.accept();
- * const conn = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+ * import { tcpTransport, writeAll } from "@shoal/shoal/net";
+ * const listener = tcpTransport.listen({ hostname: "127.0.0.1", port: 0 });
+ * const accepted = listener[Symbol.asyncIterator]().next();
+ * const conn = await tcpTransport.dial(`127.0.0.1:${listener.addr.port}`);
  * await writeAll(conn, new Uint8Array([1, 2, 3]));
  * conn.close();
- * (await accepted).close();
+ * (await accepted).value?.close();
+ * listener.close();
  * ```
  */
 export async function writeAll(
@@ -118,18 +119,19 @@ export interface FrameConnectionOptions {
 }
 
 /**
- * A TCP connection that carries frames: an async iterator of incoming frames
+ * A connection that carries frames: an async iterator of incoming frames
  * (bounded: one frame at a time) and serialised frame writes.
  *
  * @example Exchanging a frame
  * ```ts
- * import { FrameConnection } from "./connection.ts";
- * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
- * const accepted = listener.accept();
+ * import { FrameConnection, tcpTransport } from "@shoal/shoal/net";
+ * const listener = tcpTransport.listen({ hostname: "127.0.0.1", port: 0 });
+ * const accepted = listener[Symbol.asyncIterator]().next();
  * const client = new FrameConnection(
- *   await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
+ *   await tcpTransport.dial(`127.0.0.1:${listener.addr.port}`),
  * );
- * const server = new FrameConnection(await accepted);
+ * const server = new FrameConnection((await accepted).value!);
+ * listener.close();
  * await client.send({ type: "ping" });
  * const frame = (await server.frames().next()).value;
  * if (frame?.kind !== "json") throw new Error("expected json");

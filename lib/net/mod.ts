@@ -55,6 +55,7 @@ export {
   connectWithTimeout,
   FrameConnection,
   type FrameConnectionOptions,
+  writeAll,
 } from "./connection.ts";
 export { TokenBucket } from "./rate_limit.ts";
 export { ProtocolError, TimeoutError } from "../errors.ts";
