@@ -12,7 +12,7 @@
  *
  * @example Catching a protocol error
  * ```ts
- * import { ProtocolError } from "./errors.ts";
+ * import { ProtocolError } from "@shoal/shoal";
  * try {
  *   throw new ProtocolError("Cannot accept frame: unknown kind 9");
  * } catch (error) {

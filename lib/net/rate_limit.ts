@@ -13,7 +13,7 @@
  *
  * @example Limiting to 1 MiB/s
  * ```ts
- * import { TokenBucket } from "./rate_limit.ts";
+ * import { TokenBucket } from "@shoal/shoal/net";
  * const bucket = new TokenBucket(1024 * 1024);
  * await bucket.take(1024); // within the initial burst: immediate
  * ```

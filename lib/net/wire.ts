@@ -94,7 +94,7 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
  *
  * @example Encoding a message
  * ```ts
- * import { encodeJsonFrame } from "./wire.ts";
+ * import { encodeJsonFrame } from "@shoal/shoal/net";
  * const bytes = encodeJsonFrame({ type: "ping" });
  * if (bytes[0] !== 1) throw new Error("wrong kind");
  * ```
@@ -118,7 +118,7 @@ export function encodeJsonFrame(message: unknown): Uint8Array {
  *
  * @example Header for 3 bytes
  * ```ts
- * import { encodeDataHeader } from "./wire.ts";
+ * import { encodeDataHeader } from "@shoal/shoal/net";
  * const header = encodeDataHeader(7, 3);
  * if (header.length !== 9) throw new Error("bad header");
  * ```
@@ -141,7 +141,7 @@ export function encodeDataHeader(rid: number, byteLength: number): Uint8Array {
  *
  * @example Round trip
  * ```ts
- * import { encodeFrame, FrameDecoder } from "./wire.ts";
+ * import { encodeFrame, FrameDecoder } from "@shoal/shoal/net";
  * const bytes = encodeFrame({ kind: "data", rid: 1, bytes: new Uint8Array([9]) });
  * const [frame] = new FrameDecoder().push(bytes);
  * if (frame?.kind !== "data" || frame.bytes[0] !== 9) throw new Error("lost");
@@ -163,7 +163,7 @@ export function encodeFrame(frame: Frame): Uint8Array {
  *
  * @example Feeding a frame one byte at a time
  * ```ts
- * import { encodeJsonFrame, FrameDecoder } from "./wire.ts";
+ * import { encodeJsonFrame, FrameDecoder } from "@shoal/shoal/net";
  * const decoder = new FrameDecoder();
  * const frames = [];
  * for (const byte of encodeJsonFrame({ type: "ping" })) {
@@ -418,7 +418,7 @@ export class FrameDecoder {
  *
  * @example Decoding a byte stream
  * ```ts
- * import { encodeJsonFrame, FrameDecoderStream } from "./wire.ts";
+ * import { encodeJsonFrame, FrameDecoderStream } from "@shoal/shoal/net";
  * const bytes = encodeJsonFrame({ type: "ping" });
  * const frames = await Array.fromAsync(
  *   ReadableStream.from([bytes.subarray(0, 3), bytes.subarray(3)])
@@ -455,7 +455,7 @@ export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
  *
  * @example Encoding frames
  * ```ts
- * import { FrameEncoderStream } from "./wire.ts";
+ * import { FrameEncoderStream } from "@shoal/shoal/net";
  * const chunks = await Array.fromAsync(
  *   ReadableStream.from([{ kind: "json" as const, message: { type: "ping" } }])
  *     .pipeThrough(new FrameEncoderStream()),

@@ -56,7 +56,7 @@ const keys = new Map<string, Buffer>();
  *
  * @example Recognising a wrong secret
  * ```ts
- * import { AuthenticationError } from "./auth.ts";
+ * import { AuthenticationError } from "@shoal/shoal";
  * const error = new AuthenticationError("Cannot authenticate with a:1: wrong secret");
  * if (!(error instanceof AuthenticationError)) throw new Error("unreachable");
  * ```
@@ -85,7 +85,7 @@ export class AuthenticationError extends ProtocolError {
  *
  * @example Accepting a random secret
  * ```ts
- * import { validateSecret } from "./auth.ts";
+ * import { validateSecret } from "@shoal/shoal/protocol";
  * validateSecret("4f1c2a9e0b7d6e5f4f1c2a9e0b7d6e5f");
  * ```
  */

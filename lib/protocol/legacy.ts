@@ -177,7 +177,7 @@ export async function refusePrivateSwarm(
  *
  * @example
  * ```ts
- * import { validateLegacyRequest } from "./legacy.ts";
+ * import { validateLegacyRequest } from "@shoal/shoal/protocol";
  * const request = validateLegacyRequest({ command: "getpeers", filename: "a.txt" });
  * if (request.filename !== "a.txt") throw new Error("lost filename");
  * ```
@@ -248,7 +248,7 @@ export interface LegacyRequestOptions {
  *
  * @example Listing a seed-protocol tracker
  * ```ts ignore
- * import { legacyRequest } from "./legacy.ts";
+ * import { legacyRequest } from "@shoal/shoal/protocol";
  * const reply = await legacyRequest("127.0.0.1:9000", { command: "list" });
  * console.log(reply.filemap);
  * ```

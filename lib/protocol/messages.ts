@@ -321,7 +321,7 @@ export function validateRemovedNames(
  *
  * @example Validating a list request
  * ```ts
- * import { validateTrackerRequest } from "./messages.ts";
+ * import { validateTrackerRequest } from "@shoal/shoal/protocol";
  * const request = validateTrackerRequest({ type: "list", query: "*.txt" });
  * if (request.type !== "list") throw new Error("wrong type");
  * ```
@@ -398,7 +398,7 @@ export function validateTrackerRequest(
  *
  * @example Validating a chunk request
  * ```ts
- * import { validatePeerRequest } from "./messages.ts";
+ * import { validatePeerRequest } from "@shoal/shoal/protocol";
  * const request = validatePeerRequest({ type: "chunk", id: "a".repeat(64), index: 0 });
  * if (request.type !== "chunk") throw new Error("wrong type");
  * ```

@@ -47,8 +47,8 @@ export interface Registration {
  *
  * @example Listing a tracker's files
  * ```ts
- * import { startTracker } from "./server.ts";
- * import { TrackerClient } from "./client.ts";
+ * import { startTracker } from "@shoal/shoal";
+ * import { TrackerClient } from "@shoal/shoal/tracker";
  * await using tracker = await startTracker({ port: 0, hostname: "127.0.0.1" });
  * const files = await new TrackerClient(tracker.address).list();
  * if (files.length !== 0) throw new Error("expected an empty network");
