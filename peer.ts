@@ -417,12 +417,12 @@ async function runPeer(
   });
   const log = (line: string) => console.log(line);
   peer.addEventListener("registered", (e) => {
-    if (opts.daemon) log(`registered as ${(e as CustomEvent).detail.address}`);
+    if (opts.daemon) log(`registered as ${e.detail.address}`);
   });
   let trackerDown = false;
   peer.addEventListener("tracker-error", (e) => {
     if (!trackerDown) {
-      const { message, refused } = (e as CustomEvent).detail;
+      const { message, refused } = e.detail;
       console.error(
         `${
           refused || /private|authenticate/.test(message)
@@ -436,9 +436,7 @@ async function runPeer(
   peer.addEventListener("registered", () => trackerDown = false);
   peer.addEventListener("watch-error", (e) => {
     console.error(
-      `${
-        (e as CustomEvent).detail.message
-      } (rescanning at each heartbeat instead)`,
+      `${e.detail.message} (rescanning at each heartbeat instead)`,
     );
   });
   console.log(

@@ -1,0 +1,140 @@
+/**
+ * Private download bookkeeping of a peer: the downloads in progress (whose
+ * verified chunks are served and announced: partial seeding), their progress,
+ * and sharing a finished file at once with its verified manifest.
+ *
+ * @module
+ */
+import { relative, sep } from "node:path";
+import { isInside } from "../content/names.ts";
+import type { FileAnnouncement } from "../protocol/messages.ts";
+import type { ShareIndex } from "../share/share.ts";
+import {
+  type ActiveDownload,
+  download,
+  type DownloadOptions,
+  type DownloadProgress,
+  type DownloadResult,
+} from "../download/transfer.ts";
+
+/** The peer-wide settings every download gets. */
+export interface DownloadDefaults {
+  /** Tracker `host:port`. */
+  tracker: string;
+  /** Where downloads go unless told otherwise. */
+  outDir: string;
+  /** Options added to every download (secret, limiter, transport…). */
+  options: Partial<DownloadOptions>;
+  /** Aborted when the peer stops. */
+  signal: AbortSignal;
+  /** Told when what the peer announces changed (a download began or ended). */
+  onChange: () => void;
+  /** Told of each download's progress. */
+  onProgress: (progress: DownloadProgress) => void;
+  /** Runs a download. @default {download} */
+  run?: typeof download;
+}
+
+/** Downloads in progress and their progress, keyed by content id and target. */
+export class PeerDownloads {
+  readonly #active = new Map<string, ActiveDownload>();
+  readonly #progress = new Map<string, DownloadProgress>();
+  readonly #shares: ShareIndex;
+  readonly #defaults: DownloadDefaults;
+  /** Changes whenever a download starts or ends. */
+  version = 0;
+
+  constructor(shares: ShareIndex, defaults: DownloadDefaults) {
+    this.#shares = shares;
+    this.#defaults = defaults;
+  }
+
+  /** A download in progress by content id. */
+  partial = (id: string): ActiveDownload | undefined => this.#active.get(id);
+
+  /** Progress of every download in progress. */
+  progress(): DownloadProgress[] {
+    return [...this.#progress.values()];
+  }
+
+  /** The shared files plus the downloads in progress not shared yet. */
+  announcements(): FileAnnouncement[] {
+    const list = this.#shares.announcements();
+    for (const d of this.#active.values()) {
+      if (!this.#shares.byId(d.manifest.id)) {
+        list.push({ name: d.name, id: d.manifest.id, size: d.manifest.size });
+      }
+    }
+    return list;
+  }
+
+  /**
+   * Downloads a file, serving its verified chunks meanwhile, and shares it
+   * when it lands inside the shared directory.
+   *
+   * @param target Name or content id.
+   * @param options Per-download options.
+   * @returns What was done.
+   */
+  async download(
+    target: string,
+    options: Partial<DownloadOptions> = {},
+  ): Promise<DownloadResult> {
+    const d = this.#defaults;
+    let activeId: string | undefined;
+    try {
+      const result = await (d.run ?? download)(target, {
+        tracker: d.tracker,
+        ...d.options,
+        ...options,
+        outDir: options.outDir ?? d.outDir,
+        signal: options.signal
+          ? AbortSignal.any([options.signal, d.signal])
+          : d.signal,
+        onStart: (active) => {
+          activeId = active.manifest.id;
+          this.#active.set(active.manifest.id, active);
+          this.version++;
+          d.onChange();
+          options.onStart?.(active);
+        },
+        onProgress: (p) => {
+          this.#progress.set(target, p);
+          d.onProgress(p);
+          options.onProgress?.(p);
+        },
+      });
+      if (await this.#share(result)) d.onChange();
+      return result;
+    } finally {
+      this.#progress.delete(target);
+      if (activeId !== undefined) {
+        this.#active.delete(activeId);
+        this.version++;
+      }
+    }
+  }
+
+  /**
+   * Shares a finished file at once with the manifest already verified: no
+   * rehash, no rescan. Returns whether it was inside the shared directory.
+   */
+  async #share(result: DownloadResult): Promise<boolean> {
+    const shares = this.#shares;
+    if (!result.manifest || !isInside(shares.root, result.path)) return false;
+    const name = relative(shares.root, result.path).split(sep).join("/");
+    const info = await Deno.stat(result.path);
+    if (
+      shares.isRelevant(result.path) &&
+      shares.byName(name)?.id !== result.manifest.id
+    ) {
+      shares.add({
+        ...result.manifest,
+        name,
+        path: result.path,
+        mtime: info.mtime?.getTime() ?? 0,
+      });
+    }
+    return true;
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * Private upload bookkeeping shared by the chunk server and the seed server:
+ * counters per open connection and totals since the peer started.
+ *
+ * @module
+ */
+
+/** Upload counters for one remote address. */
+export interface UploadStatus {
+  /** Remote `host:port`. */
+  remote: string;
+  /** Bytes sent on this connection. */
+  bytes: number;
+  /** Chunks (or whole files) sent. */
+  chunks: number;
+}
+
+/** Counters of every connection uploading now, and the totals. */
+export class UploadLedger {
+  readonly #open = new Map<string, UploadStatus>();
+  /** Bytes and chunks uploaded since start (whole seed-protocol files not counted). */
+  readonly total: { bytes: number; chunks: number } = { bytes: 0, chunks: 0 };
+
+  /** Starts counting for a connection and returns its counters. */
+  open<T extends UploadStatus>(upload: T): T {
+    this.#open.set(upload.remote, upload);
+    return upload;
+  }
+
+  /** Stops counting for a connection. */
+  close(remote: string): void {
+    this.#open.delete(remote);
+  }
+
+  /** Adds one sent chunk to a connection and to the totals. */
+  sent(upload: UploadStatus, bytes: number): void {
+    upload.bytes += bytes;
+    upload.chunks++;
+    this.total.bytes += bytes;
+    this.total.chunks++;
+  }
+
+  /** Connections that sent something, as plain snapshots. */
+  active(): UploadStatus[] {
+    return [...this.#open.values()].filter((u) => u.bytes > 0).map((
+      { remote, bytes, chunks },
+    ) => ({ remote, bytes, chunks }));
+  }
+}
