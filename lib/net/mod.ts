@@ -56,6 +56,7 @@ export {
   FrameConnection,
   type FrameConnectionOptions,
   writeAll,
+  type Writer,
 } from "./connection.ts";
 export { TokenBucket } from "./rate_limit.ts";
 export { ProtocolError, TimeoutError } from "../errors.ts";
