@@ -250,6 +250,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       ...(options.maxDownloadRate
         ? { limiter: new TokenBucket(options.maxDownloadRate) }
         : {}),
+      transport,
     },
     signal: stop.signal,
     onChange: () => announcer?.wake(),
