@@ -537,3 +537,170 @@ function usableName(value: unknown): string | undefined {
     return undefined;
   }
 }
+
+/** A peer's answer to `ping`. */
+export interface Pong {
+  /** Always `pong`. */
+  type: "pong";
+}
+
+/** A peer's answer to `manifest`: check it with `validateManifest(manifest, id)`. */
+export interface ManifestReply {
+  /** Always `manifest`. */
+  type: "manifest";
+  /** The manifest, untrusted until validated against the content id asked for. */
+  manifest: unknown;
+}
+
+/** A peer's answer to `have`: everything, or a bitfield of the chunks it holds. */
+export type HaveReply =
+  | { type: "have"; complete: true }
+  | { type: "have"; complete: false; bitfield: string };
+
+/** A tracker's answer to `heartbeat` and `unregister`. */
+export interface OkReply {
+  /** Always `ok`. */
+  type: "ok";
+}
+
+/** A tracker's answer to `register`. */
+export interface RegisteredReply {
+  /** Always `registered`. */
+  type: "registered";
+  /** The address the tracker recorded for the peer. */
+  address: string;
+  /** How often to send heartbeats, ms (when told). */
+  heartbeatIntervalMs?: number;
+  /** How long the tracker keeps a silent peer, ms (when told). */
+  expiryMs?: number;
+  /** Whether the tracker takes heartbeats carrying only changes. */
+  deltas?: boolean;
+}
+
+/** A tracker's answer to `list`. */
+export interface FilesReply {
+  /** Always `files`. */
+  type: "files";
+  /** The listed files (entries with unusable names left out). */
+  files: ListedFile[];
+}
+
+/** A tracker's answer to `getpeers`. */
+export interface PeersReply {
+  /** Always `peers`. */
+  type: "peers";
+  /** The holders (entries with unusable names left out). */
+  peers: PeerInfo[];
+}
+
+/** Peer request type → reply type (`chunk` answers with a data frame). */
+export interface PeerReplies {
+  /** `manifest` → {@linkcode ManifestReply}. */
+  manifest: ManifestReply;
+  /** `have` → {@linkcode HaveReply}. */
+  have: HaveReply;
+  /** `chunk` → the chunk's bytes. */
+  chunk: Uint8Array;
+  /** `ping` → {@linkcode Pong}. */
+  ping: Pong;
+}
+
+/** Tracker request type → reply type. */
+export interface TrackerReplies {
+  /** `register` → {@linkcode RegisteredReply}. */
+  register: RegisteredReply;
+  /** `heartbeat` → {@linkcode OkReply}. */
+  heartbeat: OkReply;
+  /** `unregister` → {@linkcode OkReply}. */
+  unregister: OkReply;
+  /** `list` → {@linkcode FilesReply}. */
+  list: FilesReply;
+  /** `getpeers` → {@linkcode PeersReply}. */
+  getpeers: PeersReply;
+}
+
+/** For each request type of a map, the validator of its reply. */
+export type ReplyValidators<M> = {
+  [K in keyof M]: (reply: Obj | Uint8Array) => M[K];
+};
+
+function expectType(reply: Obj | Uint8Array, type: string): Obj {
+  if (reply instanceof Uint8Array || reply.type !== type) {
+    fail(`expected a "${type}" reply`);
+  }
+  return reply;
+}
+
+const optionalMs = (value: unknown): number | undefined =>
+  typeof value === "number" && value >= 10 && value <= 86_400_000
+    ? value
+    : undefined;
+
+/**
+ * Validators of the replies to peer requests, for `RpcClient.ask`.
+ *
+ * @example Checking a pong
+ * ```ts
+ * import { peerReplies } from "@shoal/shoal/protocol";
+ * const pong = peerReplies.ping({ type: "pong" });
+ * if (pong.type !== "pong") throw new Error("unreachable");
+ * ```
+ */
+export const peerReplies: ReplyValidators<PeerReplies> = {
+  manifest: (reply) => ({
+    type: "manifest",
+    manifest: expectType(reply, "manifest").manifest,
+  }),
+  have: (reply) => {
+    const obj = expectType(reply, "have");
+    if (obj.complete === true) return { type: "have", complete: true };
+    if (typeof obj.bitfield !== "string" || obj.bitfield.length > 1 << 20) {
+      fail('"bitfield" is not a bounded base64 string');
+    }
+    return { type: "have", complete: false, bitfield: obj.bitfield };
+  },
+  chunk: (reply) => {
+    if (!(reply instanceof Uint8Array)) fail("expected data for a chunk");
+    return reply;
+  },
+  ping: (reply) => (expectType(reply, "pong"), { type: "pong" }),
+};
+
+/**
+ * Validators of the replies to tracker requests, for `RpcClient.ask`.
+ *
+ * @example Checking a peers reply
+ * ```ts
+ * import { trackerReplies } from "@shoal/shoal/protocol";
+ * const reply = trackerReplies.getpeers({ type: "peers", peers: [] });
+ * if (reply.peers.length !== 0) throw new Error("expected no peers");
+ * ```
+ */
+export const trackerReplies: ReplyValidators<TrackerReplies> = {
+  register: (reply) => {
+    const obj = expectType(reply, "registered");
+    if (typeof obj.address !== "string" || obj.address.length > 300) {
+      fail("the registration has no address");
+    }
+    const result: RegisteredReply = {
+      type: "registered",
+      address: obj.address,
+    };
+    const interval = optionalMs(obj.heartbeatIntervalMs);
+    const expiry = optionalMs(obj.expiryMs);
+    if (interval !== undefined) result.heartbeatIntervalMs = interval;
+    if (expiry !== undefined) result.expiryMs = expiry;
+    if (obj.deltas === true) result.deltas = true;
+    return result;
+  },
+  heartbeat: (reply) => (expectType(reply, "ok"), { type: "ok" }),
+  unregister: (reply) => (expectType(reply, "ok"), { type: "ok" }),
+  list: (reply) => ({
+    type: "files",
+    files: validateListReply(expectType(reply, "files")),
+  }),
+  getpeers: (reply) => ({
+    type: "peers",
+    peers: validatePeersReply(expectType(reply, "peers")),
+  }),
+};

@@ -12,6 +12,7 @@ import {
 import { type Duplex, tcpTransport, type Transport } from "../net/transport.ts";
 import { ProtocolError, RemoteError, TimeoutError } from "../errors.ts";
 import { privateSwarmTransport } from "./auth.ts";
+import type { ReplyValidators } from "./messages.ts";
 
 export { RemoteError } from "../errors.ts";
 
@@ -249,6 +250,42 @@ export class RpcClient {
       );
     }
     return reply;
+  }
+
+  /**
+   * Sends a request and returns its reply, validated and typed by a reply
+   * map (`peerReplies` or `trackerReplies`): no `reply.type` checks.
+   *
+   * @param replies Validators per request type.
+   * @param message The request; its `type` picks the validator.
+   * @param options Time limit and cancellation.
+   * @returns The validated reply.
+   * @throws {RemoteError} If the remote side answers with an error.
+   * @throws {ProtocolError} If the reply does not fit the request.
+   *
+   * @example Pinging a peer
+   * ```ts ignore
+   * import { peerReplies, RpcClient } from "@shoal/shoal/protocol";
+   * await using rpc = await RpcClient.connect("127.0.0.1:10001");
+   * const pong = await rpc.ask(peerReplies, { type: "ping" });
+   * ```
+   */
+  async ask<M, K extends keyof M & string>(
+    replies: ReplyValidators<M>,
+    message: { type: K } & Record<string, unknown>,
+    options: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<M[K]> {
+    const reply = await this.request(
+      message,
+      options.timeoutMs ?? this.#requestTimeoutMs,
+      options.signal,
+    );
+    try {
+      return replies[message.type](reply);
+    } catch (error) {
+      if (reply instanceof Uint8Array) this.#discard?.(reply);
+      throw error;
+    }
   }
 
   /** Closes the connection and fails pending requests. */
