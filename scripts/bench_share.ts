@@ -155,7 +155,9 @@ try {
   const announced = async (count: number, what: string): Promise<number> => {
     const deadline = performance.now() + 240_000;
     while (performance.now() < deadline) {
-      const list = tracker.registry.list(undefined, Infinity);
+      const { files: list } = await tracker.store.search(undefined, {
+        limit: Infinity,
+      });
       if (list.length >= count) return performance.now();
       await new Promise((resolve) => setTimeout(resolve, 10));
     }

@@ -37,7 +37,7 @@ Deno.test("Tracker serves 500 peers × 10 files with millisecond getpeers and li
     );
     assert.equal(registration.address, `127.0.0.1:${20_000 + i}`);
   });
-  assert.equal(tracker.registry.size, PEERS);
+  assert.equal(await tracker.store.size(), PEERS);
 
   const heartbeats: number[] = [];
   await runPool(PEERS, 16, async (i) => {

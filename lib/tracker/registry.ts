@@ -1,6 +1,7 @@
 /**
- * The tracker's state: live peers and the content they hold, indexed by
- * content id and size and by name, with per-network limits and fair replies.
+ * The tracker's state in memory (the engine of `MemoryStore`): live peers and
+ * the content they hold, indexed by content id and size and by name, with
+ * per-network limits and fair replies.
  * Liveness is checked at query time, so a peer that misses its heartbeats
  * vanishes exactly when its expiry passes.
  *
@@ -20,6 +21,9 @@ import {
   sampleHolders,
 } from "./_holder_set.ts";
 import { NameIndex } from "./_name_index.ts";
+import type { ApplyChangesResult, PeerRecord, StoredFile } from "./store.ts";
+
+export type { ApplyChangesResult, PeerRecord, StoredFile } from "./store.ts";
 
 /** Default most peers registered from one network (IPv4 address, IPv6 /64). */
 export const DEFAULT_MAX_PEERS_PER_ADDRESS = 128;
@@ -55,54 +59,6 @@ export interface RegistryOptions {
   random?: () => number;
   /** Called with each peer dropped because it expired. */
   onExpire?: (address: string) => void;
-}
-
-/** One registered peer. */
-export interface PeerRecord {
-  /** Identity: `ip:port` as the tracker sees it. */
-  address: string;
-  /** Protocol the peer serves. */
-  protocol: "shoal" | "legacy";
-  /** When it was last heard from (ms). */
-  lastSeen: number;
-  /** Files it shares by name (legacy peers: `id` and `size` null). */
-  files: Map<string, StoredFile>;
-  /**
-   * Sequence number of the last incremental announce applied (0 after a
-   * full list).
-   */
-  seq: number;
-  /**
-   * The network it registered from (see `maxPeersPerAddress`): per-network
-   * limits count it there, and replies spread holders across networks.
-   */
-  network: string;
-}
-
-/** What a change to the registry did. */
-export type ApplyChangesResult =
-  /** Applied. */
-  | "ok"
-  /** The peer is unknown or expired: it must register again. */
-  | "unknown_peer"
-  /** The sequence number is not the next one: the peer must resync. */
-  | "resync"
-  /**
-   * The result would exceed the per-peer or per-network file limit: nothing
-   * changed.
-   */
-  | "too_many_files"
-  /** Its network already has the most peers allowed: nothing changed. */
-  | "too_many_peers";
-
-/** A file as the registry stores it. */
-export interface StoredFile {
-  /** Name at the holder. */
-  name: string;
-  /** Content id, or `null` for a seed-protocol peer's file. */
-  id: string | null;
-  /** Size, or `null` when unknown (seed-protocol peer). */
-  size: number | null;
 }
 
 /** Holders of one content id, over every size announced for it. */

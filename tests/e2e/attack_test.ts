@@ -83,8 +83,9 @@ async function arena(trackerOptions: TrackerOptions = {}): Promise<Arena> {
   });
   const peerAddress = `127.0.0.1:${peer.port}`;
   await pollUntil(
-    () =>
-      tracker.registry.getPeers({ name: "hello.txt" }).length > 0 || undefined,
+    async () =>
+      (await tracker.store.getPeers({ name: "hello.txt" })).length > 0 ||
+      undefined,
     "the peer to register hello.txt with the tracker",
   );
   const skip = new Set([shared, downloads, join(root, "state")]);
@@ -292,9 +293,9 @@ Deno.test("Tracker refuses traversal names in register, heartbeat and getpeers o
       );
     }
   }
-  assert.equal(a.tracker.registry.get("127.0.0.1:40001"), undefined);
-  assert.equal(a.tracker.registry.get("127.0.0.1:40002"), undefined);
-  const names = a.tracker.registry.list().map((f) => f.name);
+  assert.equal(await a.tracker.store.get("127.0.0.1:40001"), undefined);
+  assert.equal(await a.tracker.store.get("127.0.0.1:40002"), undefined);
+  const names = (await a.tracker.store.search()).files.map((f) => f.name);
   assert.deepEqual(names.sort(), ["docs/a.txt", "hello.txt"]);
   await assertHonestServed(a);
 });
@@ -465,12 +466,13 @@ Deno.test("Tracker records the source address, not the host a registration claim
   // Unregistering "someone else" only ever touches the sender's own address.
   await client.unregister(a.peer.port, "203.0.113.9");
   await pollUntil(
-    () => a.tracker.registry.get(a.peerAddress) === undefined || undefined,
+    async () =>
+      (await a.tracker.store.get(a.peerAddress)) === undefined || undefined,
     "the sender's own registration to go",
   );
   await a.peer.refresh();
   await pollUntil(
-    () => a.tracker.registry.get(a.peerAddress) ? true : undefined,
+    async () => (await a.tracker.store.get(a.peerAddress)) ? true : undefined,
     "the peer to re-register",
   );
   await assertHonestServed(a);

@@ -430,5 +430,5 @@ Deno.test("A private tracker drops a client that stalls or lies in the handshake
     () => dropped.some((m) => /wrong secret/.test(m)) || undefined,
     `the tracker reports the wrong proof (${dropped.join("; ")})`,
   );
-  assert.equal(tracker.registry.size, 0);
+  assert.equal(await tracker.store.size(), 0);
 });

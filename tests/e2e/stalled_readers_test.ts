@@ -76,8 +76,10 @@ async function readToEnd(conn: Deno.Conn): Promise<Uint8Array> {
 
 Deno.test("Seed list clients that never read neither lock out honest clients at the cap nor get unbounded replies", async () => {
   // Only flags the tracker always had: the write timeout defaults to the
-  // read timeout, and the cap is small.
+  // read timeout, and the cap is small. Peers must outlive the slow fill:
+  // a long interval keeps their expiry out of the way.
   await using tracker = await spawnTracker({
+    interval: "30s",
     args: [
       "--read-timeout",
       "2s",
@@ -184,8 +186,9 @@ Deno.test("Seed download clients that never read do not lock an honest client ou
     watch: false,
   });
   await pollUntil(
-    () =>
-      tracker.registry.getPeers({ name: "big.bin" }).length > 0 || undefined,
+    async () =>
+      (await tracker.store.getPeers({ name: "big.bin" })).length > 0 ||
+      undefined,
     "the peer to register big.bin",
   );
   const request = encodeLine({ command: "download", filename: "big.bin" });
