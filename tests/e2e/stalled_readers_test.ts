@@ -140,6 +140,7 @@ Deno.test("Seed list clients that never read neither lock out honest clients at 
 
 Deno.test("A framed client that pipelines list requests and never reads is cut off at the write timeout", async () => {
   await using tracker = await spawnTracker({
+    interval: "30s", // The filler registrations must outlive a slow run.
     args: ["--read-timeout", "2s", "--rate-limit", "0"],
   });
   await fillTracker(tracker.address);
