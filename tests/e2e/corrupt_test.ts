@@ -20,7 +20,9 @@ import {
 const CHUNK_SIZE = 256 * 1024;
 
 Deno.test("A download from a peer sending corrupted chunks fails verification and saves nothing", async () => {
-  await using tracker = await spawnTracker();
+  // Hand-made registrations send no heartbeats: they must outlive a
+  // slow run.
+  await using tracker = await spawnTracker({ interval: "30s" });
   await using source = await tempDir();
   const path = join(source.path, "victim.bin");
   await writeRandomFile(path, 3 * CHUNK_SIZE + 1000);

@@ -103,7 +103,9 @@ async function seedDownload(
 }
 
 Deno.test("A seed-protocol client registers, lists and downloads from Shoal", async () => {
-  await using tracker = await spawnTracker();
+  // Hand-made registrations send no heartbeats: they must outlive a
+  // slow run.
+  await using tracker = await spawnTracker({ interval: "30s" });
   await using shared = await tempDir();
   const data = await writeRandomFile(
     join(shared.path, "shoal-data.bin"),
@@ -208,7 +210,9 @@ function startSeedPeer(files: Map<string, Uint8Array>) {
 }
 
 Deno.test("A Shoal download fetches a whole file from a seed-only peer", async () => {
-  await using tracker = await spawnTracker();
+  // Hand-made registrations send no heartbeats: they must outlive a
+  // slow run.
+  await using tracker = await spawnTracker({ interval: "30s" });
   const content = randomBytes(2 * 1024 * 1024 + 99);
   await using seedPeer = startSeedPeer(
     new Map([["from-seed.bin", content]]),
