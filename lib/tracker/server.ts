@@ -19,7 +19,12 @@ import {
 } from "../protocol/legacy.ts";
 import { DEFAULT_MAX_FRAME_SIZE, ProtocolError } from "../net/wire.ts";
 import { MemoryStore } from "./memory_store.ts";
-import { type SeedReply, type TrackerEmit, TrackerService } from "./service.ts";
+import {
+  type SeedReply,
+  type TrackerEmit,
+  type TrackerEventMap,
+  TrackerService,
+} from "./service.ts";
 import type { Clock, TrackerStore } from "./store.ts";
 import type { Transport } from "../net/transport.ts";
 
@@ -134,6 +139,30 @@ export interface Tracker extends EventTarget, AsyncDisposable {
   readonly store: TrackerStore;
   /** Stops listening, closes every connection. */
   close(): Promise<void>;
+  /** Listens for a tracker event, typed by {@linkcode TrackerEventMap}. */
+  addEventListener<K extends keyof TrackerEventMap>(
+    type: K,
+    listener: (this: Tracker, event: TrackerEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /** Listens for any event. */
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /** Stops listening for a tracker event. */
+  removeEventListener<K extends keyof TrackerEventMap>(
+    type: K,
+    listener: (this: Tracker, event: TrackerEventMap[K]) => void,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  /** Stops listening for any event. */
+  removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
 }
 
 /**
