@@ -230,10 +230,10 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     : validateSecret(options.secret);
   const transport = options.transport ?? tcpTransport;
   const shares = await openShares(options);
-  const tracker = new TrackerClient(
-    options.tracker,
-    secret !== undefined ? { secret } : {},
-  );
+  const tracker = new TrackerClient(options.tracker, {
+    ...(secret !== undefined ? { secret } : {}),
+    transport,
+  });
   const events = new EventTarget();
   const emit = <K extends keyof PeerEventMap>(
     type: K,
@@ -296,7 +296,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
   });
   watcher?.addEventListener("change", () => session.wake());
   watcher?.addEventListener("error", (e) => {
-    emit("watch-error", { message: (e as CustomEvent).detail.message });
+    emit("watch-error", { message: e.detail.message });
   });
   session.start();
 

@@ -5,13 +5,13 @@
  * @module
  */
 import { RpcClient } from "../protocol/rpc.ts";
-import { ProtocolError } from "../net/wire.ts";
+import type { Transport } from "../net/transport.ts";
 import {
   type FileAnnouncement,
   type ListedFile,
   type PeerInfo,
-  validateListReply,
-  validatePeersReply,
+  type TrackerReplies,
+  trackerReplies,
 } from "../protocol/messages.ts";
 
 /** Options for {@linkcode TrackerClient}. */
@@ -25,6 +25,8 @@ export interface TrackerClientOptions {
    * @default {undefined}
    */
   secret?: string;
+  /** How the tracker is dialled. @default {tcpTransport} */
+  transport?: Transport;
 }
 
 /** What a tracker answers to `register`. */
@@ -59,6 +61,7 @@ export class TrackerClient {
   readonly address: string;
   readonly #timeoutMs: number;
   readonly #secret: string | undefined;
+  readonly #transport: Transport | undefined;
 
   /**
    * Creates a client (no connection is made until a call).
@@ -70,19 +73,20 @@ export class TrackerClient {
     this.address = address;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#secret = options.secret;
+    this.#transport = options.transport;
   }
 
-  async #call(
-    message: Record<string, unknown>,
-    expected: string,
-  ): Promise<Record<string, unknown>> {
+  async #ask<K extends keyof TrackerReplies & string>(
+    message: { type: K } & Record<string, unknown>,
+  ): Promise<TrackerReplies[K]> {
     await using client = await RpcClient.connect(this.address, {
       requestTimeoutMs: this.#timeoutMs,
       // One short exchange per connection: no need for a 1 MiB read buffer.
       readBufferSize: 64 * 1024,
       ...(this.#secret !== undefined ? { secret: this.#secret } : {}),
+      ...(this.#transport ? { transport: this.#transport } : {}),
     });
-    return await client.call(message, expected);
+    return await client.ask(trackerReplies, message);
   }
 
   /**
@@ -98,23 +102,16 @@ export class TrackerClient {
     files: FileAnnouncement[],
     host?: string,
   ): Promise<Registration> {
-    const reply = await this.#call(
-      { type: "register", port, files, ...(host ? { host } : {}) },
-      "registered",
-    );
-    const ms = (value: unknown, fallback: number) =>
-      typeof value === "number" && value >= 10 && value <= 86_400_000
-        ? value
-        : fallback;
-    if (typeof reply.address !== "string" || reply.address.length > 300) {
-      throw new ProtocolError(
-        "Cannot accept registration: the tracker sent no address",
-      );
-    }
+    const reply = await this.#ask({
+      type: "register",
+      port,
+      files,
+      ...(host ? { host } : {}),
+    });
     return {
       address: reply.address,
-      heartbeatIntervalMs: ms(reply.heartbeatIntervalMs, 30_000),
-      expiryMs: ms(reply.expiryMs, 90_000),
+      heartbeatIntervalMs: reply.heartbeatIntervalMs ?? 30_000,
+      expiryMs: reply.expiryMs ?? 90_000,
       deltas: reply.deltas === true,
     };
   }
@@ -133,15 +130,12 @@ export class TrackerClient {
     files?: FileAnnouncement[],
     host?: string,
   ): Promise<void> {
-    await this.#call(
-      {
-        type: "heartbeat",
-        port,
-        ...(files ? { files } : {}),
-        ...(host ? { host } : {}),
-      },
-      "ok",
-    );
+    await this.#ask({
+      type: "heartbeat",
+      port,
+      ...(files ? { files } : {}),
+      ...(host ? { host } : {}),
+    });
   }
 
   /**
@@ -164,17 +158,14 @@ export class TrackerClient {
     removed: string[],
     host?: string,
   ): Promise<void> {
-    await this.#call(
-      {
-        type: "heartbeat",
-        port,
-        seq,
-        added,
-        removed,
-        ...(host ? { host } : {}),
-      },
-      "ok",
-    );
+    await this.#ask({
+      type: "heartbeat",
+      port,
+      seq,
+      added,
+      removed,
+      ...(host ? { host } : {}),
+    });
   }
 
   /**
@@ -184,10 +175,7 @@ export class TrackerClient {
    * @param host Advertised host.
    */
   async unregister(port: number, host?: string): Promise<void> {
-    await this.#call(
-      { type: "unregister", port, ...(host ? { host } : {}) },
-      "ok",
-    );
+    await this.#ask({ type: "unregister", port, ...(host ? { host } : {}) });
   }
 
   /**
@@ -197,11 +185,11 @@ export class TrackerClient {
    * @returns The files with holder counts.
    */
   async list(query?: string): Promise<ListedFile[]> {
-    const reply = await this.#call(
-      { type: "list", ...(query ? { query } : {}) },
-      "files",
-    );
-    return validateListReply(reply);
+    const reply = await this.#ask({
+      type: "list",
+      ...(query ? { query } : {}),
+    });
+    return reply.files;
   }
 
   /**
@@ -213,7 +201,7 @@ export class TrackerClient {
   async getPeers(
     query: { id: string } | { name: string },
   ): Promise<PeerInfo[]> {
-    const reply = await this.#call({ type: "getpeers", ...query }, "peers");
-    return validatePeersReply(reply);
+    const reply = await this.#ask({ type: "getpeers", ...query });
+    return reply.peers;
   }
 }

@@ -107,6 +107,7 @@ Deno.test("A peer started with a transport passed in serves and downloads throug
   });
   await a.refresh();
   await b.refresh();
+  assert.ok(counts.dialed > 0, "A reached the tracker through its transport");
 
   // Served through it: B's download reaches A's counted listener.
   const accepted = counts.accepted;
