@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Peer } from "../peer/node.ts";
+import type { Peer, PeerEventMap } from "../peer/node.ts";
 import type { DashboardStatus } from "./types.ts";
 
 /** Tracker state and upload rates of one peer, for `GET /api/status`. */
@@ -91,10 +91,8 @@ export class StatusView {
     this.#changed(true);
   };
 
-  #onTrackerError = (event: Event) => {
-    this.#trackerError = String(
-      (event as CustomEvent<{ message: string }>).detail.message,
-    ).split("\n")[0]!;
+  #onTrackerError = (event: PeerEventMap["tracker-error"]) => {
+    this.#trackerError = String(event.detail.message).split("\n")[0]!;
     this.#trackerSettled = true;
     this.#changed(true);
   };
