@@ -13,6 +13,15 @@ export const MAX_QUERY_LENGTH = 256;
 /** Default cap on the files one peer may announce. */
 export const DEFAULT_MAX_FILES_PER_PEER = 10_000;
 
+/** Longest a `have` request with `after` may be held by the server, ms. */
+export const MAX_HAVE_WAIT_MS = 5000;
+
+/** Most chunk indexes a `have` reply lists in `added`. */
+export const MAX_HAVE_ADDED = 4096;
+
+/** Longest a `choked` error may ask a downloader to wait, ms. */
+export const MAX_RETRY_AFTER_MS = 10_000;
+
 /** A file as a peer announces it to the tracker. */
 export interface FileAnnouncement {
   /** Relative POSIX name at the announcing peer. */
@@ -113,12 +122,32 @@ export interface ChunkRequest {
   index: number;
 }
 
-/** `have`: ask a peer which chunks of content `id` it holds. */
+/**
+ * `have`: ask a peer which chunks of content `id` it holds. With `after`, a
+ * long poll: the reply waits until the holder's version passes `after`
+ * (then lists the chunks `added` since), `waitMs` passes (`added: []`), or
+ * the download completes.
+ */
 export interface HaveRequest {
   /** Discriminant. */
   type: "have";
   /** Content id. */
   id: string;
+  /** The last version the asker knows; the reply waits for a newer one. */
+  after?: number;
+  /** Longest wait with `after`, ms (clamped to {@linkcode MAX_HAVE_WAIT_MS}). */
+  waitMs?: number;
+}
+
+/**
+ * `hello`: once per connection, the port the asker's own peer serves on, so
+ * the server can tell it is a peer it downloads from (reciprocity).
+ */
+export interface HelloRequest {
+  /** Discriminant. */
+  type: "hello";
+  /** The asker's serving port. */
+  port: number;
 }
 
 /** `cancel`: drop a queued request (endgame duplicates). */
@@ -140,6 +169,7 @@ export type PeerRequest =
   | ManifestRequest
   | ChunkRequest
   | HaveRequest
+  | HelloRequest
   | CancelRequest
   | PingRequest;
 
@@ -427,8 +457,9 @@ export function validatePeerRequest(value: unknown): PeerRequest {
       return { type: "chunk", id: obj.id, index: obj.index as number };
     }
     case "have":
-      if (!isContentId(obj.id)) fail('"id" is not 64 lowercase hex digits');
-      return { type: "have", id: obj.id };
+      return validateHave(obj);
+    case "hello":
+      return { type: "hello", port: port(obj) };
     case "cancel":
       if (
         !Number.isInteger(obj.target) || (obj.target as number) < 0 ||
@@ -442,6 +473,24 @@ export function validatePeerRequest(value: unknown): PeerRequest {
     default:
       fail(`unknown peer request type ${JSON.stringify(obj.type)}`);
   }
+}
+
+function validateHave(obj: Obj): HaveRequest {
+  if (!isContentId(obj.id)) fail('"id" is not 64 lowercase hex digits');
+  const request: HaveRequest = { type: "have", id: obj.id };
+  if (obj.after !== undefined) {
+    if (!Number.isSafeInteger(obj.after) || (obj.after as number) < 0) {
+      fail('"after" is not a non-negative integer');
+    }
+    request.after = obj.after as number;
+  }
+  if (obj.waitMs !== undefined) {
+    if (typeof obj.waitMs !== "number" || !(obj.waitMs >= 0)) {
+      fail('"waitMs" is not a non-negative number');
+    }
+    request.waitMs = Math.min(obj.waitMs, MAX_HAVE_WAIT_MS);
+  }
+  return request;
 }
 
 /**
@@ -552,10 +601,15 @@ export interface ManifestReply {
   manifest: unknown;
 }
 
-/** A peer's answer to `have`: everything, or a bitfield of the chunks it holds. */
+/**
+ * A peer's answer to `have`: everything, a bitfield of the chunks it holds,
+ * or (to a long poll) the chunks `added` since the version asked after.
+ * `version` grows with every verified chunk (absent from old peers).
+ */
 export type HaveReply =
-  | { type: "have"; complete: true }
-  | { type: "have"; complete: false; bitfield: string };
+  | { type: "have"; complete: true; version?: number }
+  | { type: "have"; complete: false; bitfield: string; version?: number }
+  | { type: "have"; complete: false; added: number[]; version: number };
 
 /** A tracker's answer to `heartbeat` and `unregister`. */
 export interface OkReply {
@@ -603,6 +657,8 @@ export interface PeerReplies {
   chunk: Uint8Array;
   /** `ping` → {@linkcode Pong}. */
   ping: Pong;
+  /** `hello` → {@linkcode OkReply}. */
+  hello: OkReply;
 }
 
 /** Tracker request type → reply type. */
@@ -653,17 +709,42 @@ export const peerReplies: ReplyValidators<PeerReplies> = {
   }),
   have: (reply) => {
     const obj = expectType(reply, "have");
-    if (obj.complete === true) return { type: "have", complete: true };
+    const version = obj.version;
+    if (
+      version !== undefined &&
+      (!Number.isSafeInteger(version) || (version as number) < 0)
+    ) {
+      fail('"version" is not a non-negative integer');
+    }
+    const v = version === undefined ? {} : { version: version as number };
+    if (obj.complete === true) return { type: "have", complete: true, ...v };
+    if (obj.added !== undefined && obj.bitfield === undefined) {
+      const added = obj.added;
+      if (
+        version === undefined || !Array.isArray(added) ||
+        added.length > MAX_HAVE_ADDED ||
+        !added.every((i) => Number.isSafeInteger(i) && i >= 0)
+      ) {
+        fail('"added" is not a bounded list of chunk indexes with a version');
+      }
+      return {
+        type: "have",
+        complete: false,
+        added: added as number[],
+        version: version as number,
+      };
+    }
     if (typeof obj.bitfield !== "string" || obj.bitfield.length > 1 << 20) {
       fail('"bitfield" is not a bounded base64 string');
     }
-    return { type: "have", complete: false, bitfield: obj.bitfield };
+    return { type: "have", complete: false, bitfield: obj.bitfield, ...v };
   },
   chunk: (reply) => {
     if (!(reply instanceof Uint8Array)) fail("expected data for a chunk");
     return reply;
   },
   ping: (reply) => (expectType(reply, "pong"), { type: "pong" }),
+  hello: (reply) => (expectType(reply, "ok"), { type: "ok" }),
 };
 
 /**
