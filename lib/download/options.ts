@@ -154,6 +154,8 @@ export interface DownloadOptions {
   onProgress?: (progress: DownloadProgress) => void;
   /** Called once the manifest is known and the `.part` file is open. */
   onStart?: (download: ActiveDownload) => void;
+  /** Called with a chunk's index once it is verified and written. */
+  onVerified?: (index: number) => void;
   /** Cancels the download; the `.part` file is kept for a resume. */
   signal?: AbortSignal;
 }

@@ -245,7 +245,10 @@ async function fetchChunks(
     signal: options.signal
       ? AbortSignal.any([options.signal, part.failed])
       : part.failed,
-    onChunk: (_index, length, sources) => progress.chunk(length, sources),
+    onChunk: (index, length, sources) => {
+      options.onVerified?.(index);
+      progress.chunk(length, sources);
+    },
   });
   // Flushing to stable storage before the rename costs a full disk
   // write of the file (about 1.5 s/GiB here), so it is opt-in.
