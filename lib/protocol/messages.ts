@@ -677,7 +677,7 @@ export interface TrackerReplies {
 
 /** For each request type of a map, the validator of its reply. */
 export type ReplyValidators<M> = {
-  [K in keyof M]: (reply: Obj | Uint8Array) => M[K];
+  [K in keyof M]: (reply: Record<string, unknown> | Uint8Array) => M[K];
 };
 
 function expectType(reply: Obj | Uint8Array, type: string): Obj {
