@@ -154,8 +154,11 @@ export interface DownloadOptions {
   onProgress?: (progress: DownloadProgress) => void;
   /** Called once the manifest is known and the `.part` file is open. */
   onStart?: (download: ActiveDownload) => void;
-  /** Called with a chunk's index once it is verified and written. */
-  onVerified?: (index: number) => void;
+  /**
+   * Called once a chunk is verified and written, with its index, its length
+   * and the address (`host:port`) of the source that sent it.
+   */
+  onVerified?: (index: number, length: number, source: string) => void;
   /** Cancels the download; the `.part` file is kept for a resume. */
   signal?: AbortSignal;
 }

@@ -101,8 +101,13 @@ export interface SwarmOptions {
   signal?: AbortSignal;
   /** Shared secret of a private swarm: sources are authenticated with it. */
   secret?: string;
-  /** Called after each verified, written chunk. */
-  onChunk: (index: number, length: number, activeSources: number) => void;
+  /** Called after each verified, written chunk, with the source's address. */
+  onChunk: (
+    index: number,
+    length: number,
+    activeSources: number,
+    source: string,
+  ) => void;
 }
 
 /**
@@ -404,7 +409,12 @@ class Swarm {
         this.pool.find(key)?.inflight.get(index)?.abort();
       }
     }
-    this.#options.onChunk(index, length, this.pool.active());
+    this.#options.onChunk(
+      index,
+      length,
+      this.pool.active(),
+      source.info.address,
+    );
   }
 }
 

@@ -245,8 +245,8 @@ async function fetchChunks(
     signal: options.signal
       ? AbortSignal.any([options.signal, part.failed])
       : part.failed,
-    onChunk: (index, length, sources) => {
-      options.onVerified?.(index);
+    onChunk: (index, length, sources, source) => {
+      options.onVerified?.(index, length, source);
       progress.chunk(length, sources);
     },
   });
