@@ -52,7 +52,7 @@ export {
 export { ChunkVerificationError } from "./lib/download/swarm.ts";
 export type { ListedFile, PeerInfo } from "./lib/protocol/messages.ts";
 export { ProtocolError } from "./lib/errors.ts";
-export { RemoteError, TimeoutError } from "./lib/net/connection.ts";
+export { RemoteError, TimeoutError } from "./lib/errors.ts";
 export { AuthenticationError } from "./lib/protocol/auth.ts";
 export type { Manifest } from "./lib/content/manifest.ts";
 export type { ScanProgress } from "./lib/share/share.ts";

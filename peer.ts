@@ -16,7 +16,7 @@ import {
   UsageError,
 } from "./lib/cli/_cli.ts";
 import { secretFromEnv, validateSecret } from "./lib/protocol/auth.ts";
-import { parseHostPort } from "./lib/net/connection.ts";
+import { parseHostPort } from "./lib/net/address.ts";
 import { type Dashboard, startDashboard } from "./lib/dashboard/dashboard.ts";
 import { DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE } from "./lib/content/manifest.ts";
 import type { ListedFile, PeerInfo } from "./lib/protocol/messages.ts";

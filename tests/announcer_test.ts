@@ -10,7 +10,7 @@ import {
   Announcer,
   type Clock,
 } from "../lib/peer/announcer.ts";
-import { RemoteError } from "../lib/net/connection.ts";
+import { RemoteError } from "../lib/errors.ts";
 import type { FileAnnouncement } from "../lib/protocol/messages.ts";
 import type { Registration } from "../lib/tracker/client.ts";
 

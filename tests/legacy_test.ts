@@ -12,7 +12,7 @@ import {
   readLine,
   validateLegacyRequest,
 } from "../lib/protocol/legacy.ts";
-import { TimeoutError } from "../lib/net/connection.ts";
+import { TimeoutError } from "../lib/errors.ts";
 import { ProtocolError } from "../lib/net/wire.ts";
 
 function assertRefused(value: unknown, pattern: RegExp): void {

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { RemoteError } from "../lib/net/connection.ts";
+import { RemoteError } from "../lib/errors.ts";
 import { RpcClient } from "../lib/protocol/rpc.ts";
 import { IgnoreRules } from "../lib/share/ignore.ts";
 import { startPeer } from "../lib/peer/node.ts";

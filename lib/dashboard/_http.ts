@@ -6,7 +6,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { ProtocolError } from "../net/wire.ts";
-import { RemoteError, TimeoutError } from "../net/connection.ts";
+import { RemoteError, TimeoutError } from "../errors.ts";
 
 /** Header every API request carries the session token in. */
 export const TOKEN_HEADER = "x-shoal-token";

@@ -6,7 +6,7 @@
  * @module
  */
 import { RateLimiter } from "./_request_rate.ts";
-import { formatHostPort, parseHostPort } from "../net/connection.ts";
+import { formatHostPort, parseHostPort } from "../net/address.ts";
 import { ProtocolError } from "../net/wire.ts";
 import type { LegacyRequest } from "../protocol/legacy.ts";
 import { validateLegacyRequest } from "../protocol/legacy.ts";

@@ -10,7 +10,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { FrameConnection, RemoteError } from "../../lib/net/connection.ts";
+import { FrameConnection } from "../../lib/net/connection.ts";
+import { RemoteError } from "../../lib/errors.ts";
 import { RpcClient } from "../../lib/protocol/rpc.ts";
 import { encodeLine, legacyRequest } from "../../lib/protocol/legacy.ts";
 import { contentId, sha256Hex } from "../../lib/content/manifest.ts";

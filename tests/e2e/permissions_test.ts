@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
-import { RemoteError } from "../../lib/net/connection.ts";
+import { RemoteError } from "../../lib/errors.ts";
 import { RpcClient } from "../../lib/protocol/rpc.ts";
 import { legacyRequest } from "../../lib/protocol/legacy.ts";
 import { hashFile } from "../../lib/content/manifest.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { RemoteError } from "../../lib/net/connection.ts";
+import { RemoteError } from "../../lib/errors.ts";
 import { legacyRequest } from "../../lib/protocol/legacy.ts";
 import type { FileAnnouncement } from "../../lib/protocol/messages.ts";
 import { TrackerClient } from "../../lib/tracker/client.ts";

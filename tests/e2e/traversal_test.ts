@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { RemoteError } from "../../lib/net/connection.ts";
+import { RemoteError } from "../../lib/errors.ts";
 import { RpcClient } from "../../lib/protocol/rpc.ts";
 import { hashFile } from "../../lib/content/manifest.ts";
 import { TrackerClient } from "../../lib/tracker/client.ts";
