@@ -98,7 +98,7 @@ export interface DownloadOptions {
   maxInFlightBytes?: number;
   /**
    * Which chunk to ask which source for next (see `strategy.ts`): rarest
-   * first, in order while every source holds everything, and endgame.
+   * first among the connected sources, random among equals, and endgame.
    *
    * @default {defaultStrategy}
    */

@@ -1,9 +1,10 @@
 /**
  * The download strategy seam: which chunk to ask which source for next,
  * given what each source holds and what is done or in flight. The default,
- * {@linkcode rarestFirst}, asks in order while every source holds
- * everything, rarest first once partial holders are known, and in endgame
- * asks a second source for the chunks still in flight.
+ * {@linkcode rarestFirst}, asks for the rarest chunk among the connected
+ * sources, random among equals (so the leechers of a flash crowd hold
+ * different chunks from the start and trade them), and in endgame asks a
+ * second source for the chunks still in flight.
  *
  * @module
  */
@@ -91,8 +92,9 @@ export interface DownloadStrategy {
 /** Options for {@linkcode rarestFirst}. */
 export interface RarestFirstOptions {
   /**
-   * Candidates compared per choice: the first this many missing chunks the
-   * source holds.
+   * Candidates compared per choice: this many missing chunks the source
+   * holds, taken from a random place in its list, so a choice costs
+   * O(window) whatever the number of chunks.
    *
    * @default {32}
    */
@@ -103,18 +105,26 @@ export interface RarestFirstOptions {
    * @default {2}
    */
   maxDuplicates?: number;
+  /**
+   * The random source (uniform in [0, 1)) that breaks ties and picks where
+   * to look; tests pass a seeded one.
+   *
+   * @default {Math.random}
+   */
+  random?: () => number;
 }
 
 /**
- * The default strategy: in chunk order while every source holds
- * everything; once a partial holder is known, the rarest of the next
- * `window` missing chunks the source holds (lowest index among equals);
- * when the source has no missing chunk left (endgame), a chunk in flight
- * elsewhere that it holds, fewest requesters first, at most
- * `maxDuplicates` sources per chunk. A source is only asked for chunks its
- * map says it holds.
+ * The default strategy: among `window` missing chunks the source holds,
+ * taken from a random place, the one the fewest connected sources hold,
+ * random among equals; so even when every source holds everything the
+ * chunks are asked in a random order, and the downloaders of one file hold
+ * different chunks early, which they then trade. When the source has no
+ * missing chunk left (endgame), a chunk in flight elsewhere that it holds,
+ * fewest requesters first, at most `maxDuplicates` sources per chunk. A
+ * source is only asked for chunks its map says it holds.
  *
- * @param options Window and endgame limit.
+ * @param options Window, endgame limit and random source.
  * @returns The strategy.
  *
  * @example Choosing for two sources
@@ -125,7 +135,7 @@ export interface RarestFirstOptions {
  * chooser.setSource("seed", null);
  * chooser.setSource("leech", new Uint8Array([0b0100_0000]));
  * // Chunk 1 is held by both, every other chunk only by the seed.
- * if (chooser.next("seed") !== 0) throw new Error("expected a rarest chunk");
+ * if (chooser.next("seed") === 1) throw new Error("expected a rarer chunk");
  * ```
  */
 export function rarestFirst(
@@ -133,89 +143,151 @@ export function rarestFirst(
 ): DownloadStrategy {
   const window = options.window ?? 32;
   const maxDuplicates = options.maxDuplicates ?? 2;
+  const random = options.random ?? Math.random;
   if (!(window >= 1) || !(maxDuplicates >= 1)) {
     throw new RangeError(
       `Cannot use rarest-first: window ${window} and maxDuplicates ${maxDuplicates} must be at least 1`,
     );
   }
   return {
-    choose: (board) => new RarestFirstChooser(board, window, maxDuplicates),
+    choose: (board) =>
+      new RarestFirstChooser(board, window, maxDuplicates, random),
   };
 }
 
 /** The strategy a download uses unless told otherwise. */
 export const defaultStrategy: DownloadStrategy = rarestFirst();
 
+/** What the chooser knows of one source. */
+interface SourceView {
+  /** Its map (`null`: holds everything). */
+  bits: Uint8Array | null;
+  /**
+   * The chunks it holds that were not done when last looked at, in random
+   * order (partial sources only; done ones are dropped lazily).
+   */
+  list: number[];
+}
+
 /** Rarest-first with availability counts kept up to date as maps arrive. */
 class RarestFirstChooser implements ChunkChooser {
   readonly #board: ChunkBoard;
   readonly #window: number;
   readonly #maxDuplicates: number;
-  /** Each source's map (`null`: holds everything). */
-  readonly #sources = new Map<string, Uint8Array | null>();
-  /** Partial holders of each chunk; complete holders are counted apart. */
+  readonly #random: () => number;
+  readonly #sources = new Map<string, SourceView>();
+  /** Partial holders of each chunk; complete holders hold every chunk. */
   readonly #partialCounts: Uint16Array;
-  #complete = 0;
   #partial = 0;
+  /** Chunks not done when last looked at, shuffled (for complete sources). */
+  #pool: number[] | undefined;
 
-  constructor(board: ChunkBoard, window: number, maxDuplicates: number) {
+  constructor(
+    board: ChunkBoard,
+    window: number,
+    maxDuplicates: number,
+    random: () => number,
+  ) {
     this.#board = board;
     this.#window = window;
     this.#maxDuplicates = maxDuplicates;
+    this.#random = random;
     this.#partialCounts = new Uint16Array(board.total);
   }
 
   setSource(key: string, chunks: Uint8Array | null): void {
     this.removeSource(key);
-    const own = chunks === null ? null : chunks.slice();
-    this.#sources.set(key, own);
-    this.#count(own, 1);
+    const view: SourceView = { bits: null, list: [] };
+    if (chunks !== null) {
+      const board = this.#board;
+      view.bits = chunks.slice();
+      for (let i = 0; i < board.total; i++) {
+        if (!hasBit(chunks, i)) continue;
+        this.#partialCounts[i]!++;
+        if (!board.isDone(i)) view.list.push(i);
+      }
+      this.#shuffle(view.list);
+      this.#partial++;
+    }
+    this.#sources.set(key, view);
   }
 
   addChunk(key: string, index: number): void {
-    const chunks = this.#sources.get(key);
-    if (!chunks || index < 0 || index >= this.#board.total) return;
-    if (hasBit(chunks, index)) return;
-    chunks[index >>> 3]! |= 0x80 >>> (index & 7);
+    const view = this.#sources.get(key);
+    const bits = view?.bits;
+    if (!bits || index < 0 || index >= this.#board.total) return;
+    if (hasBit(bits, index)) return;
+    bits[index >>> 3]! |= 0x80 >>> (index & 7);
     this.#partialCounts[index]!++;
+    if (!this.#board.isDone(index)) view!.list.push(index);
   }
 
   removeSource(key: string): void {
-    if (!this.#sources.has(key)) return;
-    this.#count(this.#sources.get(key)!, -1);
+    const view = this.#sources.get(key);
+    if (!view) return;
     this.#sources.delete(key);
+    if (view.bits === null) return;
+    this.#partial--;
+    for (let i = 0; i < this.#partialCounts.length; i++) {
+      if (hasBit(view.bits, i)) this.#partialCounts[i]!--;
+    }
   }
 
   next(key: string): number | undefined {
-    const chunks = this.#sources.get(key);
-    if (chunks === undefined) return undefined;
-    const has = (i: number) => chunks === null || hasBit(chunks, i);
-    return this.#missing(has) ?? this.#endgame(key, has);
+    const view = this.#sources.get(key);
+    if (view === undefined) return undefined;
+    const bits = view.bits;
+    const list = bits === null ? this.#completePool() : view.list;
+    return this.#rarest(list, bits === null && this.#partial === 0) ??
+      this.#endgame(key, (i) => bits === null || hasBit(bits, i));
   }
 
-  #count(chunks: Uint8Array | null, delta: 1 | -1): void {
-    if (chunks === null) {
-      this.#complete += delta;
-      return;
+  /** The shuffled list of chunks not done, made at the first use. */
+  #completePool(): number[] {
+    if (this.#pool === undefined) {
+      const board = this.#board;
+      this.#pool = [];
+      for (let i = 0; i < board.total; i++) {
+        if (!board.isDone(i)) this.#pool.push(i);
+      }
+      this.#shuffle(this.#pool);
     }
-    this.#partial += delta;
-    for (let i = 0; i < this.#partialCounts.length; i++) {
-      if (hasBit(chunks, i)) this.#partialCounts[i]! += delta;
-    }
+    return this.#pool;
   }
 
-  #missing(has: (i: number) => boolean): number | undefined {
+  /**
+   * The rarest missing chunk among `window` of `list`, looked at from a
+   * random place on (random among equals); done chunks met on the way are
+   * dropped from `list`. With `first`, the first missing one (every chunk
+   * is equally rare).
+   */
+  #rarest(list: number[], first: boolean): number | undefined {
     const board = this.#board;
+    const counts = this.#partialCounts;
     let best: number | undefined;
     let bestRarity = Infinity;
+    let ties = 0;
     let seen = 0;
-    for (let i = board.firstMissing(); i < board.total; i++) {
-      if (!board.isMissing(i) || !has(i)) continue;
-      if (this.#partial === 0) return i;
-      const rarity = this.#complete + this.#partialCounts[i]!;
+    let at = Math.floor(this.#random() * list.length);
+    for (let steps = list.length; steps > 0 && list.length > 0; steps--) {
+      if (at >= list.length) at = 0;
+      const index = list[at]!;
+      if (board.isDone(index)) {
+        // Drop it: the last entry takes its place and is looked at next.
+        list[at] = list[list.length - 1]!;
+        list.pop();
+        continue;
+      }
+      at++;
+      if (!board.isMissing(index)) continue; // In flight.
+      if (first) return index;
+      const rarity = counts[index]!;
       if (rarity < bestRarity) {
-        best = i;
+        best = index;
         bestRarity = rarity;
+        ties = 1;
+      } else if (rarity === bestRarity && this.#random() * ++ties < 1) {
+        best = index;
       }
       if (++seen >= this.#window) break;
     }
@@ -234,5 +306,15 @@ class RarestFirstChooser implements ChunkChooser {
       }
     }
     return best;
+  }
+
+  /** Fisher–Yates with the chooser's random source. */
+  #shuffle(list: number[]): void {
+    for (let i = list.length - 1; i > 0; i--) {
+      const j = Math.floor(this.#random() * (i + 1));
+      const swap = list[i]!;
+      list[i] = list[j]!;
+      list[j] = swap;
+    }
   }
 }
