@@ -69,15 +69,19 @@ export class TimeoutError extends Error {
 export class RemoteError extends Error {
   /** Machine-readable code, e.g. `not_found`, `unknown_peer`, `bad_request`. */
   readonly code: string;
+  /** How long the remote side asks to wait before asking again (`choked`), ms. */
+  readonly retryAfterMs: number | undefined;
   /**
    * Creates the error.
    *
    * @param code Machine-readable code.
    * @param message Human-readable text from the remote side.
+   * @param retryAfterMs The wait the remote side asked for, if any.
    */
-  constructor(code: string, message: string) {
+  constructor(code: string, message: string, retryAfterMs?: number) {
     super(message);
     this.name = "RemoteError";
     this.code = code;
+    this.retryAfterMs = retryAfterMs;
   }
 }

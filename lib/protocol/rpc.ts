@@ -12,7 +12,7 @@ import {
 import { type Duplex, tcpTransport, type Transport } from "../net/transport.ts";
 import { ProtocolError, RemoteError, TimeoutError } from "../errors.ts";
 import { privateSwarmTransport } from "./auth.ts";
-import type { ReplyValidators } from "./messages.ts";
+import { MAX_RETRY_AFTER_MS, type ReplyValidators } from "./messages.ts";
 
 export { RemoteError } from "../errors.ts";
 
@@ -149,6 +149,9 @@ export class RpcClient {
               typeof reply.message === "string"
                 ? reply.message.slice(0, 512)
                 : "Remote error",
+              typeof reply.retryAfterMs === "number" && reply.retryAfterMs >= 0
+                ? Math.min(reply.retryAfterMs, MAX_RETRY_AFTER_MS)
+                : undefined,
             ),
           );
         } else {
