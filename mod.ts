@@ -47,6 +47,7 @@ export {
   type DownloadOptions,
   type DownloadProgress,
   type DownloadResult,
+  type SourceTally,
   UnverifiedSourceError,
 } from "./lib/download/transfer.ts";
 export { ChunkVerificationError } from "./lib/download/swarm.ts";

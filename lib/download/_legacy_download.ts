@@ -80,6 +80,7 @@ export async function downloadLegacy(
           verified: false,
           alreadyComplete: false,
           elapsedMs: performance.now() - started,
+          sources: [{ address: holder.address, bytes: size, chunks: 1 }],
         };
       } catch (error) {
         if (options.signal?.aborted) throw error;

@@ -7,8 +7,14 @@
  */
 import { Buffer } from "node:buffer";
 import { RpcClient, type RpcClientOptions } from "../protocol/rpc.ts";
-import type { PeerInfo } from "../protocol/messages.ts";
+import { type PeerInfo, peerReplies } from "../protocol/messages.ts";
 import { ProtocolError } from "../net/wire.ts";
+
+/** What a long-poll `have` learnt of a source. */
+export type HaveUpdate =
+  | { kind: "complete" }
+  | { kind: "map"; bitfield: Uint8Array }
+  | { kind: "added"; added: number[] };
 
 /** One holder the download is connected to. */
 export class Source {
@@ -20,6 +26,15 @@ export class Source {
   readonly client: RpcClient;
   /** `null` when it holds every chunk, else its last known map. */
   bitfield: Uint8Array | null = null;
+  /**
+   * The version of its map (it pushes new chunks: long-poll `have`), or
+   * `undefined` for an older peer whose map is polled.
+   */
+  version: number | undefined;
+  /** Whether a long poll of its map runs. */
+  watching = false;
+  /** Not asked for chunks before this time (`performance.now()`): choked. */
+  chokedUntil = 0;
   /** Whether it was dropped. */
   dropped = false;
   /** Bad chunks it sent. */
@@ -52,24 +67,77 @@ export class Source {
    */
   async refreshHave(id: string, chunks: number): Promise<Uint8Array | null> {
     this.lastHave = performance.now();
-    const reply = await this.client.call({ type: "have", id }, "have");
+    const reply = await this.client.ask(peerReplies, { type: "have", id });
+    this.version = reply.version;
     if (reply.complete === true) {
       this.bitfield = null;
       return null;
     }
-    const expected = Math.ceil(chunks / 8);
-    const bitfield = typeof reply.bitfield === "string" &&
-        reply.bitfield.length <= Math.ceil(expected / 3) * 4 + 4
-      ? new Uint8Array(Buffer.from(reply.bitfield, "base64"))
-      : undefined;
-    if (!bitfield || bitfield.length !== expected) {
+    if (!("bitfield" in reply)) {
       throw new ProtocolError(
-        `Cannot accept have reply: expected a ${expected}-byte bitfield`,
+        "Cannot accept have reply: a map was asked for, not the chunks added",
       );
     }
-    this.bitfield = bitfield;
-    return bitfield;
+    this.bitfield = decodeBitfield(reply.bitfield, chunks);
+    return this.bitfield;
   }
+
+  /**
+   * Waits (long poll) for the chunks of `id` the holder verifies after the
+   * version last seen, and keeps them.
+   *
+   * @param id Content id.
+   * @param chunks Number of chunks.
+   * @param waitMs Longest the holder may wait before answering.
+   * @param timeoutMs Bound on the whole request.
+   * @param signal Cancels the wait.
+   * @returns What changed: it completed, a whole new map, or the chunks
+   *   added (maybe none).
+   * @throws {ProtocolError} If the reply is malformed.
+   */
+  async watchHave(
+    id: string,
+    chunks: number,
+    waitMs: number,
+    timeoutMs: number,
+    signal: AbortSignal,
+  ): Promise<HaveUpdate> {
+    const reply = await this.client.ask(
+      peerReplies,
+      { type: "have", id, after: this.version ?? 0, waitMs },
+      { timeoutMs, signal },
+    );
+    this.lastHave = performance.now();
+    if (reply.version !== undefined) this.version = reply.version;
+    if (reply.complete === true) {
+      this.bitfield = null;
+      return { kind: "complete" };
+    }
+    if ("bitfield" in reply) {
+      this.bitfield = decodeBitfield(reply.bitfield, chunks);
+      return { kind: "map", bitfield: this.bitfield };
+    }
+    const added = reply.added.filter((i) => i < chunks);
+    const bitfield = this.bitfield;
+    if (bitfield) {
+      for (const i of added) bitfield[i >>> 3]! |= 0x80 >>> (i & 7);
+    }
+    return { kind: "added", added };
+  }
+}
+
+/** Decodes a base64 map of `chunks` chunks, checking its size. */
+function decodeBitfield(text: string, chunks: number): Uint8Array {
+  const expected = Math.ceil(chunks / 8);
+  const bitfield = text.length <= Math.ceil(expected / 3) * 4 + 4
+    ? new Uint8Array(Buffer.from(text, "base64"))
+    : undefined;
+  if (!bitfield || bitfield.length !== expected) {
+    throw new ProtocolError(
+      `Cannot accept have reply: expected a ${expected}-byte bitfield`,
+    );
+  }
+  return bitfield;
 }
 
 /** How a {@linkcode SourcePool} connects. */

@@ -20,6 +20,7 @@ export {
   type DownloadOptions,
   type DownloadProgress,
   type DownloadResult,
+  type SourceTally,
   UnverifiedSourceError,
 } from "./transfer.ts";
 export {

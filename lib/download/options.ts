@@ -16,6 +16,16 @@ export const DEFAULT_MAX_FILE_SIZE = 2 ** 40;
 /** How long a download waits for a verified chunk before it gives up. */
 export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
 
+/** What one source sent a download. */
+export interface SourceTally {
+  /** The source's address (`host:port`). */
+  address: string;
+  /** Verified bytes it sent. */
+  bytes: number;
+  /** Verified chunks it sent. */
+  chunks: number;
+}
+
 /** Live progress of a download. */
 export interface DownloadProgress {
   /** Content id (`null` for a seed-protocol whole-file download). */
@@ -38,6 +48,10 @@ export interface DownloadProgress {
   eta: number;
   /** Sources currently used. */
   sources: number;
+  /** The chunk just verified and the address of the source that sent it. */
+  last?: { index: number; source: string };
+  /** What each source sent so far in this run, most bytes first. */
+  perSource?: SourceTally[];
 }
 
 /** What a finished download did. */
@@ -65,6 +79,8 @@ export interface DownloadResult {
   elapsedMs: number;
   /** The manifest (absent for a seed-protocol download). */
   manifest?: Manifest;
+  /** What came from whom in this run, most bytes first. */
+  sources: SourceTally[];
 }
 
 /** Options for {@linkcode download}. */
@@ -81,13 +97,19 @@ export interface DownloadOptions {
   overwrite?: boolean;
   /** Requests in flight per source. @default {4} */
   maxInFlightPerPeer?: number;
-  /** Most sources used at once. @default {8} */
+  /** Most sources used at once. @default {32} */
   maxPeers?: number;
   /** Bound on each request, ms. @default {15000} */
   requestTimeoutMs?: number;
   /** Bad chunks a source may send before it is dropped. @default {3} */
   maxStrikes?: number;
-  /** How often to ask the tracker for new holders, ms. @default {3000} */
+  /**
+   * How often to ask the tracker for new holders, ms; every second while
+   * the download has fewer than `maxPeers` sources (peers of a flash crowd
+   * find each other at once).
+   *
+   * @default {3000}
+   */
   refreshIntervalMs?: number;
   /**
    * Most chunk bytes requested but not yet written: the download's memory
@@ -161,6 +183,14 @@ export interface DownloadOptions {
   onVerified?: (index: number, length: number, source: string) => void;
   /** Cancels the download; the `.part` file is kept for a resume. */
   signal?: AbortSignal;
+  /**
+   * The port the caller's own peer serves on, when the download runs inside
+   * a peer: each source is told it (`hello`), so a source that downloads
+   * from that peer can reciprocate.
+   *
+   * @default {undefined}
+   */
+  servingPort?: number;
 }
 
 /** A download in progress, as seen by the peer that serves its chunks. */

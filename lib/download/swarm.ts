@@ -1,16 +1,17 @@
 /**
  * The multi-source engine of a download: one connection per holder, several
  * chunk requests in flight on each, chunks chosen by a
- * {@linkcode DownloadStrategy}, every chunk verified before it is written,
- * bad senders struck off, silent ones timed out, and the tracker asked again
- * when sources run out.
+ * {@linkcode DownloadStrategy}, the maps of partial holders pushed (long-poll
+ * `have`), every chunk verified before it is written, bad senders struck
+ * off, silent ones timed out, choked requests asked elsewhere, and the
+ * tracker asked again for new holders (every second while there is room).
  *
  * @module
  */
 import { RemoteError } from "../errors.ts";
 import { ChunkBuffers } from "./_chunk_buffers.ts";
 import { chunkLength, type Manifest, sha256Hex } from "../content/manifest.ts";
-import type { PeerInfo } from "../protocol/messages.ts";
+import { type PeerInfo, peerReplies } from "../protocol/messages.ts";
 import type { TokenBucket } from "../net/rate_limit.ts";
 import type { Transport } from "../net/transport.ts";
 import { ChunkBoard } from "./scheduler.ts";
@@ -20,6 +21,7 @@ import {
   type DownloadStrategy,
 } from "./strategy.ts";
 import { ByteBudget } from "./_byte_budget.ts";
+import type { SourceTally } from "./options.ts";
 import { type Source, SourcePool } from "./_source_pool.ts";
 import { ProtocolError } from "../net/wire.ts";
 
@@ -101,6 +103,8 @@ export interface SwarmOptions {
   signal?: AbortSignal;
   /** Shared secret of a private swarm: sources are authenticated with it. */
   secret?: string;
+  /** The port this side's peer serves on, told to each source (`hello`). */
+  servingPort?: number;
   /** Called after each verified, written chunk, with the source's address. */
   onChunk: (
     index: number,
@@ -114,7 +118,8 @@ export interface SwarmOptions {
  * Fetches every missing chunk of `manifest` into `file`.
  *
  * @param options Manifest, file, holders and limits.
- * @returns Bytes received and the addresses that were banned.
+ * @returns Bytes received, what came from whom, and the addresses that
+ *   were banned.
  * @throws {ChunkVerificationError} If sources ran out after bad chunks.
  * @throws {Deno.errors.NotFound} If sources ran out otherwise.
  * @throws {Deno.errors.TimedOut} If no chunk verified for
@@ -129,7 +134,7 @@ export interface SwarmOptions {
  */
 export async function runSwarm(
   options: SwarmOptions,
-): Promise<{ received: number; banned: string[] }> {
+): Promise<{ received: number; sources: SourceTally[]; banned: string[] }> {
   const swarm = new Swarm(options);
   let stalled = false;
   try {
@@ -138,7 +143,11 @@ export async function runSwarm(
     await swarm.close();
   }
   swarm.throwIfUnfinished(stalled);
-  return { received: swarm.received, banned: [...swarm.pool.banned] };
+  return {
+    received: swarm.received,
+    sources: swarm.tally(),
+    banned: [...swarm.pool.banned],
+  };
 }
 
 /** One run: the board, the chooser, the sources and their lanes. */
@@ -153,6 +162,7 @@ class Swarm {
   readonly #stop = new AbortController();
   readonly #signal: AbortSignal;
   readonly #lanes = new Set<Promise<void>>();
+  readonly #tally = new Map<string, SourceTally>();
   #lastVerificationError: ChunkVerificationError | undefined;
 
   constructor(options: SwarmOptions) {
@@ -216,10 +226,13 @@ class Swarm {
         idleRounds++;
       } else {
         idleRounds = 0;
-        await board.changed(Math.min(500, options.refreshIntervalMs));
-        if (performance.now() - lastRefresh < options.refreshIntervalMs) {
-          continue;
-        }
+        // While there is room for more sources, look every second: the
+        // peers of a flash crowd find each other at once.
+        const interval = pool.active() < options.maxPeers
+          ? Math.min(DISCOVERY_INTERVAL_MS, options.refreshIntervalMs)
+          : options.refreshIntervalMs;
+        await board.changed(Math.min(500, interval));
+        if (performance.now() - lastRefresh < interval) continue;
       }
       if (board.finished) break;
       lastRefresh = performance.now();
@@ -230,6 +243,16 @@ class Swarm {
       await this.#addSources(infos);
     }
     return false;
+  }
+
+  /**
+   * What each source sent, most bytes first.
+   *
+   * @returns One tally per source address.
+   */
+  tally(): SourceTally[] {
+    return [...this.#tally.values()].map((t) => ({ ...t }))
+      .sort((a, b) => b.bytes - a.bytes);
   }
 
   /** Stops every lane and waits for them and the pending writes. */
@@ -272,22 +295,86 @@ class Swarm {
   }
 
   async #addSources(infos: PeerInfo[]): Promise<void> {
-    const { maxInFlightPerPeer } = this.#options;
-    const connected = await this.pool.connect(infos);
+    const { maxInFlightPerPeer, servingPort } = this.#options;
+    // This side's own peer may be listed (its partial download is
+    // announced): no use asking it.
+    const connected = await this.pool.connect(
+      infos.filter((info) => !isSelf(info.address, servingPort)),
+    );
     await Promise.all(connected.map(async (source) => {
       try {
+        if (servingPort !== undefined) {
+          // Who we are, for reciprocity; an older peer answers an error.
+          await source.client.ask(peerReplies, {
+            type: "hello",
+            port: servingPort,
+          }).catch((error) => {
+            if (!(error instanceof RemoteError)) throw error;
+          });
+        }
         await this.#refreshHave(source);
       } catch (error) {
         this.#drop(source, error as Error);
         return;
       }
+      if (source.bitfield !== null && source.version !== undefined) {
+        this.#spawn(source, () => this.#watch(source));
+      }
       for (let i = 0; i < maxInFlightPerPeer; i++) {
-        const task = this.#lane(source).catch((error) => {
-          if (!this.#signal.aborted) this.#drop(source, error as Error);
-        }).finally(() => this.#lanes.delete(task));
-        this.#lanes.add(task);
+        this.#spawn(source, () => this.#lane(source));
       }
     }));
+  }
+
+  /** Runs `task` for `source` until it ends; a failure drops the source. */
+  #spawn(source: Source, task: () => Promise<void>): void {
+    const run = task().catch((error) => {
+      if (!this.#signal.aborted) this.#drop(source, error as Error);
+    }).finally(() => this.#lanes.delete(run));
+    this.#lanes.add(run);
+  }
+
+  /**
+   * Follows a partial holder's map as it grows (long-poll `have`), until it
+   * completes, is dropped, or the download ends.
+   */
+  async #watch(source: Source): Promise<void> {
+    const { manifest, requestTimeoutMs } = this.#options;
+    const board = this.#board;
+    source.watching = true;
+    try {
+      while (
+        source.bitfield !== null && !source.dropped && !board.finished &&
+        !this.#signal.aborted
+      ) {
+        const asked = performance.now();
+        const update = await source.watchHave(
+          manifest.id,
+          board.total,
+          HAVE_WAIT_MS,
+          HAVE_WAIT_MS + requestTimeoutMs,
+          this.#signal,
+        );
+        if (source.dropped) return;
+        if (update.kind === "complete") {
+          this.#chooser.setSource(source.key, null);
+        } else if (update.kind === "map") {
+          this.#chooser.setSource(source.key, update.bitfield);
+        } else {
+          for (const i of update.added) this.#chooser.addChunk(source.key, i);
+          if (
+            update.added.length === 0 && performance.now() - asked < 250
+          ) {
+            // A holder that answers at once with nothing new: do not spin.
+            await sleep(250, this.#signal);
+          }
+          if (update.added.length === 0) continue;
+        }
+        board.wake();
+      }
+    } finally {
+      source.watching = false;
+    }
   }
 
   async #refreshHave(source: Source): Promise<void> {
@@ -306,10 +393,16 @@ class Swarm {
   async #lane(source: Source): Promise<void> {
     const board = this.#board;
     while (!board.finished && !source.dropped && !this.#signal.aborted) {
+      const choked = source.chokedUntil - performance.now();
+      if (choked > 0) {
+        await sleep(choked, this.#signal);
+        continue;
+      }
       const index = this.#chooser.next(source.key);
       if (index === undefined) {
         if (
-          source.bitfield !== null && performance.now() - source.lastHave > 250
+          source.bitfield !== null && !source.watching &&
+          performance.now() - source.lastHave > 250
         ) {
           await this.#refreshHave(source).catch((e) =>
             this.#drop(source, e as Error)
@@ -350,6 +443,13 @@ class Swarm {
       this.#board.release(index, source.key);
       if (this.#signal.aborted) throw error;
       if (controller.signal.aborted) return; // Endgame duplicate cancelled.
+      if (error instanceof RemoteError && error.code === "choked") {
+        // Not now from this source: the chunk goes to another one, and this
+        // source is asked again when it says.
+        source.chokedUntil = performance.now() +
+          (error.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS);
+        return;
+      }
       if (
         error instanceof RemoteError && error.code === "not_found" &&
         source.bitfield !== null
@@ -404,6 +504,12 @@ class Swarm {
     if (others === undefined) return;
     this.#options.have[index] = 1;
     this.received += length;
+    const address = source.info.address;
+    const tally = this.#tally.get(address) ??
+      { address, bytes: 0, chunks: 0 };
+    tally.bytes += length;
+    tally.chunks++;
+    this.#tally.set(address, tally);
     for (const key of others) {
       if (key !== source.key) {
         this.pool.find(key)?.inflight.get(index)?.abort();
@@ -416,6 +522,37 @@ class Swarm {
       source.info.address,
     );
   }
+}
+
+/** How long a partial holder may hold a `have` long poll, ms. */
+const HAVE_WAIT_MS = 2000;
+
+/** How often to look for holders while there is room for more, ms. */
+const DISCOVERY_INTERVAL_MS = 1000;
+
+/** How long a choked source rests when it does not say, ms. */
+const DEFAULT_RETRY_AFTER_MS = 1000;
+
+/** Whether `address` is this host's own peer serving on `port`. */
+function isSelf(address: string, port: number | undefined): boolean {
+  if (port === undefined) return false;
+  const match = /^\[?(.*?)\]?:(\d+)$/.exec(address);
+  return match !== null && Number(match[2]) === port &&
+    /^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(match[1]!);
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 function formatSeconds(ms: number): string {

@@ -27,6 +27,7 @@ import {
   DEFAULT_STALL_TIMEOUT_MS,
   type DownloadOptions,
   type DownloadResult,
+  type SourceTally,
 } from "./options.ts";
 
 export {
@@ -36,6 +37,7 @@ export {
   type DownloadOptions,
   type DownloadProgress,
   type DownloadResult,
+  type SourceTally,
 } from "./options.ts";
 export { partPaths, STATE_SUFFIX } from "./part_file.ts";
 
@@ -200,6 +202,7 @@ async function fetchChunks(
       alreadyComplete: true,
       elapsedMs: performance.now() - started,
       manifest,
+      sources: [],
     };
   }
 
@@ -225,7 +228,7 @@ async function fetchChunks(
   });
   const progress = new ProgressReporter(manifest, name, have, options);
   progress.report(holders.length);
-  await runSwarm({
+  const { sources } = await runSwarm({
     manifest,
     have,
     file: part,
@@ -234,7 +237,7 @@ async function fetchChunks(
     ...(options.strategy ? { strategy: options.strategy } : {}),
     ...(options.transport ? { transport: options.transport } : {}),
     maxInFlightPerPeer: options.maxInFlightPerPeer ?? 4,
-    maxPeers: options.maxPeers ?? 8,
+    maxPeers: options.maxPeers ?? 32,
     requestTimeoutMs: options.requestTimeoutMs ?? 15_000,
     maxStrikes: options.maxStrikes ?? 3,
     refreshIntervalMs: options.refreshIntervalMs ?? 3000,
@@ -242,12 +245,15 @@ async function fetchChunks(
     stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
     ...(options.limiter ? { limiter: options.limiter } : {}),
     ...(options.secret !== undefined ? { secret: options.secret } : {}),
+    ...(options.servingPort !== undefined
+      ? { servingPort: options.servingPort }
+      : {}),
     signal: options.signal
       ? AbortSignal.any([options.signal, part.failed])
       : part.failed,
-    onChunk: (index, length, sources, source) => {
+    onChunk: (index, length, active, source) => {
       options.onVerified?.(index, length, source);
-      progress.chunk(length, sources);
+      progress.chunk(index, length, active, source);
     },
   });
   // Flushing to stable storage before the rename costs a full disk
@@ -270,6 +276,7 @@ async function fetchChunks(
     alreadyComplete: false,
     elapsedMs: performance.now() - started,
     manifest,
+    sources,
   };
 }
 
@@ -278,6 +285,7 @@ class ProgressReporter {
   received = 0;
   #done = 0;
   #bytesDone = 0;
+  readonly #perSource = new Map<string, SourceTally>();
   readonly #runStart = performance.now();
 
   constructor(
@@ -293,16 +301,21 @@ class ProgressReporter {
     }
   }
 
-  /** Counts one verified chunk of `length` bytes, then reports. */
-  chunk(length: number, sources: number): void {
+  /** Counts chunk `index` of `length` bytes from `source`, then reports. */
+  chunk(index: number, length: number, active: number, source: string): void {
     this.#done++;
     this.#bytesDone += length;
     this.received += length;
-    this.report(sources);
+    const tally = this.#perSource.get(source) ??
+      { address: source, bytes: 0, chunks: 0 };
+    tally.bytes += length;
+    tally.chunks++;
+    this.#perSource.set(source, tally);
+    this.report(active, { index, source });
   }
 
-  /** Reports progress with `sources` in use. */
-  report(sources: number): void {
+  /** Reports progress with `sources` in use, after chunk `last`. */
+  report(sources: number, last?: { index: number; source: string }): void {
     const { manifest } = this;
     const seconds = (performance.now() - this.#runStart) / 1000;
     const rate = seconds > 0 ? this.received / seconds : 0;
@@ -317,6 +330,9 @@ class ProgressReporter {
       rate,
       eta: rate > 0 ? (manifest.size - this.#bytesDone) / rate : Infinity,
       sources,
+      ...(last ? { last } : {}),
+      perSource: [...this.#perSource.values()].map((t) => ({ ...t }))
+        .sort((a, b) => b.bytes - a.bytes),
     });
   }
 }

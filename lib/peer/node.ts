@@ -331,7 +331,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
         /^[0-9a-f]{64}$/.test(target) ? { id: target } : { name: target },
       ),
     download: (target: string, o?: Partial<DownloadOptions>) =>
-      downloads.download(target, o),
+      downloads.download(target, { servingPort: port, ...o }),
     status: (): PeerStatus => ({
       address: session.address,
       trackerConnected: session.connected,
