@@ -1,7 +1,8 @@
 /**
  * Private download bookkeeping of a peer: the downloads in progress (whose
- * verified chunks are served and announced: partial seeding), their progress,
- * and sharing a finished file at once with its verified manifest.
+ * verified chunks are served and announced: partial seeding, with a change
+ * feed each for long-poll `have`), their progress, the bytes received lately
+ * per source, and sharing a finished file at once with its verified manifest.
  *
  * @module
  */
@@ -16,6 +17,8 @@ import {
   type DownloadProgress,
   type DownloadResult,
 } from "../download/transfer.ts";
+import { ChunkNews } from "./_chunk_news.ts";
+import { keyOfAddress, RecentBytes } from "./_recent_bytes.ts";
 
 /** The peer-wide settings every download gets. */
 export interface DownloadDefaults {
@@ -38,6 +41,11 @@ export interface DownloadDefaults {
 /** Downloads in progress and their progress, keyed by content id and target. */
 export class PeerDownloads {
   readonly #active = new Map<string, ActiveDownload>();
+  readonly #news = new Map<string, ChunkNews>();
+  /** Versions of a feed start above every earlier feed's. */
+  #newsBase = 0;
+  /** Bytes received lately per source (keyed by `addressKey`). */
+  readonly received: RecentBytes = new RecentBytes();
   readonly #progress = new Map<string, DownloadProgress>();
   readonly #shares: ShareIndex;
   readonly #defaults: DownloadDefaults;
@@ -51,6 +59,9 @@ export class PeerDownloads {
 
   /** A download in progress by content id. */
   partial = (id: string): ActiveDownload | undefined => this.#active.get(id);
+
+  /** The change feed of a download in progress by content id. */
+  news = (id: string): ChunkNews | undefined => this.#news.get(id);
 
   /** Progress of every download in progress. */
   progress(): DownloadProgress[] {
@@ -82,6 +93,7 @@ export class PeerDownloads {
   ): Promise<DownloadResult> {
     const d = this.#defaults;
     let activeId: string | undefined;
+    let news: ChunkNews | undefined;
     try {
       const result = await (d.run ?? download)(target, {
         tracker: d.tracker,
@@ -93,10 +105,18 @@ export class PeerDownloads {
           : d.signal,
         onStart: (active) => {
           activeId = active.manifest.id;
+          news = new ChunkNews(this.#newsBase);
+          this.#news.get(activeId)?.end();
+          this.#news.set(activeId, news);
           this.#active.set(active.manifest.id, active);
           this.version++;
           d.onChange();
           options.onStart?.(active);
+        },
+        onVerified: (index, length, source) => {
+          news?.verified(index);
+          this.received.add(keyOfAddress(source), length);
+          options.onVerified?.(index, length, source);
         },
         onProgress: (p) => {
           this.#progress.set(target, p);
@@ -111,6 +131,11 @@ export class PeerDownloads {
       if (activeId !== undefined) {
         this.#active.delete(activeId);
         this.version++;
+      }
+      if (news) {
+        this.#newsBase = Math.max(this.#newsBase, news.version + 1);
+        if (this.#news.get(activeId!) === news) this.#news.delete(activeId!);
+        news.end();
       }
     }
   }

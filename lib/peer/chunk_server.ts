@@ -1,7 +1,8 @@
 /**
- * The framed side of a peer: answers `have`, `manifest`, `chunk` and `ping`
- * from a share index and the downloads in progress (verified chunks only),
- * with a per-connection request queue, open-file cache and upload limits.
+ * The framed side of a peer: answers `have` (at once or as a long poll),
+ * `manifest`, `chunk`, `hello` and `ping` from a share index and the
+ * downloads in progress (verified chunks only), with a per-connection request
+ * queue, open-file cache, upload limits and upload slots.
  *
  * @module
  */
@@ -19,6 +20,7 @@ import {
 } from "../content/manifest.ts";
 import {
   type ChunkRequest,
+  type HaveRequest,
   type ManifestRequest,
   type PeerRequest,
   validatePeerRequest,
@@ -29,9 +31,16 @@ import type { ActiveDownload } from "../download/transfer.ts";
 import { DATA_HEADER_SIZE, ProtocolError } from "../net/wire.ts";
 import { UploadLedger, type UploadStatus } from "./_uploads.ts";
 import { RequestQueue } from "./_request_queue.ts";
+import type { ChunkNews } from "./_chunk_news.ts";
+import { addressKey } from "./_recent_bytes.ts";
+import type { SlotDecision, UploadSlots } from "./upload_slots.ts";
+import type { SeedSpread } from "./seed_spread.ts";
 
 /** Largest request frame a peer accepts: requests are small JSON objects. */
 export const MAX_REQUEST_FRAME_SIZE = 64 * 1024;
+
+/** Most long-poll `have` requests one connection may have waiting. */
+export const MAX_POLLS_PER_CONNECTION = 4;
 
 /** Options for {@linkcode ChunkServer}. */
 export interface ChunkServerOptions {
@@ -43,6 +52,27 @@ export interface ChunkServerOptions {
    * @default {() => undefined}
    */
   partial?: (id: string) => ActiveDownload | undefined;
+  /**
+   * The change feed of a download in progress by content id, for long-poll
+   * `have` requests (without one they are answered at once).
+   *
+   * @default {() => undefined}
+   */
+  news?: (id: string) => ChunkNews | undefined;
+  /**
+   * Who is served now when the uplink is capped; others are answered
+   * `choked`.
+   *
+   * @default {undefined} (every request is served)
+   */
+  slots?: UploadSlots;
+  /**
+   * Spreads the chunks of whole files: a chunk handed out already may be
+   * answered `choked` while others never were.
+   *
+   * @default {undefined}
+   */
+  spread?: SeedSpread;
   /** Private-swarm secret, already validated. @default {undefined} */
   secret?: string;
   /** Idle limit for a connection, ms. @default {30000} */
@@ -96,6 +126,10 @@ interface ConnectionUpload extends UploadStatus {
   files: OpenFiles;
   /** Aborted when the connection ends or the peer stops. */
   signal: AbortSignal;
+  /** The remote's serving address (`hello`), as an address key. */
+  serves: string | undefined;
+  /** Long-poll `have` requests waiting. */
+  polls: Set<Promise<void>>;
 }
 
 const notFound = (message: string, rid: unknown) => ({
@@ -118,6 +152,11 @@ const notFound = (message: string, rid: unknown) => ({
 export class ChunkServer {
   readonly #shares: ShareIndex;
   readonly #partial: (id: string) => ActiveDownload | undefined;
+  readonly #news: (id: string) => ChunkNews | undefined;
+  readonly #slots: UploadSlots | undefined;
+  readonly #spread: SeedSpread | undefined;
+  /** Serving address (address key) by connection, from `hello`. */
+  readonly #hello = new Map<string, string>();
   readonly #secret: string | undefined;
   readonly #readTimeoutMs: number;
   readonly #maxFrameSize: number;
@@ -137,6 +176,9 @@ export class ChunkServer {
   constructor(options: ChunkServerOptions) {
     this.#shares = options.shares;
     this.#partial = options.partial ?? (() => undefined);
+    this.#news = options.news ?? (() => undefined);
+    this.#slots = options.slots;
+    this.#spread = options.spread;
     this.#secret = options.secret;
     this.#readTimeoutMs = options.readTimeoutMs ?? 30_000;
     this.#maxFrameSize = options.maxFrameSize ?? MAX_REQUEST_FRAME_SIZE;
@@ -174,13 +216,15 @@ export class ChunkServer {
       chunks: 0,
       files: new OpenFiles(4),
       signal: AbortSignal.any([this.#signal, ended.signal]),
+      serves: undefined,
+      polls: new Set(),
     });
     const queue = new RequestQueue<{ request: PeerRequest; rid: unknown }>();
     const worker = queue.run(({ request, rid }) =>
       this.#serveOne(request, connection, rid, upload)
     ).catch(() => connection.close());
     try {
-      await this.#readRequests(connection, remote, queue);
+      await this.#readRequests(connection, remote, queue, upload);
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
       this.#onProtocolError(remote, error.message);
@@ -191,8 +235,12 @@ export class ChunkServer {
       // reading is released by the failing write.
       connection.close();
       await worker;
+      await Promise.all(upload.polls);
       this.uploads.close(remote);
       upload.files.close();
+      this.#hello.delete(remote);
+      this.#slots?.leave(remote);
+      this.#spread?.leave(remote);
     }
   };
 
@@ -200,6 +248,7 @@ export class ChunkServer {
     connection: FrameConnection,
     remote: string,
     queue: RequestQueue<{ request: PeerRequest; rid: unknown }>,
+    upload: ConnectionUpload,
   ): Promise<void> {
     const requests = serverRequests(connection, this.#secret, {
       timeoutMs: this.#readTimeoutMs,
@@ -223,7 +272,18 @@ export class ChunkServer {
         continue;
       }
       if (request.type === "cancel") queue.cancel(request.target);
-      else queue.push({ request, rid });
+      else if (request.type === "hello") {
+        this.#sayHello(request.port, connection, rid, upload);
+      } else if (
+        request.type === "have" && request.after !== undefined &&
+        upload.polls.size < MAX_POLLS_PER_CONNECTION
+      ) {
+        // Waits beside the queue: chunk requests are not held behind it.
+        const poll = this.#poll(request, connection, rid, upload)
+          .catch(() => connection.close())
+          .finally(() => upload.polls.delete(poll));
+        upload.polls.add(poll);
+      } else queue.push({ request, rid });
     }
   }
 
@@ -267,7 +327,8 @@ export class ChunkServer {
       case "ping":
         return await connection.send({ type: "pong", rid });
       case "cancel":
-        return; // Handled by the connection's queue.
+      case "hello":
+        return; // Handled as they are read.
       case "have":
         return await connection.send(this.#have(request.id, rid));
       case "manifest":
@@ -277,14 +338,80 @@ export class ChunkServer {
     }
   }
 
-  #have(id: string, rid: unknown): Record<string, unknown> {
-    if (this.#shares.byId(id)) return { type: "have", complete: true, rid };
+  /** Remembers the port a remote serves on, and says ok. */
+  #sayHello(
+    port: number,
+    connection: FrameConnection,
+    rid: unknown,
+    upload: ConnectionUpload,
+  ): void {
+    const host = upload.remote.slice(0, upload.remote.lastIndexOf(":"));
+    upload.serves = addressKey(host, port);
+    this.#hello.set(upload.remote, upload.serves);
+    // Not awaited, like an error reply: the read loop never waits on writes.
+    connection.send({ type: "ok", rid }).catch(() => {});
+  }
+
+  /**
+   * The serving address (an address key, see `addressKey`) a connection
+   * told in its `hello`.
+   *
+   * @param remote The connection's `host:port`.
+   * @returns The key, or `undefined` before (or without) a `hello`.
+   */
+  helloAddress(remote: string): string | undefined {
+    return this.#hello.get(remote);
+  }
+
+  /**
+   * Answers a long-poll `have`: once the download's version passes
+   * `after`, `waitMs` passes, the download ends or the connection closes.
+   */
+  async #poll(
+    request: HaveRequest,
+    connection: FrameConnection,
+    rid: unknown,
+    upload: ConnectionUpload,
+  ): Promise<void> {
+    const news = this.#shares.byId(request.id)
+      ? undefined
+      : this.#news(request.id);
+    const after = request.after!;
+    if (news && after <= news.version && (request.waitMs ?? 0) > 0) {
+      const timeout = new AbortController();
+      const timer = setTimeout(() => timeout.abort(), request.waitMs);
+      try {
+        await news.changed(
+          after,
+          AbortSignal.any([timeout.signal, upload.signal]),
+        );
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    if (upload.signal.aborted) return;
+    await connection.send(this.#have(request.id, rid, after));
+  }
+
+  /**
+   * A `have` reply: complete, the chunks added since `after` (when given
+   * and still remembered), or the whole bitfield; with the version.
+   */
+  #have(id: string, rid: unknown, after?: number): Record<string, unknown> {
+    const news = this.#news(id);
+    const version = news?.version ?? 0;
+    if (this.#shares.byId(id)) {
+      return { type: "have", complete: true, version, rid };
+    }
     const partial = this.#partial(id);
     if (!partial) return notFound(`No content ${id.slice(0, 12)}… here`, rid);
+    const added = after !== undefined ? news?.since(after) : undefined;
+    if (added) return { type: "have", complete: false, added, version, rid };
     return {
       type: "have",
       complete: false,
       bitfield: Buffer.from(partial.bitfield()).toString("base64"),
+      version,
       rid,
     };
   }
@@ -325,6 +452,16 @@ export class ChunkServer {
         `No chunk ${request.index} of ${request.id.slice(0, 12)}… here`,
         rid,
       ));
+    }
+    const choked = this.#choke(request, manifest, shared !== undefined, upload);
+    if (choked) {
+      return await connection.send({
+        type: "error",
+        code: "choked",
+        message: "Not now: the upload slots are taken; ask again later",
+        retryAfterMs: choked.retryAfterMs,
+        rid,
+      });
     }
     const length = chunkLength(manifest, request.index);
     await this.#limiter?.take(length, upload.signal);
@@ -369,5 +506,32 @@ export class ChunkServer {
       this.#buffers.release(frame);
     }
     this.uploads.sent(upload, length);
+    if (shared) {
+      const chunks = chunkCount(manifest.size, manifest.chunkSize);
+      this.#spread?.uploaded(manifest.id, chunks, request.index);
+    }
+  }
+
+  /** Whether the upload policies refuse a chunk request now. */
+  #choke(
+    request: ChunkRequest,
+    manifest: Manifest,
+    whole: boolean,
+    upload: ConnectionUpload,
+  ): { retryAfterMs: number } | undefined {
+    let decision: SlotDecision | undefined = this.#slots?.request(
+      upload.remote,
+    );
+    if (decision?.unchoked === false) return decision;
+    if (whole && this.#spread) {
+      decision = this.#spread.request(
+        manifest.id,
+        chunkCount(manifest.size, manifest.chunkSize),
+        request.index,
+        { peer: upload.remote, serves: upload.serves !== undefined },
+      );
+      if (!decision.unchoked) return decision;
+    }
+    return undefined;
   }
 }

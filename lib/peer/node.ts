@@ -27,6 +27,10 @@ import { Announcer, type AnnouncerOptions } from "./announcer.ts";
 import { PeerDownloads } from "./_downloads.ts";
 import { tcpTransport, type Transport } from "../net/transport.ts";
 import { UploadLedger, type UploadStatus } from "./_uploads.ts";
+import { UploadSlots } from "./upload_slots.ts";
+import { SeedSpread } from "./seed_spread.ts";
+import type { ChunkNews } from "./_chunk_news.ts";
+import type { RecentBytes } from "./_recent_bytes.ts";
 
 export type { UploadStatus } from "./_uploads.ts";
 
@@ -65,6 +69,14 @@ export interface PeerOptions {
   maxConnections?: number;
   /** Upload cap in bytes/s over all connections (0: none). @default {0} */
   maxUploadRate?: number;
+  /**
+   * With an upload cap, how many peers are served at once (at full rate,
+   * rotating every few seconds, one slot optimistic); the others are told
+   * `choked` and ask again later. Without a cap every peer is served.
+   *
+   * @default {4}
+   */
+  uploadSlots?: number;
   /** Download cap in bytes/s over all downloads (0: none). @default {0} */
   maxDownloadRate?: number;
   /**
@@ -262,6 +274,8 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     transport,
     uploads,
     partial: downloads.partial,
+    news: downloads.news,
+    received: downloads.received,
     onContentChanged: () => void refresh(),
     onProtocolError: (remote, message) =>
       emit("protocol-error", { remote, message }),
@@ -354,6 +368,8 @@ interface ServeContext {
   transport: Transport;
   uploads: UploadLedger;
   partial: (id: string) => ActiveDownload | undefined;
+  news: (id: string) => ChunkNews | undefined;
+  received: RecentBytes;
   onContentChanged: () => void;
   onProtocolError: (remote: string, message: string) => void;
   signal: AbortSignal;
@@ -364,9 +380,22 @@ function serve(options: PeerOptions, ctx: ServeContext): ConnectionServer {
   const readTimeoutMs = options.readTimeoutMs ?? 30_000;
   // Chunk buffers are borrowed per chunk from one pool for all connections.
   const uploadBuffers = new UploadBuffers();
-  const chunks = new ChunkServer({
+  // With a capped uplink, a few peers at a time get it at full rate (those
+  // uploading to this peer preferred), and whole files are spread.
+  const slots = options.maxUploadRate
+    ? new UploadSlots({
+      ...(options.uploadSlots ? { slots: options.uploadSlots } : {}),
+      reciprocity: (remote) => {
+        const serves = chunks.helloAddress(remote);
+        return serves === undefined ? 0 : ctx.received.bytes(serves);
+      },
+    })
+    : undefined;
+  const chunks: ChunkServer = new ChunkServer({
     shares: ctx.shares,
     partial: ctx.partial,
+    news: ctx.news,
+    ...(slots ? { slots, spread: new SeedSpread() } : {}),
     ...(ctx.secret !== undefined ? { secret: ctx.secret } : {}),
     readTimeoutMs,
     ...(options.maxFrameSize ? { maxFrameSize: options.maxFrameSize } : {}),
