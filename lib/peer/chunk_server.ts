@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
 import type { ConnectionHandler } from "../net/_server.ts";
 import { UploadBuffers } from "../download/_chunk_buffers.ts";
 import { serverRequests } from "../protocol/auth.ts";
@@ -31,6 +30,8 @@ import type { ActiveDownload } from "../download/transfer.ts";
 import { DATA_HEADER_SIZE, ProtocolError } from "../net/wire.ts";
 import { UploadLedger, type UploadStatus } from "./_uploads.ts";
 import { RequestQueue } from "./_request_queue.ts";
+import { OpenFiles } from "./_open_files.ts";
+import { haveReply, notFound, waitForNews } from "./_have.ts";
 import type { ChunkNews } from "./_chunk_news.ts";
 import { addressKey } from "./_recent_bytes.ts";
 import type { SlotDecision, UploadSlots } from "./upload_slots.ts";
@@ -95,32 +96,6 @@ export interface ChunkServerOptions {
 
 type Connection = Parameters<ConnectionHandler>[0];
 
-/**
- * A few open files, oldest closed first, keyed by content id: a file replaced
- * on disk gets a new id, so a stale handle is never reused for it. The path
- * is resolved (and checked to stay inside its directory) once, on open.
- */
-class OpenFiles {
-  #files = new Map<string, Deno.FsFile>();
-  constructor(readonly max: number) {}
-  async open(id: string, path: () => Promise<string>): Promise<Deno.FsFile> {
-    const cached = this.#files.get(id);
-    if (cached) return cached;
-    const file = await Deno.open(await path(), { read: true });
-    if (this.#files.size >= this.max) {
-      const [oldest, handle] = this.#files.entries().next().value!;
-      handle.close();
-      this.#files.delete(oldest);
-    }
-    this.#files.set(id, file);
-    return file;
-  }
-  close(): void {
-    for (const file of this.#files.values()) file.close();
-    this.#files.clear();
-  }
-}
-
 /** A connection's upload counters and its reusable file handles. */
 interface ConnectionUpload extends UploadStatus {
   files: OpenFiles;
@@ -131,13 +106,6 @@ interface ConnectionUpload extends UploadStatus {
   /** Long-poll `have` requests waiting. */
   polls: Set<Promise<void>>;
 }
-
-const notFound = (message: string, rid: unknown) => ({
-  type: "error",
-  code: "not_found",
-  message,
-  rid,
-});
 
 /**
  * Serves framed peer connections: one handler per request type, requests of
@@ -377,43 +345,17 @@ export class ChunkServer {
       ? undefined
       : this.#news(request.id);
     const after = request.after!;
-    if (news && after <= news.version && (request.waitMs ?? 0) > 0) {
-      const timeout = new AbortController();
-      const timer = setTimeout(() => timeout.abort(), request.waitMs);
-      try {
-        await news.changed(
-          after,
-          AbortSignal.any([timeout.signal, upload.signal]),
-        );
-      } finally {
-        clearTimeout(timer);
-      }
-    }
+    await waitForNews(news, after, request.waitMs ?? 0, upload.signal);
     if (upload.signal.aborted) return;
     await connection.send(this.#have(request.id, rid, after));
   }
 
-  /**
-   * A `have` reply: complete, the chunks added since `after` (when given
-   * and still remembered), or the whole bitfield; with the version.
-   */
   #have(id: string, rid: unknown, after?: number): Record<string, unknown> {
-    const news = this.#news(id);
-    const version = news?.version ?? 0;
-    if (this.#shares.byId(id)) {
-      return { type: "have", complete: true, version, rid };
-    }
-    const partial = this.#partial(id);
-    if (!partial) return notFound(`No content ${id.slice(0, 12)}… here`, rid);
-    const added = after !== undefined ? news?.since(after) : undefined;
-    if (added) return { type: "have", complete: false, added, version, rid };
-    return {
-      type: "have",
-      complete: false,
-      bitfield: Buffer.from(partial.bitfield()).toString("base64"),
-      version,
+    return haveReply(this.#shares, this.#partial(id), this.#news(id), {
+      id,
       rid,
-    };
+      ...(after !== undefined ? { after } : {}),
+    });
   }
 
   #manifest(
