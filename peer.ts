@@ -47,6 +47,14 @@ interface CommonOptions {
   stallTimeout?: string;
 }
 
+/** Flags only the one-shot `download` has. */
+interface DownloadCommandOptions extends CommonOptions {
+  seed?: string;
+  port?: string;
+  host?: string;
+  maxUploadRate?: string;
+}
+
 /** The per-download flags every command shares. */
 function downloadFlags(
   opts: CommonOptions,
@@ -191,7 +199,13 @@ function describeResult(result: DownloadResult): string {
   } -> ${result.path}`;
 }
 
-async function runDownload(target: string, opts: CommonOptions): Promise<void> {
+async function runDownload(
+  target: string,
+  opts: DownloadCommandOptions,
+): Promise<void> {
+  if (opts.seed !== undefined) {
+    return await runSeedingDownload(target, opts, parseDuration(opts.seed));
+  }
   const onProgress = opts.json ? () => {} : progressPrinter();
   const rate = parseRate(opts.maxDownloadRate, "--max-download-rate");
   const result = await download(target, {
@@ -209,6 +223,65 @@ async function runDownload(target: string, opts: CommonOptions): Promise<void> {
   }
   if (isTty) Deno.stdout.writeSync(encoder.encode("\n"));
   console.log(describeResult(result));
+}
+
+/**
+ * `download --seed <duration>`: the download runs inside a peer that shares
+ * the download directory, so its verified chunks are served to the other
+ * downloaders as they arrive, and the peer lingers serving for `seedMs`
+ * after (SIGINT or SIGTERM ends it early), then prints what it uploaded.
+ */
+async function runSeedingDownload(
+  target: string,
+  opts: DownloadCommandOptions,
+  seedMs: number,
+): Promise<void> {
+  const shared = opts.shared ?? opts.out ?? ".";
+  await using peer = await startPeer({
+    tracker: trackerAddress(opts.tracker),
+    ...swarmSecret(opts),
+    shared,
+    ...(opts.out ? { out: opts.out } : {}),
+    port: parsePort(opts.port ?? "0"),
+    hostname: opts.host ?? "0.0.0.0",
+    maxUploadRate: parseRate(opts.maxUploadRate, "--max-upload-rate"),
+    maxDownloadRate: parseRate(opts.maxDownloadRate, "--max-download-rate"),
+  });
+  const result = await peer.download(target, {
+    ...downloadFlags(opts),
+    ...(opts.json ? {} : { onProgress: progressPrinter() }),
+  });
+  if (!opts.json) {
+    if (isTty) Deno.stdout.writeSync(encoder.encode("\n"));
+    console.log(describeResult(result));
+    console.log(
+      `Seeding from ${peer.shares.root} on port ${peer.port} for ${
+        seedMs / 1000
+      } s`,
+    );
+  }
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      clearTimeout(timer);
+      Deno.removeSignalListener("SIGINT", stop);
+      if (Deno.build.os !== "windows") {
+        Deno.removeSignalListener("SIGTERM", stop);
+      }
+      resolve();
+    };
+    const timer = setTimeout(stop, seedMs);
+    Deno.addSignalListener("SIGINT", stop);
+    if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", stop);
+  });
+  const { uploaded } = peer.status();
+  if (opts.json) {
+    const { manifest: _manifest, ...summary } = result;
+    console.log(JSON.stringify({ ...summary, uploaded }));
+  } else {
+    console.log(
+      `Uploaded ${uploaded.bytes} bytes in ${uploaded.chunks} chunks.`,
+    );
+  }
 }
 
 const HELP = `Commands:
@@ -631,7 +704,17 @@ program.addCommand(
   withCommon(new Command("download"))
     .description("Download a file by name or content id, verified.")
     .argument("<target>", "file name or content id")
-    .action(async (target: string, opts: CommonOptions) =>
+    .option(
+      "--seed <duration>",
+      "share the download directory meanwhile (verified chunks served as they arrive) and keep serving this long after, e.g. 30s (default: off)",
+    )
+    .option("-p, --port <port>", "port to serve on with --seed", "0")
+    .option("--host <host>", "address to bind with --seed", "0.0.0.0")
+    .option(
+      "--max-upload-rate <rate>",
+      "upload cap with --seed in bytes/s, e.g. 8M (default: none)",
+    )
+    .action(async (target: string, opts: DownloadCommandOptions) =>
       await runDownload(target, opts)
     )
     .exitOverride(),
