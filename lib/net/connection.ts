@@ -14,6 +14,7 @@ import {
   ProtocolError,
 } from "./wire.ts";
 import { TimeoutError } from "../errors.ts";
+import { type Codec, jsonCodec } from "./codec.ts";
 import { formatHostPort } from "./address.ts";
 import { type Duplex, tcpTransport } from "./transport.ts";
 export { RemoteError, TimeoutError } from "../errors.ts";
@@ -116,6 +117,13 @@ export interface FrameConnectionOptions {
    * @default {1048576}
    */
   readBufferSize?: number;
+  /**
+   * Encodes sent messages and decodes received JSON (control) frames; data
+   * frames never pass through it. Both sides must use the same one.
+   *
+   * @default {jsonCodec}
+   */
+  codec?: Codec;
 }
 
 /**
@@ -149,27 +157,35 @@ export class FrameConnection {
   #writeChain: Promise<void> = Promise.resolve();
   #queuedWrites = 0;
   readonly #writeTimeoutMs: number;
+  readonly #codec: Codec;
   #closed = false;
 
   /**
    * Wraps a connection.
    *
    * @param conn The TCP connection (owned from now on).
-   * @param options Limits and sniffed prefix.
+   * @param options Limits, codec and sniffed prefix.
    */
   constructor(conn: Duplex, options: FrameConnectionOptions = {}) {
     this.conn = conn;
     // Frames are written whole; Nagle's algorithm would only add latency.
     (conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
+    this.#codec = options.codec ?? jsonCodec;
     this.#decoder = new FrameDecoder({
       maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
       allowData: options.allowData ?? true,
+      codec: this.#codec,
       ...(options.allocate ? { allocate: options.allocate } : {}),
     });
     this.#readTimeoutMs = options.readTimeoutMs ?? 30_000;
     this.#writeTimeoutMs = options.writeTimeoutMs ?? 30_000;
     this.#readBufferSize = options.readBufferSize ?? READ_BUFFER_SIZE;
     this.#prefix = options.prefix;
+  }
+
+  /** The codec of this connection's JSON (control) frames. */
+  get codec(): Codec {
+    return this.#codec;
   }
 
   /** True once {@linkcode FrameConnection.close} was called. */
@@ -251,12 +267,14 @@ export class FrameConnection {
   }
 
   /**
-   * Sends a JSON message as one frame. Writes are queued, never interleaved.
+   * Sends a message as one JSON (control) frame, encoded by the connection's
+   * codec. Writes are queued, never interleaved.
    *
    * @param message The message object.
+   * @throws {TypeError} If the codec cannot encode `message`.
    */
   send(message: unknown): Promise<void> {
-    return this.#enqueue([encodeJsonFrame(message)]);
+    return this.#enqueue([encodeJsonFrame(message, this.#codec)]);
   }
 
   /**

@@ -1,7 +1,9 @@
 /**
  * The network layer of Shoal, for building on its wire format: the
  * {@linkcode Transport} seam (TCP by default), length-prefixed framing of
- * opaque payloads, framed connections, address parsing and rate limiting.
+ * opaque payloads, the {@linkcode Codec} that encodes control frames
+ * ({@linkcode jsonCodec} by default), framed connections, address parsing and
+ * rate limiting.
  *
  * @example Sending a frame over the default TCP transport
  * ```ts
@@ -38,6 +40,7 @@ export {
   type TransportListener,
 } from "./transport.ts";
 export { formatHostPort, type HostPort, parseHostPort } from "./address.ts";
+export { type Codec, jsonCodec } from "./codec.ts";
 export {
   type DataFrame,
   DEFAULT_MAX_FRAME_SIZE,
@@ -48,6 +51,7 @@ export {
   FrameDecoder,
   type FrameDecoderOptions,
   FrameDecoderStream,
+  type FrameEncoderOptions,
   FrameEncoderStream,
   type JsonFrame,
 } from "./wire.ts";
