@@ -171,6 +171,25 @@ Deno.test("Default strategy does not duplicate chunks in flight until endgame", 
   assert.deepEqual(take(board, chooser, "b"), { index: 1, duplicate: false });
 });
 
+Deno.test("Default strategy finds a released chunk whatever the random draws", () => {
+  for (let seed = 0; seed < 500; seed++) {
+    const board = new ChunkBoard(new Uint8Array(3));
+    const chooser = rarestFirst({ random: seeded(seed) }).choose(board);
+    chooser.setSource("a", null);
+    chooser.setSource("b", null);
+    board.request(0, "a");
+    board.request(1, "b");
+    board.request(2, "a");
+    assert.equal(take(board, chooser, "b")?.duplicate, true);
+    board.complete(0);
+    board.release(1, "b");
+    assert.deepEqual(take(board, chooser, "b"), {
+      index: 1,
+      duplicate: false,
+    }, `seed ${seed}`);
+  }
+});
+
 Deno.test("A download with a strategy passed in uses it", async () => {
   await using tracker = await startTracker({ port: 0, hostname: "127.0.0.1" });
   await using seedDir = await tempDir();

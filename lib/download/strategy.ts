@@ -258,29 +258,31 @@ class RarestFirstChooser implements ChunkChooser {
   /**
    * The rarest missing chunk among `window` of `list`, looked at from a
    * random place on (random among equals); done chunks met on the way are
-   * dropped from `list`. With `first`, the first missing one (every chunk
+   * dropped from `list` afterwards. With `first`, the first missing one (every chunk
    * is equally rare).
    */
   #rarest(list: number[], first: boolean): number | undefined {
     const board = this.#board;
     const counts = this.#partialCounts;
+    const n = list.length;
+    const start = Math.floor(this.#random() * n);
+    const dead: number[] = [];
     let best: number | undefined;
     let bestRarity = Infinity;
     let ties = 0;
     let seen = 0;
-    let at = Math.floor(this.#random() * list.length);
-    for (let steps = list.length; steps > 0 && list.length > 0; steps--) {
-      if (at >= list.length) at = 0;
+    for (let step = 0; step < n && seen < this.#window; step++) {
+      const at = start + step < n ? start + step : start + step - n;
       const index = list[at]!;
       if (board.isDone(index)) {
-        // Drop it: the last entry takes its place and is looked at next.
-        list[at] = list[list.length - 1]!;
-        list.pop();
+        dead.push(at);
         continue;
       }
-      at++;
       if (!board.isMissing(index)) continue; // In flight.
-      if (first) return index;
+      if (first) {
+        best = index;
+        break;
+      }
       const rarity = counts[index]!;
       if (rarity < bestRarity) {
         best = index;
@@ -289,7 +291,14 @@ class RarestFirstChooser implements ChunkChooser {
       } else if (rarity === bestRarity && this.#random() * ++ties < 1) {
         best = index;
       }
-      if (++seen >= this.#window) break;
+      seen++;
+    }
+    // Drop the done chunks met, highest place first: each takes the last
+    // entry, which is then never one of them.
+    dead.sort((a, b) => b - a);
+    for (const at of dead) {
+      list[at] = list[list.length - 1]!;
+      list.pop();
     }
     return best;
   }
