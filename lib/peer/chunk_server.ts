@@ -448,10 +448,6 @@ export class ChunkServer {
       this.#buffers.release(frame);
     }
     this.uploads.sent(upload, length);
-    if (shared) {
-      const chunks = chunkCount(manifest.size, manifest.chunkSize);
-      this.#spread?.uploaded(manifest.id, chunks, request.index);
-    }
   }
 
   /** Whether the upload policies refuse a chunk request now. */
@@ -473,6 +469,13 @@ export class ChunkServer {
         { peer: upload.remote, serves: upload.serves !== undefined },
       );
       if (!decision.unchoked) return decision;
+      // Counted as handed out now, not once sent: a request waiting for
+      // the upload cap must not let the same chunk go to another peer.
+      this.#spread.uploaded(
+        manifest.id,
+        chunkCount(manifest.size, manifest.chunkSize),
+        request.index,
+      );
     }
     return undefined;
   }
