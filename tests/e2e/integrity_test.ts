@@ -170,11 +170,8 @@ Deno.test("Two downloads of different files under one name never mix: the file o
   // The download of X is paused once under way, so the download of Y surely
   // runs while X's is open, however slow the machine; then X goes on.
   await using first = startDownload(idX, ...common);
-  await pollUntil(
-    async () => (await partials(out.path)).length > 0 || undefined,
-    "the first download opened its partial file",
-    { timeoutMs: 30_000 },
-  );
+  // Its first progress line comes after it locked its partial file.
+  await first.waitFor(/^progress /, { timeoutMs: 30_000 });
   first.kill("SIGSTOP");
   let second: RunResult;
   try {
@@ -220,11 +217,8 @@ Deno.test("A second download of the same content into the same place is refused 
   // Paused once under way (its lock held): it surely still runs when the
   // second starts, however slow the machine.
   await using first = startDownload("busy.bin", ...common);
-  await pollUntil(
-    async () => (await partials(out.path)).length > 0 || undefined,
-    "the first download opened its partial file",
-    { timeoutMs: 30_000 },
-  );
+  // Its first progress line comes after it locked its partial file.
+  await first.waitFor(/^progress /, { timeoutMs: 30_000 });
   first.kill("SIGSTOP");
   let second: RunResult;
   try {
