@@ -180,15 +180,15 @@ async function main(): Promise<number> {
     throw error;
   }
   tracker.addEventListener("register", (e) => {
-    const { address, files } = (e as CustomEvent).detail;
+    const { address, files } = e.detail;
     log(`register ${address} (${files} files)`);
   });
   tracker.addEventListener(
     "unregister",
-    (e) => log(`unregister ${(e as CustomEvent).detail.address}`),
+    (e) => log(`unregister ${e.detail.address}`),
   );
   tracker.addEventListener("protocol-error", (e) => {
-    const { remote, message } = (e as CustomEvent).detail;
+    const { remote, message } = e.detail;
     log(`dropped ${remote}: ${message}`);
   });
   console.log(

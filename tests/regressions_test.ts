@@ -103,7 +103,7 @@ Deno.test("The tracker reports a peer that expires", async () => {
   const gone = new Promise<string>((resolve) =>
     tracker.addEventListener(
       "unregister",
-      (e) => resolve((e as CustomEvent).detail.address),
+      (e) => resolve(e.detail.address),
       { once: true },
     )
   );

@@ -384,7 +384,7 @@ Deno.test("Tracker closes connections sending oversized or malformed frames and 
   });
   const errors: string[] = [];
   tracker.addEventListener("protocol-error", (event) => {
-    errors.push((event as CustomEvent<{ message: string }>).detail.message);
+    errors.push(event.detail.message);
   });
 
   const oversized = await Deno.connect({

@@ -380,7 +380,7 @@ Deno.test("A private tracker drops a client that stalls or lies in the handshake
   });
   const dropped: string[] = [];
   tracker.addEventListener("protocol-error", (e) => {
-    dropped.push((e as CustomEvent<{ message: string }>).detail.message);
+    dropped.push(e.detail.message);
   });
   const open = async () =>
     new FrameConnection(
