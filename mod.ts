@@ -34,11 +34,13 @@ export {
   type TrackerOptions,
 } from "./lib/tracker/server.ts";
 export {
+  type DownloadSwarm,
   type Peer,
   type PeerEventMap,
   type PeerOptions,
   type PeerStatus,
   startPeer,
+  type SwarmPeer,
   type UploadStatus,
 } from "./lib/peer/node.ts";
 export {

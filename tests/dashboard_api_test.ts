@@ -10,6 +10,13 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startDashboard } from "../lib/dashboard/dashboard.ts";
 import { EventHub } from "../lib/dashboard/_events.ts";
+import {
+  CELL_EARLIER,
+  CELL_OTHER,
+  foldMap,
+  MAX_CELLS,
+  pageSwarm,
+} from "../lib/dashboard/_swarm.ts";
 import { startPeer } from "../lib/peer/node.ts";
 import { startTracker } from "../lib/tracker/server.ts";
 import { TrackerClient } from "../lib/tracker/client.ts";
@@ -931,4 +938,144 @@ Deno.test("Dashboard takes a chosen token and refuses a short or unsafe one", as
   await dashboard.close();
   await peer.close();
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("A download from two seeders shows a filled chunk map naming both", async () => {
+  const dirs = {
+    a: await Deno.makeTempDir({ prefix: "shoal-dash-swarm-a-" }),
+    b: await Deno.makeTempDir({ prefix: "shoal-dash-swarm-b-" }),
+    c: await Deno.makeTempDir({ prefix: "shoal-dash-swarm-c-" }),
+  };
+  const content = randomBytes(48 * CHUNK + 77);
+  await Deno.writeFile(join(dirs.b, "shared.bin"), content);
+  await Deno.writeFile(join(dirs.c, "shared.bin"), content);
+  await using tracker = await startTracker({ port: 0, hostname: "127.0.0.1" });
+  const options = {
+    tracker: tracker.address,
+    hostname: "127.0.0.1",
+    heartbeatIntervalMs: 500,
+    chunkSize: CHUNK,
+    // Capped, so neither seeder can hand over the whole file alone at once.
+    maxUploadRate: 2 * 1024 * 1024,
+  };
+  await using seederB = await startPeer({ ...options, shared: dirs.b });
+  await using seederC = await startPeer({ ...options, shared: dirs.c });
+  await using leecher = await startPeer({
+    tracker: tracker.address,
+    hostname: "127.0.0.1",
+    heartbeatIntervalMs: 500,
+    shared: dirs.a,
+  });
+  await waitFor("both seeders to hold the file", async () => {
+    const peers = await leecher.peers("shared.bin");
+    return peers.length === 2 ? true : undefined;
+  });
+  await using dashboard = await startDashboard(leecher, { port: 0 });
+  const call = (path: string, init: RequestInit = {}) =>
+    fetchJson(
+      `${dashboard.url}${path.slice(1)}`,
+      withToken(dashboard.token, init),
+    );
+  const started = await call("/api/downloads", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: '{"target":"shared.bin"}',
+  });
+  assert.equal(started.status, 202);
+  type Swarm = {
+    chunks: number;
+    cells: number;
+    map: string;
+    sources: { address: string; bytes: number; rate: number }[];
+    uploads: unknown[];
+  };
+  const done = await waitFor("the download to finish", async () => {
+    const { body } = await call("/api/downloads");
+    const found = (body.downloads as { state: string; swarm: Swarm | null }[])
+      .find((d) => d.state === "done");
+    return found;
+  }, 20_000);
+  const swarm = done.swarm!;
+  assert.ok(swarm, "a finished download carries its swarm");
+  assert.equal(swarm.chunks, 49);
+  assert.equal(swarm.cells, 49);
+  const cells = Uint8Array.from(atob(swarm.map), (c) => c.charCodeAt(0));
+  assert.equal(cells.length, swarm.cells);
+  assert.ok(
+    cells.every((c) => c >= 1 && c <= swarm.sources.length),
+    `every cell names a source: ${[...cells]}`,
+  );
+  assert.deepEqual(
+    swarm.sources.map((s) => s.address).sort(),
+    [`127.0.0.1:${seederB.port}`, `127.0.0.1:${seederC.port}`].sort(),
+  );
+  assert.equal(
+    swarm.sources.reduce((sum, s) => sum + s.bytes, 0),
+    content.length,
+  );
+  // Both colours are on the map.
+  assert.deepEqual(new Set(cells), new Set([1, 2]));
+  // The event stream carries the same.
+  const events = await fetch(
+    `${dashboard.url}api/events`,
+    withToken(dashboard.token),
+  );
+  const reader = events.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!/\n\n/.test(text.slice(text.indexOf("data: ")))) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+  }
+  await reader.cancel();
+  const state = JSON.parse(/data: (.*)\n/.exec(text)![1]!);
+  assert.equal(state.downloads[0].swarm.map, swarm.map);
+
+  await dashboard.close();
+  await leecher.close();
+  await seederB.close();
+  await seederC.close();
+  for (const dir of Object.values(dirs)) {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("A swarm view stays bounded for a 131072-chunk file of many sources", () => {
+  const chunks = 131072;
+  const map = new Uint8Array(chunks);
+  // 300 sources: 250 named by the peer, the rest "other"; a few resumed.
+  for (let i = 0; i < chunks; i++) map[i] = 1 + (Math.floor(i / 64) % 251);
+  map.fill(252, 0, 1024); // verified before this run
+  map.fill(0, chunks - 4096); // missing
+  const sources = Array.from({ length: 250 }, (_, i) => ({
+    address: `10.0.${i >> 8}.${i & 255}:7000`,
+    bytes: 1000 + i,
+    chunks: 1,
+    rate: i,
+  }));
+  const view = pageSwarm({
+    id: "f".repeat(64),
+    chunks,
+    ended: false,
+    map,
+    sources,
+    other: { bytes: 5, chunks: 1, rate: 1 },
+    uploads: sources,
+  });
+  assert.equal(view.cells, MAX_CELLS);
+  const cells = Uint8Array.from(atob(view.map), (c) => c.charCodeAt(0));
+  assert.equal(cells.length, MAX_CELLS);
+  assert.equal(view.sources.length, 12);
+  assert.equal(view.uploads.length, 12);
+  assert.equal(view.uploads[0]!.rate, 249, "fastest uploads first");
+  assert.ok(view.other && view.other.bytes > 5);
+  assert.equal(cells[0], CELL_EARLIER);
+  assert.equal(cells[MAX_CELLS - 1], 0);
+  assert.ok(cells.includes(CELL_OTHER));
+  assert.ok(
+    cells.every((c) => c <= 12 || c === CELL_OTHER || c === CELL_EARLIER),
+  );
+  assert.ok(JSON.stringify(view).length < 4096, "a few KiB at most");
+  // A cell is the majority of its chunks: half missing plus one is missing.
+  assert.deepEqual([...foldMap(Uint8Array.of(0, 0, 3, 1, 1, 0), 2)], [0, 1]);
 });

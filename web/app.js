@@ -425,6 +425,130 @@ function downloadElement(d) {
   return item;
 }
 
+// --- swarm view ----------------------------------------------------------
+
+/** Cell codes besides 1–12 (a named source): see DashboardSwarm.map. */
+const CELL_MISSING = 0;
+const CELL_OTHER = 254;
+const CELL_EARLIER = 255;
+
+function cellClass(code) {
+  if (code === CELL_MISSING) return "cell";
+  if (code === CELL_OTHER) return "cell c-other";
+  if (code === CELL_EARLIER) return "cell c-earlier";
+  return `cell c${code}`;
+}
+
+/** The swarm view of a download: chunk map, legend, and upload peers. */
+function swarmElement() {
+  const box = el("details", "swarm");
+  box.open = true;
+  const summary = el("summary", "swarm-summary", "Swarm");
+  const map = el("div", "chunkmap");
+  map.setAttribute("role", "img");
+  const legend = el("ul", "legend sources");
+  legend.setAttribute("aria-label", "Sources");
+  const upTitle = el("div", "swarm-sub", "Uploading to");
+  const uploads = el("ul", "legend uploads");
+  uploads.setAttribute("aria-label", "Uploading to");
+  box.append(summary, map, legend, upTitle, uploads);
+  return box;
+}
+
+function legendItem(swatchClass, label, aside, mono) {
+  const item = el("li");
+  item.append(
+    el("span", `swatch ${swatchClass}`),
+    el("span", mono ? "addr mono" : "addr", label),
+  );
+  if (aside) item.append(el("span", "aside", aside));
+  return item;
+}
+
+function updateSwarm(item, d) {
+  let box = item.querySelector(".swarm");
+  const swarm = d.swarm;
+  if (!swarm) {
+    if (box) box.hidden = true;
+    return;
+  }
+  if (!box) {
+    box = swarmElement();
+    item.querySelector(".error").before(box);
+  }
+  box.hidden = false;
+  const active = d.state === "active" || d.state === "starting";
+  const peers = swarm.sources.length;
+  box.querySelector(".swarm-summary").textContent = `Swarm · ${peers} source${
+    peers === 1 ? "" : "s"
+  }${swarm.uploads.length ? ` · uploading to ${swarm.uploads.length}` : ""}`;
+
+  const map = box.querySelector(".chunkmap");
+  if (map.dataset.map !== swarm.map) {
+    map.dataset.map = swarm.map;
+    const codes = atob(swarm.map);
+    if (map.children.length !== codes.length) {
+      map.replaceChildren(
+        ...Array.from({ length: codes.length }, () => el("span", "cell")),
+      );
+    }
+    for (let i = 0; i < codes.length; i++) {
+      const wanted = cellClass(codes.charCodeAt(i));
+      const cell = map.children[i];
+      if (cell.className !== wanted) cell.className = wanted;
+    }
+    const per = swarm.chunks / swarm.cells;
+    map.setAttribute(
+      "aria-label",
+      `Chunk map: ${swarm.cells} cells of ${
+        per === 1 ? "one chunk" : `about ${Math.round(per)} chunks`
+      } each, coloured by the source`,
+    );
+  }
+
+  const items = swarm.sources.map((s, i) =>
+    legendItem(
+      `c${i + 1}`,
+      s.address,
+      `${active ? `↓ ${formatBytes(s.rate)}/s · ` : ""}${formatBytes(s.bytes)}`,
+      true,
+    )
+  );
+  if (swarm.other) {
+    items.push(
+      legendItem(
+        "c-other",
+        "Other sources",
+        `${active ? `↓ ${formatBytes(swarm.other.rate)}/s · ` : ""}${
+          formatBytes(swarm.other.bytes)
+        }`,
+      ),
+    );
+  }
+  const codes = atob(swarm.map);
+  if (codes.includes(String.fromCharCode(CELL_EARLIER))) {
+    items.push(legendItem("c-earlier", "Had before (resumed)"));
+  }
+  if (codes.includes(String.fromCharCode(CELL_MISSING))) {
+    items.push(legendItem("", "Missing"));
+  }
+  box.querySelector(".sources").replaceChildren(...items);
+
+  const uploads = box.querySelector(".uploads");
+  uploads.replaceChildren(
+    ...swarm.uploads.map((u) =>
+      legendItem(
+        "up",
+        u.address,
+        `↑ ${formatBytes(u.rate)}/s · ${formatBytes(u.bytes)}`,
+        true,
+      )
+    ),
+  );
+  uploads.hidden = swarm.uploads.length === 0;
+  box.querySelector(".swarm-sub").hidden = swarm.uploads.length === 0;
+}
+
 function updateDownload(item, d) {
   item.dataset.state = d.state;
   const name = item.querySelector(".fname");
@@ -473,6 +597,7 @@ function updateDownload(item, d) {
   const error = item.querySelector(".error");
   error.hidden = !d.error;
   error.textContent = d.error ?? "";
+  updateSwarm(item, d);
 }
 
 function renderDownloads(downloads) {

@@ -5,7 +5,8 @@
  * @module
  */
 import { describeError, HttpError } from "./_http.ts";
-import type { DashboardDownload } from "./types.ts";
+import type { DashboardDownload, DashboardSwarm } from "./types.ts";
+import { pageSwarm } from "./_swarm.ts";
 import { isContentId } from "../content/manifest.ts";
 import type { ListedFile } from "../protocol/messages.ts";
 import type { Peer } from "../peer/node.ts";
@@ -16,7 +17,12 @@ interface Tracked {
   controller: AbortController;
   settled: Promise<void>;
   running: boolean;
+  /** The swarm when it ended, once the peer may have forgotten it. */
+  lastSwarm: DashboardSwarm | null;
 }
+
+/** Ended downloads that carry their swarm (the newest ones). */
+const ENDED_WITH_SWARM = 8;
 
 /** Waits for `promise`, at most `ms` milliseconds. */
 async function settleWithin(promise: Promise<unknown>, ms: number) {
@@ -87,8 +93,23 @@ export class DownloadBoard {
         startedAt: 0,
         finishedAt: null,
         cancellable: false,
+        swarm: this.#swarm(p.id),
       }));
-    return [...others, ...tracked.reverse().map((d) => ({ ...d.view }))];
+    let ended = 0;
+    const ours = tracked.reverse().map((d): DashboardDownload => {
+      const withSwarm = d.running || ended++ < ENDED_WITH_SWARM;
+      return {
+        ...d.view,
+        swarm: withSwarm ? this.#swarm(d.view.id) ?? d.lastSwarm : null,
+      };
+    });
+    return [...others, ...ours];
+  }
+
+  /** The page's swarm of a download the peer runs or ran lately. */
+  #swarm(id: string | null): DashboardSwarm | null {
+    const swarm = id === null ? undefined : this.#peer.swarm(id);
+    return swarm ? pageSwarm(swarm) : null;
   }
 
   /**
@@ -125,6 +146,7 @@ export class DownloadBoard {
       startedAt: Date.now(),
       finishedAt: null,
       cancellable: true,
+      swarm: null,
     };
     const settled = this.#peer.download(target, {
       signal: controller.signal,
@@ -163,10 +185,17 @@ export class DownloadBoard {
       view.finishedAt = Date.now();
       view.cancellable = false;
       tracked.running = false;
+      tracked.lastSwarm = this.#swarm(view.id);
       this.#prune();
       this.#changed(true);
     });
-    const tracked: Tracked = { view, controller, settled, running: true };
+    const tracked: Tracked = {
+      view,
+      controller,
+      settled,
+      running: true,
+      lastSwarm: null,
+    };
     this.#downloads.set(key, tracked);
     this.#changed(true);
     return { ...view };

@@ -27,6 +27,8 @@ export type {
   DashboardDownloadState,
   DashboardOptions,
   DashboardStatus,
+  DashboardSwarm,
+  DashboardSwarmPeer,
   DashboardUpload,
 } from "./types.ts";
 

@@ -34,6 +34,8 @@ export {
   type DashboardDownloadState,
   type DashboardOptions,
   type DashboardStatus,
+  type DashboardSwarm,
+  type DashboardSwarmPeer,
   type DashboardUpload,
 } from "./types.ts";
 export { startDashboard } from "./dashboard.ts";

@@ -74,6 +74,43 @@ export interface DashboardDownload {
   finishedAt: number | null;
   /** Whether the dashboard can cancel it (it started it and it runs). */
   cancellable: boolean;
+  /**
+   * Where its chunks came from and whom they go to; `null` before the
+   * manifest is known, for a seed-protocol download, or for an older ended
+   * one (only the newest few ended downloads carry it).
+   */
+  swarm: DashboardSwarm | null;
+}
+
+/** A peer in a download's swarm view. */
+export interface DashboardSwarmPeer {
+  /** The peer's `host:port`. */
+  address: string;
+  /** Bytes sent (to us, or by us) in this run. */
+  bytes: number;
+  /** Rate over the last ~5 s, bytes/s. */
+  rate: number;
+}
+
+/** A download's swarm as the page draws it, bounded whatever the file. */
+export interface DashboardSwarm {
+  /** Chunks in the file. */
+  chunks: number;
+  /** Cells in `map` (at most 1024; fewer for a file of fewer chunks). */
+  cells: number;
+  /**
+   * The chunk map, base64, one byte per cell (a run of about
+   * `chunks / cells` chunks, coded by the most frequent among them): `0`
+   * missing, `n` in 1–12 from `sources[n - 1]`, `254` from other sources,
+   * `255` verified before this run.
+   */
+  map: string;
+  /** The sources that sent chunks, in the order they first did (at most 12). */
+  sources: DashboardSwarmPeer[];
+  /** The sources past those, lumped together (`null` if none). */
+  other: { bytes: number; rate: number } | null;
+  /** The peers this peer sends the file's chunks to, fastest first (at most 12). */
+  uploads: DashboardSwarmPeer[];
 }
 
 /** An upload as the dashboard shows it. */

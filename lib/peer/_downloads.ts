@@ -2,7 +2,7 @@
  * Private download bookkeeping of a peer: the downloads in progress (whose
  * verified chunks are served and announced: partial seeding, with a change
  * feed each for long-poll `have`), their progress, the bytes received lately
- * per source, and sharing a finished file at once with its verified manifest.
+ * per source, each download's swarm (see `_swarm.ts`), and sharing a finished file at once with its verified manifest.
  *
  * @module
  */
@@ -19,6 +19,7 @@ import {
 } from "../download/transfer.ts";
 import { ChunkNews } from "./_chunk_news.ts";
 import { keyOfAddress, RecentBytes } from "./_recent_bytes.ts";
+import { SwarmBook } from "./_swarm.ts";
 
 /** The peer-wide settings every download gets. */
 export interface DownloadDefaults {
@@ -46,6 +47,8 @@ export class PeerDownloads {
   #newsBase = 0;
   /** Bytes received lately per source (keyed by `addressKey`). */
   readonly received: RecentBytes = new RecentBytes();
+  /** Per download, where each chunk came from; per file, whom it went to. */
+  readonly swarms: SwarmBook = new SwarmBook();
   readonly #progress = new Map<string, DownloadProgress>();
   readonly #shares: ShareIndex;
   readonly #defaults: DownloadDefaults;
@@ -109,6 +112,11 @@ export class PeerDownloads {
           this.#news.get(activeId)?.end();
           this.#news.set(activeId, news);
           this.#active.set(active.manifest.id, active);
+          this.swarms.start(
+            activeId,
+            active.manifest.hashes.length,
+            (i) => active.has(i),
+          );
           this.version++;
           d.onChange();
           options.onStart?.(active);
@@ -116,6 +124,9 @@ export class PeerDownloads {
         onVerified: (index, length, source) => {
           news?.verified(index);
           this.received.add(keyOfAddress(source), length);
+          if (activeId !== undefined) {
+            this.swarms.verified(activeId, index, length, source);
+          }
           options.onVerified?.(index, length, source);
         },
         onProgress: (p) => {
@@ -129,6 +140,7 @@ export class PeerDownloads {
     } finally {
       this.#progress.delete(target);
       if (activeId !== undefined) {
+        this.swarms.end(activeId);
         this.#active.delete(activeId);
         this.version++;
       }

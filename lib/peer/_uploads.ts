@@ -1,9 +1,11 @@
 /**
  * Private upload bookkeeping shared by the chunk server and the seed server:
- * counters per open connection and totals since the peer started.
+ * counters per open connection and totals since the peer started, and per
+ * file whom its chunks went to lately.
  *
  * @module
  */
+import { SwarmBook } from "./_swarm.ts";
 
 /** Upload counters for one remote address. */
 export interface UploadStatus {
@@ -20,6 +22,13 @@ export class UploadLedger {
   readonly #open = new Map<string, UploadStatus>();
   /** Bytes and chunks uploaded since start (whole seed-protocol files not counted). */
   readonly total: { bytes: number; chunks: number } = { bytes: 0, chunks: 0 };
+  /** Told of every chunk of a file sent, per peer. */
+  readonly swarms: SwarmBook;
+
+  /** @param swarms Where uploads per file and peer are counted. */
+  constructor(swarms: SwarmBook = new SwarmBook()) {
+    this.swarms = swarms;
+  }
 
   /** Starts counting for a connection and returns its counters. */
   open<T extends UploadStatus>(upload: T): T {
@@ -32,8 +41,16 @@ export class UploadLedger {
     this.#open.delete(remote);
   }
 
-  /** Adds one sent chunk to a connection and to the totals. */
-  sent(upload: UploadStatus, bytes: number): void {
+  /**
+   * Adds one sent chunk to a connection and to the totals, and (given the
+   * file's content id and the peer's address) to that file's swarm.
+   */
+  sent(
+    upload: UploadStatus,
+    bytes: number,
+    to?: { id: string; peer: string },
+  ): void {
+    if (to) this.swarms.uploaded(to.id, to.peer, bytes);
     upload.bytes += bytes;
     upload.chunks++;
     this.total.bytes += bytes;

@@ -103,6 +103,8 @@ interface ConnectionUpload extends UploadStatus {
   signal: AbortSignal;
   /** The remote's serving address (`hello`), as an address key. */
   serves: string | undefined;
+  /** The same as `host:port`, for reports. */
+  servesAddress?: string;
   /** Long-poll `have` requests waiting. */
   polls: Set<Promise<void>>;
 }
@@ -315,6 +317,7 @@ export class ChunkServer {
   ): void {
     const host = upload.remote.slice(0, upload.remote.lastIndexOf(":"));
     upload.serves = addressKey(host, port);
+    upload.servesAddress = `${host}:${port}`;
     this.#hello.set(upload.remote, upload.serves);
     // Not awaited, like an error reply: the read loop never waits on writes.
     connection.send({ type: "ok", rid }).catch(() => {});
@@ -447,7 +450,10 @@ export class ChunkServer {
     } finally {
       this.#buffers.release(frame);
     }
-    this.uploads.sent(upload, length);
+    this.uploads.sent(upload, length, {
+      id: manifest.id,
+      peer: upload.servesAddress ?? upload.remote,
+    });
   }
 
   /** Whether the upload policies refuse a chunk request now. */

@@ -31,8 +31,10 @@ import { UploadSlots } from "./upload_slots.ts";
 import { SeedSpread } from "./seed_spread.ts";
 import type { ChunkNews } from "./_chunk_news.ts";
 import type { RecentBytes } from "./_recent_bytes.ts";
+import type { DownloadSwarm } from "./_swarm.ts";
 
 export type { UploadStatus } from "./_uploads.ts";
+export type { DownloadSwarm, SwarmPeer } from "./_swarm.ts";
 
 /** Options for {@linkcode startPeer}. */
 export interface PeerOptions {
@@ -181,6 +183,12 @@ export interface Peer extends EventTarget, AsyncDisposable {
   ): Promise<DownloadResult>;
   /** What the peer is doing now. */
   status(): PeerStatus;
+  /**
+   * The swarm of a download in progress or among the last 16 ended, by
+   * content id: which source each chunk came from (one byte per chunk) and
+   * the rates of the peers it comes from and goes to.
+   */
+  swarm(id: string): DownloadSwarm | undefined;
   /** Rescans the shared directory and announces changes now. */
   refresh(): Promise<void>;
   /** Unregisters, stops serving and closes every connection. */
@@ -252,7 +260,6 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     detail: PeerEventMap[K]["detail"],
   ) => events.dispatchEvent(new CustomEvent(type, { detail }));
   const stop = new AbortController();
-  const uploads = new UploadLedger();
   let announcer: Announcer | undefined;
   const downloads = new PeerDownloads(shares, {
     tracker: options.tracker,
@@ -268,6 +275,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     onChange: () => announcer?.wake(),
     onProgress: (p) => emit("progress", p),
   });
+  const uploads = new UploadLedger(downloads.swarms);
   const server = serve(options, {
     shares,
     secret,
@@ -354,6 +362,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       uploads: uploads.active(),
       uploaded: { ...uploads.total },
     }),
+    swarm: (id: string) => downloads.swarms.swarm(id),
     refresh,
     close,
     [Symbol.asyncDispose]: close,

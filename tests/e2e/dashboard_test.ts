@@ -59,6 +59,11 @@ async function openPage(
   return { page, errors };
 }
 
+/** What the tests use of a page's window (Deno's types have no DOM). */
+interface BrowserWindow {
+  getComputedStyle(element: unknown): { backgroundColor: string };
+}
+
 function randomBytes(length: number): Uint8Array {
   const bytes = new Uint8Array(length);
   for (let i = 0; i < length; i += 65536) {
@@ -144,6 +149,34 @@ Deno.test("Peer dashboard works in a real browser", async (t) => {
       assert.deepEqual(
         await Deno.readFile(join(dirs.a, "holiday-video.bin")),
         content,
+      );
+      // Its swarm view: every chunk coloured by the seeder, named in the
+      // legend; nothing missing.
+      const swarm = item.locator(".swarm");
+      await swarm.locator(".chunkmap .cell.c1").first().waitFor({
+        timeout: 10_000,
+      });
+      assert.equal(await swarm.locator(".chunkmap .cell").count(), 33);
+      assert.equal(await swarm.locator(".chunkmap .cell.c1").count(), 33);
+      const colour = await swarm.locator(".chunkmap .cell").first().evaluate(
+        (cell) =>
+          (globalThis as unknown as BrowserWindow).getComputedStyle(cell)
+            .backgroundColor,
+      );
+      const legendColour = await swarm.locator(".sources .swatch.c1")
+        .evaluate((swatch) =>
+          (globalThis as unknown as BrowserWindow).getComputedStyle(swatch)
+            .backgroundColor
+        );
+      assert.equal(colour, legendColour);
+      assert.equal(colour, "rgb(31, 119, 180)");
+      assert.equal(
+        (await swarm.locator(".sources li .addr").allTextContents()).join(),
+        `127.0.0.1:${peerB.port}`,
+      );
+      assert.match(
+        String(await swarm.locator(".swarm-summary").textContent()),
+        /Swarm · 1 source/,
       );
       // The finished file is now shared by A, and the page says so live.
       await page.locator("#shared-body tr").filter({
