@@ -21,7 +21,6 @@ import {
   CliProcess,
   exists,
   PEER_TS,
-  pollUntil,
   randomBytes,
   run,
   type RunResult,
