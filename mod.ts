@@ -59,3 +59,4 @@ export { RemoteError, TimeoutError } from "./lib/errors.ts";
 export { AuthenticationError } from "./lib/protocol/auth.ts";
 export type { Manifest } from "./lib/content/manifest.ts";
 export type { ScanProgress } from "./lib/share/share.ts";
+export type { TypedEventTarget } from "./lib/events.ts";

@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 /** Layers from the bottom up; a folder may import only from lower ranks. */
 const RANKS: Record<string, number> = {
   errors: 0,
+  events: 0,
   content: 1,
   net: 2,
   protocol: 3,

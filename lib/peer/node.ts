@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { TypedEventTarget } from "../events.ts";
 import { ConnectionServer } from "../net/_server.ts";
 import { UploadBuffers } from "../download/_chunk_buffers.ts";
 import { validateSecret } from "../protocol/auth.ts";
@@ -167,7 +168,7 @@ export interface PeerStatus {
 }
 
 /** A running peer. */
-export interface Peer extends EventTarget, AsyncDisposable {
+export interface Peer extends TypedEventTarget<PeerEventMap>, AsyncDisposable {
   /** The bound port. */
   readonly port: number;
   /** The shared files. */
@@ -193,30 +194,6 @@ export interface Peer extends EventTarget, AsyncDisposable {
   refresh(): Promise<void>;
   /** Unregisters, stops serving and closes every connection. */
   close(): Promise<void>;
-  /** Listens for a peer event, typed by {@linkcode PeerEventMap}. */
-  addEventListener<K extends keyof PeerEventMap>(
-    type: K,
-    listener: (this: Peer, event: PeerEventMap[K]) => void,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  /** Listens for any event. */
-  addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  /** Stops listening for a peer event. */
-  removeEventListener<K extends keyof PeerEventMap>(
-    type: K,
-    listener: (this: Peer, event: PeerEventMap[K]) => void,
-    options?: boolean | EventListenerOptions,
-  ): void;
-  /** Stops listening for any event. */
-  removeEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | EventListenerOptions,
-  ): void;
 }
 
 /**

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { TypedEventTarget } from "../events.ts";
 import { serverRequests, validateSecret } from "../protocol/auth.ts";
 import { type ConnectionHandler, ConnectionServer } from "../net/_server.ts";
 import {
@@ -130,7 +131,8 @@ export interface TrackerOptions {
 }
 
 /** A running tracker. */
-export interface Tracker extends EventTarget, AsyncDisposable {
+export interface Tracker
+  extends TypedEventTarget<TrackerEventMap>, AsyncDisposable {
   /** The bound port. */
   readonly port: number;
   /** `host:port` to give to peers (loopback when bound to all interfaces). */
@@ -139,30 +141,6 @@ export interface Tracker extends EventTarget, AsyncDisposable {
   readonly store: TrackerStore;
   /** Stops listening, closes every connection. */
   close(): Promise<void>;
-  /** Listens for a tracker event, typed by {@linkcode TrackerEventMap}. */
-  addEventListener<K extends keyof TrackerEventMap>(
-    type: K,
-    listener: (this: Tracker, event: TrackerEventMap[K]) => void,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  /** Listens for any event. */
-  addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  /** Stops listening for a tracker event. */
-  removeEventListener<K extends keyof TrackerEventMap>(
-    type: K,
-    listener: (this: Tracker, event: TrackerEventMap[K]) => void,
-    options?: boolean | EventListenerOptions,
-  ): void;
-  /** Stops listening for any event. */
-  removeEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | EventListenerOptions,
-  ): void;
 }
 
 /**
