@@ -29,6 +29,8 @@ const CHUNK = flag("chunk-size", "256K");
 const COUNTS = flag("n", "4,8,16,32").split(",").map(Number);
 const EXTRA = !Deno.args.includes("--no-extra");
 const PLOT = flag("plot", join(ROOT, "docs/swarm.svg"));
+/** Where a CPU profile of the seeder and the first leecher goes, if set. */
+const PROFILE_DIR = Deno.env.get("SHOAL_BENCH_CPU_PROF");
 /** A run that takes longer than this many times the limit is cut off. */
 const GIVE_UP_FACTOR = 25;
 
@@ -41,11 +43,14 @@ class Peer {
   #waiters: (() => void)[] = [];
   #stopping = false;
 
-  constructor(args: string[]) {
+  constructor(args: string[], profile = false) {
     this.child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
         "--quiet",
+        ...(profile && PROFILE_DIR
+          ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`]
+          : []),
         ...taskFlags("peer"),
         join(ROOT, "peer.ts"),
         ...args,
@@ -112,6 +117,25 @@ class Peer {
     }).output();
     const text = new TextDecoder().decode(out.stdout);
     return Number(/VmHWM:\s+(\d+)/.exec(text)?.[1] ?? 0) / 1024;
+  }
+
+  /** CPU time (user + system) used so far, seconds. */
+  async cpuSeconds(): Promise<number> {
+    try {
+      // Read by `cat`: Deno asks for more than --allow-read for /proc.
+      const out = await new Deno.Command("cat", {
+        args: [`/proc/${this.child.pid}/stat`],
+        stdout: "piped",
+        stderr: "null",
+      }).output();
+      const stat = new TextDecoder().decode(out.stdout);
+      // Fields after the command name (which may hold spaces): utime is the
+      // 14th field of the line, stime the 15th, in clock ticks (100 Hz).
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return (Number(fields[11]) + Number(fields[12])) / 100;
+    } catch {
+      return 0;
+    }
   }
 
   /** Ends the peer (prompt `exit`, then a signal) and returns its upload. */
@@ -230,6 +254,10 @@ interface RunResult {
   seeder_upload_x: number;
   byte_exact: boolean;
   peak_rss_mib: number;
+  /** CPU seconds of a leecher until every one finished, mean. */
+  leecher_cpu_s: number;
+  /** CPU seconds of the seeder until every leecher finished. */
+  seeder_cpu_s: number;
   /** Last finish of the leechers at the full rate (heterogeneous run). */
   t_last_fast_s?: number;
 }
@@ -263,13 +291,16 @@ async function flashCrowd(
       "--max-upload-rate",
       String(rate),
     ];
-    const seeder = new Peer(["--daemon", "--shared", seedDir, ...common(RATE)]);
+    const seeder = new Peer(
+      ["--daemon", "--shared", seedDir, ...common(RATE)],
+      true,
+    );
     peers.push(seeder);
     await seeder.waitFor(/^registered as /, 60_000);
     const leechers = await Promise.all(plans.map(async (plan, i) => {
       const dir = join(work, `leecher-${i}`);
       await Deno.mkdir(dir);
-      const peer = new Peer(["--shared", dir, ...common(plan.rate)]);
+      const peer = new Peer(["--shared", dir, ...common(plan.rate)], i === 0);
       peers.push(peer);
       await peer.waitFor(/^Shoal peer serving /, 120_000);
       return { peer, dir, plan };
@@ -299,6 +330,10 @@ async function flashCrowd(
     const rss = await Promise.all(
       leechers.map(({ peer }) => peer.peakRss().catch(() => 0)),
     );
+    const leecherCpu = await Promise.all(
+      leechers.map(({ peer }) => peer.cpuSeconds()),
+    );
+    const seederCpu = await seeder.cpuSeconds();
     const exact = await Promise.all(
       leechers.filter(({ plan }) => !plan.quitAtHalf).map(async ({ dir }) =>
         (await hashFile(join(dir, "crowd.bin"))) === expected
@@ -323,6 +358,10 @@ async function flashCrowd(
       seeder_upload_x: round(seederUpload / SIZE),
       byte_exact: exact.every(Boolean),
       peak_rss_mib: round(Math.max(...rss)),
+      leecher_cpu_s: round(
+        leecherCpu.reduce((a, b) => a + b, 0) / leecherCpu.length,
+      ),
+      seeder_cpu_s: round(seederCpu),
       ...(fastTimes.length < times.length
         ? { t_last_fast_s: round(Math.max(...fastTimes)) }
         : {}),
@@ -463,6 +502,7 @@ const header = [
   "seeder upload ×F",
   "byte-exact",
   "leecher RSS MiB",
+  "CPU s leecher/seeder",
 ];
 const table = [
   header,
@@ -476,6 +516,7 @@ const table = [
     String(r.seeder_upload_x),
     r.byte_exact ? "yes" : "NO",
     String(r.peak_rss_mib),
+    `${r.leecher_cpu_s}/${r.seeder_cpu_s}`,
   ]),
 ];
 const widths = header.map((_, c) =>
