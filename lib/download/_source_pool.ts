@@ -35,6 +35,13 @@ export class Source {
   watching = false;
   /** Not asked for chunks before this time (`performance.now()`): choked. */
   chokedUntil = 0;
+  /**
+   * Whether its last answer was `choked`: until a chunk comes, one request
+   * at a time asks again (a probe) instead of every lane.
+   */
+  choked = false;
+  /** Settles when the probe in flight ends, if one is. */
+  probe: Promise<void> | undefined;
   /** Whether it was dropped. */
   dropped = false;
   /** Bad chunks it sent. */

@@ -398,6 +398,12 @@ class Swarm {
         await sleep(choked, this.#signal);
         continue;
       }
+      if (source.probe) {
+        // A choking source is asked by one lane at a time: the others wait
+        // for its answer instead of each hearing `choked` again.
+        await source.probe;
+        continue;
+      }
       const index = this.#chooser.next(source.key);
       if (index === undefined) {
         if (
@@ -413,7 +419,18 @@ class Swarm {
         continue;
       }
       board.request(index, source.key);
-      await this.#fetch(source, index);
+      if (!source.choked) {
+        await this.#fetch(source, index);
+        continue;
+      }
+      let probed!: () => void;
+      source.probe = new Promise((resolve) => probed = resolve);
+      try {
+        await this.#fetch(source, index);
+      } finally {
+        source.probe = undefined;
+        probed();
+      }
     }
   }
 
@@ -438,6 +455,7 @@ class Swarm {
         );
       }
       buffer = reply;
+      source.choked = false;
       await this.#accept(source, index, reply);
     } catch (error) {
       this.#board.release(index, source.key);
@@ -446,6 +464,7 @@ class Swarm {
       if (error instanceof RemoteError && error.code === "choked") {
         // Not now from this source: the chunk goes to another one, and this
         // source is asked again when it says.
+        source.choked = true;
         source.chokedUntil = performance.now() +
           (error.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS);
         return;
