@@ -119,8 +119,9 @@ export interface RarestFirstOptions {
  * taken from a random place, the one the fewest connected sources hold,
  * random among equals; so even when every source holds everything the
  * chunks are asked in a random order, and the downloaders of one file hold
- * different chunks early, which they then trade. When the source has no
- * missing chunk left (endgame), a chunk in flight elsewhere that it holds,
+ * different chunks early, which they then trade. When no chunk is missing
+ * any more (endgame: every one is done or asked), a chunk in flight
+ * elsewhere that the source holds,
  * fewest requesters first, at most `maxDuplicates` sources per chunk. A
  * source is only asked for chunks its map says it holds.
  *
@@ -303,8 +304,13 @@ class RarestFirstChooser implements ChunkChooser {
     return best;
   }
 
-  /** Helps with chunks in flight elsewhere, fewest requesters first. */
+  /**
+   * Helps with chunks in flight elsewhere, fewest requesters first, once no
+   * chunk is missing (endgame): before that, a duplicate would spend an
+   * uplink the swarm needs, and scanning for one on every wake costs CPU.
+   */
   #endgame(key: string, has: (i: number) => boolean): number | undefined {
+    if (this.#board.firstMissing() < this.#board.total) return undefined;
     let best: number | undefined;
     let fewest = this.#maxDuplicates;
     for (const [i, requesters] of this.#board.inFlight()) {
