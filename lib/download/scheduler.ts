@@ -73,7 +73,9 @@ export class ChunkBoard {
   readonly #requesters = new Map<number, Set<string>>();
   #cursor = 0;
   #done = 0;
-  #listeners: (() => void)[] = [];
+  #listeners: { deadline: number; resolve: () => void }[] = [];
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = 0;
 
   /**
    * Creates a board.
@@ -228,22 +230,17 @@ export class ChunkBoard {
   }
 
   /**
-   * Resolves at the next state change, or after `timeoutMs`.
+   * Resolves at the next state change, or after `timeoutMs` (give or take
+   * 20 ms: the waiters share one timer).
    *
    * @param timeoutMs Longest wait.
    * @returns When something changed or the time ran out.
    */
   changed(timeoutMs: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, timeoutMs);
-      const listeners = this.#listeners;
-      function done() {
-        clearTimeout(timer);
-        const i = listeners.indexOf(done);
-        if (i >= 0) listeners.splice(i, 1);
-        resolve();
-      }
-      listeners.push(done);
+      const deadline = performance.now() + timeoutMs;
+      this.#listeners.push({ deadline, resolve });
+      this.#arm(deadline);
     });
   }
 
@@ -253,9 +250,44 @@ export class ChunkBoard {
   }
 
   #notify(): void {
-    // Copy first: each listener removes itself from the array it joined.
-    const listeners = [...this.#listeners];
+    if (this.#listeners.length === 0) return;
+    const listeners = this.#listeners;
     this.#listeners = [];
-    for (const listener of listeners) listener();
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    for (const listener of listeners) listener.resolve();
+  }
+
+  /**
+   * Makes sure a timer fires by `deadline`: one timer serves every waiter
+   * (a download's lanes all wait at once), not one per wait.
+   */
+  #arm(deadline: number): void {
+    if (
+      this.#timer !== undefined && this.#timerAt <= deadline + WAIT_SLACK_MS
+    ) {
+      return;
+    }
+    clearTimeout(this.#timer);
+    this.#timerAt = deadline;
+    this.#timer = setTimeout(
+      () => this.#expire(),
+      Math.max(0, deadline - performance.now()),
+    );
+  }
+
+  /** Resolves the waiters whose time ran out, and waits for the rest. */
+  #expire(): void {
+    this.#timer = undefined;
+    const now = performance.now() + WAIT_SLACK_MS;
+    const due = this.#listeners.filter((l) => l.deadline <= now);
+    this.#listeners = this.#listeners.filter((l) => l.deadline > now);
+    let next = Infinity;
+    for (const l of this.#listeners) next = Math.min(next, l.deadline);
+    if (next < Infinity) this.#arm(next);
+    for (const listener of due) listener.resolve();
   }
 }
+
+/** How far a wait of `ChunkBoard.changed` may end early or late, ms. */
+const WAIT_SLACK_MS = 20;
