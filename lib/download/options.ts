@@ -97,7 +97,7 @@ export interface DownloadOptions {
   overwrite?: boolean;
   /** Requests in flight per source. @default {4} */
   maxInFlightPerPeer?: number;
-  /** Most sources used at once. @default {32} */
+  /** Most sources used at once. @default {16} */
   maxPeers?: number;
   /** Bound on each request, ms. @default {15000} */
   requestTimeoutMs?: number;

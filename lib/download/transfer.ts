@@ -237,7 +237,7 @@ async function fetchChunks(
     ...(options.strategy ? { strategy: options.strategy } : {}),
     ...(options.transport ? { transport: options.transport } : {}),
     maxInFlightPerPeer: options.maxInFlightPerPeer ?? 4,
-    maxPeers: options.maxPeers ?? 32,
+    maxPeers: options.maxPeers ?? 16,
     requestTimeoutMs: options.requestTimeoutMs ?? 15_000,
     maxStrikes: options.maxStrikes ?? 3,
     refreshIntervalMs: options.refreshIntervalMs ?? 3000,
