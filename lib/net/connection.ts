@@ -159,6 +159,13 @@ export class FrameConnection {
   readonly #writeTimeoutMs: number;
   readonly #codec: Codec;
   #closed = false;
+  /** When the pending read times out (`Infinity`: no read pending). */
+  #readDeadline = Infinity;
+  /** When the frame being written times out (`Infinity`: none). */
+  #writeDeadline = Infinity;
+  #readTimedOut = false;
+  /** The one deadline timer (see `#arm`). */
+  #timer: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * Wraps a connection.
@@ -201,6 +208,15 @@ export class FrameConnection {
    * @throws {TimeoutError} If a read stalls longer than the read timeout.
    */
   async *frames(): AsyncGenerator<Frame, void, void> {
+    try {
+      yield* this.#frames();
+    } finally {
+      this.#readDeadline = Infinity;
+      this.#disarmIfIdle();
+    }
+  }
+
+  async *#frames(): AsyncGenerator<Frame, void, void> {
     if (this.#prefix) {
       const prefix = this.#prefix;
       this.#prefix = undefined;
@@ -237,16 +253,14 @@ export class FrameConnection {
   async #readWithTimeout(buffer: Uint8Array): Promise<number | null> {
     if (this.#closed) return null;
     if (this.#readTimeoutMs <= 0) return await this.#read(buffer);
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      this.close();
-    }, this.#readTimeoutMs);
+    this.#readDeadline = performance.now() + this.#readTimeoutMs;
+    this.#arm();
     try {
       return await this.#read(buffer);
     } finally {
-      clearTimeout(timer);
-      if (timedOut) {
+      // The timer stays for the next read (see `#arm`).
+      this.#readDeadline = Infinity;
+      if (this.#readTimedOut) {
         // deno-lint-ignore no-unsafe-finally
         throw new TimeoutError(
           `Cannot read from ${
@@ -254,6 +268,49 @@ export class FrameConnection {
           }: idle for ${this.#readTimeoutMs} ms`,
         );
       }
+    }
+  }
+
+  /**
+   * Makes sure the connection's one deadline timer is pending while a read or
+   * write has a deadline. The timer is not moved on every operation: when it
+   * fires early (the operation it was set for finished) it is set again for
+   * the earliest deadline then pending, so a busy connection costs about one
+   * timer per timeout period instead of one per read and write.
+   */
+  #arm(): void {
+    if (this.#timer !== undefined || this.#closed) return;
+    const due = Math.min(this.#readDeadline, this.#writeDeadline);
+    if (due === Infinity) return;
+    this.#timer = setTimeout(
+      this.#onTimer,
+      Math.max(0, due - performance.now()),
+    );
+  }
+
+  #onTimer = (): void => {
+    this.#timer = undefined;
+    const now = performance.now();
+    if (this.#readDeadline <= now) {
+      this.#readTimedOut = true;
+      this.close();
+    } else if (this.#writeDeadline <= now) {
+      // The remote side stopped reading: close rather than hold the
+      // connection forever.
+      this.close();
+    } else {
+      this.#arm();
+    }
+  };
+
+  /** Drops the deadline timer once no read or write has a deadline. */
+  #disarmIfIdle(): void {
+    if (
+      this.#timer !== undefined && this.#readDeadline === Infinity &&
+      this.#writeDeadline === Infinity
+    ) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
     }
   }
 
@@ -329,13 +386,15 @@ export class FrameConnection {
       }
       // A frame that cannot be written within this long means the remote
       // side stopped reading: close rather than hold the connection forever.
-      const timer = this.#writeTimeoutMs > 0
-        ? setTimeout(() => this.close(), this.#writeTimeoutMs)
-        : undefined;
+      if (this.#writeTimeoutMs > 0) {
+        this.#writeDeadline = performance.now() + this.#writeTimeoutMs;
+        this.#arm();
+      }
       try {
         for (const part of parts) await writeAll(this.conn, part);
       } finally {
-        clearTimeout(timer);
+        this.#writeDeadline = Infinity;
+        if (this.#queuedWrites <= 1) this.#disarmIfIdle();
       }
     }).finally(() => this.#queuedWrites--);
     this.#writeChain = next.catch(() => {});
@@ -346,6 +405,8 @@ export class FrameConnection {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     try {
       this.conn.close();
     } catch {

@@ -5,7 +5,11 @@
  * @module
  */
 import { join, relative, sep } from "node:path";
-import { IGNORE_FILE_NAME, IgnoreRules } from "./ignore.ts";
+import {
+  ALWAYS_IGNORED_SUFFIXES,
+  IGNORE_FILE_NAME,
+  IgnoreRules,
+} from "./ignore.ts";
 import { hashFile, type Manifest } from "../content/manifest.ts";
 import type { FileAnnouncement } from "../protocol/messages.ts";
 import { isInside, PART_SUFFIX, validateName } from "../content/names.ts";
@@ -253,6 +257,9 @@ export class ShareIndex {
     if (path === this.stateDir || isInside(this.stateDir, path)) return false;
     const name = this.#nameOf(path);
     if (name === IGNORE_FILE_NAME) return true;
+    // The peer's own partial downloads change with every chunk written:
+    // never look at them (not even as a directory of that name).
+    if (ALWAYS_IGNORED_SUFFIXES.some((s) => name.endsWith(s))) return false;
     // Unknown kind: a directory-only pattern is checked again on update.
     return !this.#rules.ignores(name, false) ||
       !this.#rules.ignores(name, true);
