@@ -49,8 +49,14 @@ export interface RpcClientOptions extends FrameConnectionOptions {
 interface Pending {
   resolve(reply: Reply): void;
   reject(error: Error): void;
-  timer: ReturnType<typeof setTimeout>;
+  /** When the request times out, ms (`performance.now()`). */
+  deadline: number;
+  /** Rejects it with a timeout error (and tells the remote to cancel). */
+  expire(): void;
 }
+
+/** Deadlines this close to the timer's are served by it, ms. */
+const DEADLINE_SLACK_MS = 10;
 
 /**
  * The client side of a framed connection: sends requests tagged with a
@@ -72,6 +78,9 @@ export class RpcClient {
   readonly #pending = new Map<number, Pending>();
   #nextRid = 1;
   #failure: Error | undefined;
+  /** One timer for every pending request's deadline (see `#arm`). */
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
   readonly #loop: Promise<void>;
 
   /**
@@ -139,7 +148,7 @@ export class RpcClient {
           continue;
         }
         this.#pending.delete(rid as number);
-        clearTimeout(pending.timer);
+        this.#disarmIfIdle();
         if (!(reply instanceof Uint8Array) && reply.type === "error") {
           pending.reject(
             new RemoteError(
@@ -167,10 +176,10 @@ export class RpcClient {
   #fail(error: Error): void {
     this.#failure ??= error;
     for (const [rid, pending] of this.#pending) {
-      clearTimeout(pending.timer);
       pending.reject(this.#failure);
       this.#pending.delete(rid);
     }
+    this.#disarmIfIdle();
     this.connection.close();
   }
 
@@ -196,13 +205,12 @@ export class RpcClient {
     return new Promise<Reply>((resolve, reject) => {
       const onAbort = () => {
         if (!this.#pending.delete(rid)) return;
-        clearTimeout(timer);
+        this.#disarmIfIdle();
         // Tell the remote side not to bother; a late reply is ignored.
         this.connection.send({ type: "cancel", target: rid }).catch(() => {});
         reject(signal!.reason);
       };
-      const timer = setTimeout(() => {
-        this.#pending.delete(rid);
+      const expire = () => {
         signal?.removeEventListener("abort", onAbort);
         this.connection.send({ type: "cancel", target: rid }).catch(() => {});
         reject(
@@ -212,7 +220,8 @@ export class RpcClient {
             } request: no reply within ${timeoutMs} ms`,
           ),
         );
-      }, timeoutMs);
+      };
+      const deadline = performance.now() + timeoutMs;
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#pending.set(rid, {
         resolve: (reply) => {
@@ -223,12 +232,53 @@ export class RpcClient {
           signal?.removeEventListener("abort", onAbort);
           reject(error);
         },
-        timer,
+        deadline,
+        expire,
       });
+      this.#arm(deadline);
       this.connection.send({ ...message, rid }).catch((error) =>
         this.#fail(error as Error)
       );
     });
+  }
+
+  /**
+   * Makes sure the client's one timer fires by `deadline`. Requests mostly
+   * share one timeout, so a new request's deadline is later than the armed
+   * one and costs no timer: a busy connection sets about one timer per
+   * timeout period instead of one per request.
+   */
+  #arm(deadline: number): void {
+    if (this.#timer !== undefined && this.#timerAt <= deadline) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = deadline;
+    this.#timer = setTimeout(
+      this.#expire,
+      Math.max(0, deadline - performance.now()),
+    );
+  }
+
+  /** Times out the requests whose deadline passed; waits for the rest. */
+  #expire = (): void => {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    const now = performance.now() + DEADLINE_SLACK_MS;
+    let next = Infinity;
+    for (const [rid, pending] of this.#pending) {
+      if (pending.deadline <= now) {
+        this.#pending.delete(rid);
+        pending.expire();
+      } else next = Math.min(next, pending.deadline);
+    }
+    if (next < Infinity) this.#arm(next);
+  };
+
+  /** Drops the timer once no request is pending. */
+  #disarmIfIdle(): void {
+    if (this.#pending.size > 0 || this.#timer === undefined) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
   }
 
   /**
