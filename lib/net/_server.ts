@@ -92,6 +92,10 @@ class TrackedDuplex implements Duplex {
   readonly #entry: Tracked;
   readonly #writeTimeoutMs: number;
   readonly #onStalled: (entry: Tracked) => void;
+  /** When the pending writes began or last made progress (ms). */
+  #writeSince = 0;
+  /** One timer for the write timeout, not one per write (see `#arm`). */
+  #timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     inner: Duplex,
@@ -122,20 +126,50 @@ class TrackedDuplex implements Duplex {
 
   async write(bytes: Uint8Array): Promise<number> {
     const entry = this.#entry;
-    if (entry.writing++ === 0) entry.writeProgress = performance.now();
-    const timer = this.#writeTimeoutMs > 0
-      ? setTimeout(() => this.#onStalled(entry), this.#writeTimeoutMs)
-      : undefined;
+    if (entry.writing++ === 0) {
+      entry.writeProgress = this.#writeSince = performance.now();
+    }
+    if (this.#writeTimeoutMs > 0) this.#arm();
     try {
       return await this.#inner.write(bytes);
     } finally {
-      clearTimeout(timer);
       entry.writing--;
-      entry.lastActivity = entry.writeProgress = performance.now();
+      entry.lastActivity =
+        entry.writeProgress =
+        this.#writeSince =
+          performance.now();
     }
   }
 
+  /**
+   * Makes sure the write-timeout timer is pending. It is not moved on every
+   * write: when it fires before the pending writes are overdue it is set
+   * again for when they would be, and when none is pending it stops.
+   */
+  #arm(): void {
+    if (this.#timer !== undefined) return;
+    this.#timer = setTimeout(
+      this.#onTimer,
+      Math.max(0, this.#writeSince + this.#writeTimeoutMs - performance.now()),
+    );
+  }
+
+  #onTimer = (): void => {
+    this.#timer = undefined;
+    if (this.#entry.writing === 0) return;
+    if (performance.now() - this.#writeSince >= this.#writeTimeoutMs) {
+      this.#onStalled(this.#entry);
+    } else this.#arm();
+  };
+
+  /** Drops the timer (the connection's handler ended). */
+  dispose(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
   close(): void {
+    this.dispose();
     this.#inner.close();
   }
 }
@@ -264,6 +298,7 @@ export class ConnectionServer {
       this.#open.set(accepted, entry);
       this.#perAddress.set(ip, (this.#perAddress.get(ip) ?? 0) + 1);
       const task = this.#handle(conn, entry.remote).finally(() => {
+        conn.dispose();
         this.#release(entry);
         this.#tasks.delete(task);
       });

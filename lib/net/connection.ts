@@ -164,6 +164,8 @@ export class FrameConnection {
   /** When the frame being written times out (`Infinity`: none). */
   #writeDeadline = Infinity;
   #readTimedOut = false;
+  /** Frames are being read (another read follows this one). */
+  #reading = false;
   /** The one deadline timer (see `#arm`). */
   #timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -208,9 +210,11 @@ export class FrameConnection {
    * @throws {TimeoutError} If a read stalls longer than the read timeout.
    */
   async *frames(): AsyncGenerator<Frame, void, void> {
+    this.#reading = true;
     try {
       yield* this.#frames();
     } finally {
+      this.#reading = false;
       this.#readDeadline = Infinity;
       this.#disarmIfIdle();
     }
@@ -303,10 +307,10 @@ export class FrameConnection {
     }
   };
 
-  /** Drops the deadline timer once no read or write has a deadline. */
+  /** Drops the deadline timer once no more reads or writes are coming. */
   #disarmIfIdle(): void {
     if (
-      this.#timer !== undefined && this.#readDeadline === Infinity &&
+      this.#timer !== undefined && !this.#reading &&
       this.#writeDeadline === Infinity
     ) {
       clearTimeout(this.#timer);
