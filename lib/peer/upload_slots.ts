@@ -194,10 +194,10 @@ export class UploadSlots {
       if (now - p.lastRequest > this.#idleMs) p.slot = undefined;
       else free--;
     }
-    if (free <= 0) return;
-    const interested = this.#interested(now);
+    // No list is built: most requests come from slot holders and find
+    // every slot taken, or no one waiting.
     while (free-- > 0) {
-      const next = this.#longestWaiting(interested);
+      const next = this.#longestWaiting(this.#peers.values(), now);
       if (!next) return;
       next.slot = "optimistic";
     }
@@ -210,11 +210,20 @@ export class UploadSlots {
     );
   }
 
-  /** The unserved peer that waited longest (never served first). */
-  #longestWaiting(peers: PeerState[]): PeerState | undefined {
+  /**
+   * The unserved peer that waited longest (never served first), among
+   * those that asked lately when `now` is given.
+   */
+  #longestWaiting(
+    peers: Iterable<PeerState>,
+    now?: number,
+  ): PeerState | undefined {
     let best: PeerState | undefined;
     for (const p of peers) {
       if (p.slot !== undefined) continue;
+      if (now !== undefined && now - p.lastRequest > this.#interestMs) {
+        continue;
+      }
       if (
         !best || p.lastServed < best.lastServed ||
         (p.lastServed === best.lastServed && p.tie < best.tie)
