@@ -65,18 +65,29 @@ export class ChunkNews {
   }
 
   /**
-   * Waits until the version passes `after`, the download ends, or `signal`
-   * aborts (resolving, never rejecting).
+   * Waits until the version passes `after`, the download ends, `signal`
+   * aborts or `timeoutMs` passes (resolving, never rejecting).
    *
    * @param after The version the caller knows.
    * @param signal Ends the wait early.
+   * @param timeoutMs The longest wait, ms (no limit by default).
    */
-  changed(after: number, signal: AbortSignal): Promise<void> {
+  changed(
+    after: number,
+    signal: AbortSignal,
+    timeoutMs = Infinity,
+  ): Promise<void> {
     if (this.version > after || this.ended || signal.aborted) {
       return Promise.resolve();
     }
     return new Promise<void>((resolve) => {
+      // One timer and one listener per wait: no controller or combined
+      // signal for each long poll.
+      const timer = timeoutMs < Infinity
+        ? setTimeout(() => done(), timeoutMs)
+        : undefined;
       const done = () => {
+        clearTimeout(timer);
         this.#waiters.delete(done);
         signal.removeEventListener("abort", done);
         resolve();

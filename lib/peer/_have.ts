@@ -68,11 +68,5 @@ export async function waitForNews(
   signal: AbortSignal,
 ): Promise<void> {
   if (!news || after > news.version || waitMs <= 0) return;
-  const timeout = new AbortController();
-  const timer = setTimeout(() => timeout.abort(), waitMs);
-  try {
-    await news.changed(after, AbortSignal.any([timeout.signal, signal]));
-  } finally {
-    clearTimeout(timer);
-  }
+  await news.changed(after, signal, waitMs);
 }
