@@ -330,9 +330,10 @@ async function flashCrowd(
     const rss = await Promise.all(
       leechers.map(({ peer }) => peer.peakRss().catch(() => 0)),
     );
-    const leecherCpu = await Promise.all(
+    // Leechers that quit half-way are gone: their CPU is not known.
+    const leecherCpu = (await Promise.all(
       leechers.map(({ peer }) => peer.cpuSeconds()),
-    );
+    )).filter((seconds) => Number.isFinite(seconds));
     const seederCpu = await seeder.cpuSeconds();
     const exact = await Promise.all(
       leechers.filter(({ plan }) => !plan.quitAtHalf).map(async ({ dir }) =>
