@@ -55,7 +55,7 @@ export { partPaths, STATE_SUFFIX } from "./part_file.ts";
  *
  * @example Downloading from a tracker's network
  * ```ts ignore
- * import { download } from "./transfer.ts";
+ * import { download } from "@shoal/shoal";
  * const result = await download("docs/a.txt", {
  *   tracker: "127.0.0.1:9000",
  *   outDir: "./downloads",
@@ -71,10 +71,10 @@ export async function download(
   // Before any network traffic: a download that cannot be saved fails now.
   await checkWritable(options.outDir);
   const client = options.tracker
-    ? new TrackerClient(
-      options.tracker,
-      options.secret !== undefined ? { secret: options.secret } : {},
-    )
+    ? new TrackerClient(options.tracker, {
+      ...(options.secret !== undefined ? { secret: options.secret } : {}),
+      ...(options.transport ? { transport: options.transport } : {}),
+    })
     : undefined;
   const ask = async (
     query: { id: string } | { name: string },
@@ -159,7 +159,7 @@ export async function download(
  *
  * @example Telling an unverifiable file apart
  * ```ts
- * import { UnverifiedSourceError } from "./transfer.ts";
+ * import { UnverifiedSourceError } from "@shoal/shoal";
  * const error = new UnverifiedSourceError("Cannot download a.txt: …");
  * if (!(error instanceof Error)) throw new Error("not an Error");
  * ```
