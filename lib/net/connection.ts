@@ -16,9 +16,7 @@ import {
 import { TimeoutError } from "../errors.ts";
 import { type Codec, jsonCodec } from "./codec.ts";
 import { formatHostPort } from "./address.ts";
-import { type Duplex, tcpTransport } from "./transport.ts";
-export { RemoteError, TimeoutError } from "../errors.ts";
-export { formatHostPort, type HostPort, parseHostPort } from "./address.ts";
+import type { Duplex } from "./transport.ts";
 
 /** Size of the buffer each connection reads into: large reads, few calls. */
 const READ_BUFFER_SIZE = 256 * 1024;
@@ -26,22 +24,6 @@ const READ_BUFFER_SIZE = 256 * 1024;
 const MAX_QUEUED_WRITES = 1024;
 /** Payload remainders at least this large are read without a copy. */
 const DIRECT_READ_MIN = 16 * 1024;
-
-/**
- * Opens a TCP connection with a time limit.
- *
- * @param address `host:port`.
- * @param timeoutMs Give up after this many milliseconds.
- * @returns The connection.
- * @throws {TimeoutError} If the connection is not made in time.
- * @deprecated Dial through a {@linkcode Transport} (`tcpTransport.dial`).
- */
-export function connectWithTimeout(
-  address: string,
-  timeoutMs: number,
-): Promise<Duplex> {
-  return tcpTransport.dial(address, { timeoutMs });
-}
 
 /**
  * Writes all bytes to a connection or file (a single `write` may be partial).

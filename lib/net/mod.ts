@@ -56,7 +56,6 @@ export {
   type JsonFrame,
 } from "./wire.ts";
 export {
-  connectWithTimeout,
   FrameConnection,
   type FrameConnectionOptions,
   writeAll,

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { RemoteError } from "../net/connection.ts";
+import { RemoteError } from "../errors.ts";
 import type { FileAnnouncement } from "../protocol/messages.ts";
 import { diffAnnouncements } from "../share/share.ts";
 import type { Registration } from "../tracker/client.ts";

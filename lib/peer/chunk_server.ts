@@ -9,7 +9,8 @@
 import type { ConnectionHandler } from "../net/_server.ts";
 import { UploadBuffers } from "../download/_chunk_buffers.ts";
 import { serverRequests } from "../protocol/auth.ts";
-import { FrameConnection, RemoteError } from "../net/connection.ts";
+import { FrameConnection } from "../net/connection.ts";
+import { RemoteError } from "../errors.ts";
 import { resolveForRead } from "../content/names.ts";
 import {
   chunkCount,

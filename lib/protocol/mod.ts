@@ -64,12 +64,8 @@ export {
   privateSwarmTransport,
   validateSecret,
 } from "./auth.ts";
-export {
-  RemoteError,
-  type Reply,
-  RpcClient,
-  type RpcClientOptions,
-} from "./rpc.ts";
+export { type Reply, RpcClient, type RpcClientOptions } from "./rpc.ts";
+export { RemoteError } from "../errors.ts";
 export {
   legacyDownload,
   type LegacyDownloadOptions,

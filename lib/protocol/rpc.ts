@@ -14,8 +14,6 @@ import { ProtocolError, RemoteError, TimeoutError } from "../errors.ts";
 import { privateSwarmTransport } from "./auth.ts";
 import { MAX_RETRY_AFTER_MS, type ReplyValidators } from "./messages.ts";
 
-export { RemoteError } from "../errors.ts";
-
 /** A reply to a request: a JSON object or a data frame's bytes. */
 export type Reply = Record<string, unknown> | Uint8Array;
 

@@ -8,11 +8,8 @@
 import type { TypedEventTarget } from "../events.ts";
 import { serverRequests, validateSecret } from "../protocol/auth.ts";
 import { type ConnectionHandler, ConnectionServer } from "../net/_server.ts";
-import {
-  formatHostPort,
-  FrameConnection,
-  writeAll,
-} from "../net/connection.ts";
+import { FrameConnection, writeAll } from "../net/connection.ts";
+import { formatHostPort } from "../net/address.ts";
 import {
   encodeLine,
   readLine,
