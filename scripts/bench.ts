@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseSize } from "../lib/content/_bytes.ts";
+import { LineProcess } from "./_process.ts";
 import { taskFlags } from "./_tasks.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -23,60 +24,12 @@ function flag(name: string, fallback: string): string {
   return i >= 0 && Deno.args[i + 1] ? Deno.args[i + 1]! : fallback;
 }
 
-/** A child process whose stdout lines are collected. */
-class Proc {
-  readonly child: Deno.ChildProcess;
-  readonly lines: string[] = [];
-  readonly done: Promise<void>;
-  #waiters: (() => void)[] = [];
-
+/** A tracker or peer process whose stdout lines are collected. */
+class Proc extends LineProcess {
   constructor(task: "tracker" | "peer", args: string[]) {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...taskFlags(task), join(ROOT, `${task}.ts`), ...args],
-      stdout: "piped",
+    super(["run", ...taskFlags(task), join(ROOT, `${task}.ts`), ...args], {
       stderr: "inherit",
-      stdin: "null",
-      env: { NO_COLOR: "1" },
-    }).spawn();
-    this.child = child;
-    this.done = (async () => {
-      let buffered = "";
-      for await (
-        const text of child.stdout.pipeThrough(new TextDecoderStream())
-      ) {
-        buffered += text;
-        const parts = buffered.split("\n");
-        buffered = parts.pop()!;
-        this.lines.push(...parts);
-        for (const wake of this.#waiters.splice(0)) wake();
-      }
-      if (buffered) this.lines.push(buffered);
-      for (const wake of this.#waiters.splice(0)) wake();
-    })();
-  }
-
-  async waitFor(
-    pattern: RegExp,
-    timeoutMs = 60_000,
-  ): Promise<RegExpMatchArray> {
-    const deadline = performance.now() + timeoutMs;
-    let from = 0;
-    while (true) {
-      for (; from < this.lines.length; from++) {
-        const match = this.lines[from]!.match(pattern);
-        if (match) return match;
-      }
-      if (performance.now() > deadline) {
-        throw new Error(
-          `Timed out waiting for ${pattern}; output:\n${this.lines.join("\n")}`,
-        );
-      }
-      await Promise.race([
-        new Promise<void>((resolve) => this.#waiters.push(resolve)),
-        this.done,
-        new Promise((resolve) => setTimeout(resolve, 200)),
-      ]);
-    }
+    });
   }
 
   /** Peak resident memory (VmHWM) in MiB, polled while the process runs. */
@@ -85,19 +38,7 @@ class Proc {
     let running = true;
     this.child.status.then(() => running = false);
     while (running) {
-      try {
-        // Deno reads /proc only with every permission granted: ask cat.
-        const out = await new Deno.Command("cat", {
-          args: [`/proc/${this.child.pid}/status`],
-          stdout: "piped",
-          stderr: "null",
-        }).output();
-        const status = new TextDecoder().decode(out.stdout);
-        const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
-        peak = Math.max(peak, kb / 1024);
-      } catch {
-        // Not readable at this instant (exec in progress, or exited).
-      }
+      peak = Math.max(peak, await this.peakRssMib());
       // VmHWM is a high-water mark: sparse polls miss nothing but the last
       // instants, and spawning fewer processes keeps the CPU for the run.
       await new Promise((resolve) => setTimeout(resolve, 200));

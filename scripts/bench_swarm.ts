@@ -14,6 +14,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { parseSize } from "../lib/content/_bytes.ts";
+import { LineProcess } from "./_process.ts";
 import { ROOT, taskFlags } from "./_tasks.ts";
 
 const MiB = 1024 * 1024;
@@ -35,119 +36,32 @@ const PROFILE_DIR = Deno.env.get("SHOAL_BENCH_CPU_PROF");
 const GIVE_UP_FACTOR = 25;
 
 /** A peer process whose output lines are collected. */
-class Peer {
-  readonly child: Deno.ChildProcess;
-  readonly lines: string[] = [];
-  readonly done: Promise<void>;
-  readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
-  #waiters: (() => void)[] = [];
+class Peer extends LineProcess {
   #stopping = false;
 
   constructor(args: string[], profile = false) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--quiet",
-        ...(profile && PROFILE_DIR
-          ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`]
-          : []),
-        ...taskFlags("peer"),
-        join(ROOT, "peer.ts"),
-        ...args,
-      ],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).spawn();
-    this.#stdin = this.child.stdin.getWriter();
-    const collect = async (stream: ReadableStream<Uint8Array>) => {
-      let buffered = "";
-      for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-        buffered += text;
-        const parts = buffered.split("\n");
-        buffered = parts.pop()!;
-        this.lines.push(...parts);
-        for (const wake of this.#waiters.splice(0)) wake();
-      }
-      if (buffered) this.lines.push(buffered);
-      for (const wake of this.#waiters.splice(0)) wake();
-    };
-    this.done = Promise.all([
-      collect(this.child.stdout),
-      collect(this.child.stderr),
-    ]).then(() => {});
+    super([
+      "run",
+      "--quiet",
+      ...(profile && PROFILE_DIR
+        ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`]
+        : []),
+      ...taskFlags("peer"),
+      join(ROOT, "peer.ts"),
+      ...args,
+    ], { stdin: true });
   }
 
-  /** The first line matching `pattern` (waits for it). */
-  async waitFor(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
-    const deadline = performance.now() + timeoutMs;
-    let from = 0;
-    while (true) {
-      for (; from < this.lines.length; from++) {
-        const match = this.lines[from]!.match(pattern);
-        if (match) return match;
-      }
-      const left = deadline - performance.now();
-      if (left <= 0) {
-        throw new Error(
-          `Timed out waiting for ${pattern}; output:\n${
-            this.lines.slice(-20).join("\n")
-          }`,
-        );
-      }
-      await Promise.race([
-        new Promise<void>((resolve) => this.#waiters.push(resolve)),
-        this.done,
-        new Promise((resolve) => setTimeout(resolve, Math.min(left, 500))),
-      ]);
-    }
-  }
-
-  async send(line: string): Promise<void> {
-    await this.#stdin.write(new TextEncoder().encode(line + "\n"));
-  }
-
-  /** Peak resident memory (VmHWM) so far, MiB. */
-  async peakRss(): Promise<number> {
-    const out = await new Deno.Command("cat", {
-      args: [`/proc/${this.child.pid}/status`],
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    const text = new TextDecoder().decode(out.stdout);
-    return Number(/VmHWM:\s+(\d+)/.exec(text)?.[1] ?? 0) / 1024;
-  }
-
-  /** CPU time (user + system) used so far, seconds. */
-  async cpuSeconds(): Promise<number> {
-    try {
-      // Read by `cat`: Deno asks for more than --allow-read for /proc.
-      const out = await new Deno.Command("cat", {
-        args: [`/proc/${this.child.pid}/stat`],
-        stdout: "piped",
-        stderr: "null",
-      }).output();
-      const stat = new TextDecoder().decode(out.stdout);
-      // Fields after the command name (which may hold spaces): utime is the
-      // 14th field of the line, stime the 15th, in clock ticks (100 Hz).
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      return (Number(fields[11]) + Number(fields[12])) / 100;
-    } catch {
-      return 0;
-    }
-  }
-
-  /** Ends the peer (prompt `exit`, then a signal) and returns its upload. */
+  /** Ends the peer (SIGTERM, SIGKILL after 10 s) and returns its upload. */
   async stop(): Promise<number> {
     if (this.child.pid && !this.#stopping) {
       this.#stopping = true;
-      // A daemon ends on SIGTERM, a prompt on `exit`: both print the upload.
+      // A daemon and a prompt both end on SIGTERM and print their upload.
       try {
         this.child.kill("SIGTERM");
       } catch { /* gone */ }
     }
-    await this.#stdin.close().catch(() => {});
+    await this.closeStdin();
     const timer = setTimeout(() => {
       try {
         this.child.kill("SIGKILL");
@@ -328,7 +242,7 @@ async function flashCrowd(
     }));
     const times = finishes.filter((t): t is number => t !== undefined);
     const rss = await Promise.all(
-      leechers.map(({ peer }) => peer.peakRss().catch(() => 0)),
+      leechers.map(({ peer }) => peer.peakRssMib()),
     );
     // Leechers that quit half-way are gone: their CPU is not known.
     const leecherCpu = (await Promise.all(
