@@ -9,7 +9,7 @@
 import { cp } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { FrameConnection } from "../lib/net/connection.ts";
+import { FrameConnection, writeAll } from "../lib/net/connection.ts";
 import {
   chunkLength,
   hashFile,
@@ -622,6 +622,92 @@ export async function pollUntil<T>(
     }
     await delay(options.intervalMs ?? 25);
   }
+}
+
+/** A seed-protocol peer started by {@linkcode startSeedPeer}. */
+export interface SeedPeer extends AsyncDisposable {
+  /** The port it serves on (127.0.0.1). */
+  readonly port: number;
+}
+
+/**
+ * Starts a peer in this process that speaks only the seed protocol and
+ * serves `files` from memory: a `download` of a known name gets the
+ * `{"status":"ok","size":N}` line and the bytes, anything else a status
+ * error. With `sendBytes`, it sends only that many bytes of a body and then
+ * falls silent until the client hangs up (a stalled sender).
+ *
+ * @param files Name → content.
+ * @param options `sendBytes`: where each body stops.
+ * @returns The peer; `await using` it.
+ */
+export function startSeedPeer(
+  files: Map<string, Uint8Array>,
+  options: { sendBytes?: number } = {},
+): SeedPeer {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const handlers = new Set<Promise<void>>();
+  const encoder = new TextEncoder();
+  const serve = async (conn: Deno.Conn) => {
+    const buffer = new Uint8Array(4096);
+    let received = new Uint8Array();
+    while (!received.includes(10)) {
+      const n = await conn.read(buffer);
+      if (n === null) return;
+      const grown = new Uint8Array(received.length + n);
+      grown.set(received);
+      grown.set(buffer.subarray(0, n), received.length);
+      received = grown;
+    }
+    const line = new TextDecoder().decode(
+      received.subarray(0, received.indexOf(10)),
+    );
+    let reply: Record<string, unknown>;
+    let body: Uint8Array | undefined;
+    try {
+      const request = JSON.parse(line);
+      body = request.command === "download"
+        ? files.get(request.filename)
+        : undefined;
+      reply = body
+        ? { status: "ok", size: body.length }
+        : { status: "error: not found" };
+    } catch {
+      reply = { status: "error: bad request" };
+    }
+    await writeAll(conn, encoder.encode(JSON.stringify(reply) + "\n"));
+    if (!body) return;
+    await writeAll(conn, body.subarray(0, options.sendBytes ?? body.length));
+    // A stalled sender stays silent until the client gives up.
+    if (options.sendBytes !== undefined) await conn.read(buffer);
+  };
+  const loop = (async () => {
+    for await (const conn of listener) {
+      conns.add(conn);
+      const handler = serve(conn).catch(() => {}).finally(() => {
+        conns.delete(conn);
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      });
+      handlers.add(handler);
+      handler.finally(() => handlers.delete(handler));
+    }
+  })();
+  return {
+    port: listener.addr.port,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await loop.catch(() => {});
+      for (const conn of conns) {
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      }
+      await Promise.all(handlers);
+    },
+  };
 }
 
 /** A scripted framed-protocol peer started by {@linkcode startFakePeer}. */

@@ -29,11 +29,10 @@ import {
   spawnPeer,
   spawnTracker,
   startFakePeer,
+  startSeedPeer,
   taskPermissions,
   tempDir,
 } from "../_helpers.ts";
-
-const encoder = new TextEncoder();
 
 /** Names in `dir` that are partial downloads. */
 async function partials(dir: string): Promise<string[]> {
@@ -50,59 +49,6 @@ function deadPort(): number {
   const { port } = listener.addr;
   listener.close();
   return port;
-}
-
-/**
- * A seed-protocol peer: answers `download` with `header` and then `body`
- * (all of it, or only `sendBytes` of it before falling silent until closed).
- */
-function startSeedServer(body: Uint8Array, sendBytes = body.length) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
-  const handlers = new Set<Promise<void>>();
-  const serve = async (conn: Deno.Conn) => {
-    const buffer = new Uint8Array(4096);
-    let line = "";
-    while (!line.includes("\n")) {
-      const n = await conn.read(buffer);
-      if (n === null) return;
-      line += new TextDecoder().decode(buffer.subarray(0, n));
-    }
-    const header = JSON.stringify({ status: "ok", size: body.length }) + "\n";
-    await conn.write(encoder.encode(header));
-    let sent = 0;
-    while (sent < sendBytes) {
-      sent += await conn.write(body.subarray(sent, sendBytes));
-    }
-    // Silent from here on until the client gives up.
-    await conn.read(buffer).catch(() => null);
-  };
-  const loop = (async () => {
-    for await (const conn of listener) {
-      conns.add(conn);
-      const handler = serve(conn).catch(() => {}).finally(() => {
-        conns.delete(conn);
-        try {
-          conn.close();
-        } catch { /* closed */ }
-      });
-      handlers.add(handler);
-      handler.finally(() => handlers.delete(handler));
-    }
-  })();
-  return {
-    port: listener.addr.port,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      await loop.catch(() => {});
-      for (const conn of conns) {
-        try {
-          conn.close();
-        } catch { /* closed */ }
-      }
-      await Promise.all(handlers);
-    },
-  };
 }
 
 /** Registers a fake framed peer for `manifest` with the tracker. */
@@ -246,7 +192,7 @@ Deno.test("A download by name takes the verified holder over a flood of seed-pro
   });
   const honest = randomBytes(300 * 1024);
   const forged = randomBytes(300 * 1024);
-  await using seed = startSeedServer(forged);
+  await using seed = startSeedPeer(new Map([["victim.bin", forged]]));
   // 230 seed registrations from one address, all serving forged bytes,
   // made before the honest holder registers (as after a tracker restart).
   for (let i = 0; i < 230; i++) {
@@ -282,7 +228,7 @@ Deno.test("A download by name takes the verified holder over a flood of seed-pro
 Deno.test("Bytes only seed-protocol peers hold are taken only when asked for, and marked unverified", async () => {
   await using tracker = await spawnTracker({ interval: "30s" });
   const data = randomBytes(100 * 1024);
-  await using seed = startSeedServer(data);
+  await using seed = startSeedPeer(new Map([["old.bin", data]]));
   await legacyRequest(tracker.address, {
     command: "register",
     address: `127.0.0.1:${seed.port}`,
@@ -404,7 +350,9 @@ for (
 Deno.test("A seed-protocol body that stops mid-way ends the download with a clear error and no final file", async () => {
   await using tracker = await spawnTracker({ interval: "30s" });
   const data = randomBytes(200 * 1024);
-  await using seed = startSeedServer(data, 50 * 1024);
+  await using seed = startSeedPeer(new Map([["half.bin", data]]), {
+    sendBytes: 50 * 1024,
+  });
   await legacyRequest(tracker.address, {
     command: "register",
     address: `127.0.0.1:${seed.port}`,

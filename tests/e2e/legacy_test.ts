@@ -16,6 +16,7 @@ import {
   runPeer,
   spawnPeer,
   spawnTracker,
+  startSeedPeer,
   tempDir,
   writeRandomFile,
 } from "../_helpers.ts";
@@ -155,59 +156,6 @@ Deno.test("A seed-protocol client registers, lists and downloads from Shoal", as
     "hello, seed\n",
   );
 });
-
-/** A peer that speaks only the seed protocol, serving files from memory. */
-function startSeedPeer(files: Map<string, Uint8Array>) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const handlers = new Set<Promise<void>>();
-  const serve = async (conn: Deno.Conn) => {
-    try {
-      let buffered = new Uint8Array();
-      const chunk = new Uint8Array(4096);
-      while (!buffered.includes(10)) {
-        const n = await conn.read(chunk);
-        if (n === null) return;
-        const grown = new Uint8Array(buffered.length + n);
-        grown.set(buffered);
-        grown.set(chunk.subarray(0, n), buffered.length);
-        buffered = grown;
-      }
-      const line = decoder.decode(buffered.subarray(0, buffered.indexOf(10)));
-      let reply: Record<string, unknown>;
-      let body: Uint8Array | undefined;
-      try {
-        const request = JSON.parse(line);
-        body = request.command === "download"
-          ? files.get(request.filename)
-          : undefined;
-        reply = body
-          ? { status: "ok", size: body.length }
-          : { status: "error: not found" };
-      } catch {
-        reply = { status: "error: bad request" };
-      }
-      await writeFully(conn, encoder.encode(JSON.stringify(reply) + "\n"));
-      if (body) await writeFully(conn, body);
-    } finally {
-      conn.close();
-    }
-  };
-  const loop = (async () => {
-    for await (const conn of listener) {
-      const handler = serve(conn).catch(() => {});
-      handlers.add(handler);
-      handler.finally(() => handlers.delete(handler));
-    }
-  })();
-  return {
-    port: listener.addr.port,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      await loop.catch(() => {});
-      await Promise.all(handlers);
-    },
-  };
-}
 
 Deno.test("A Shoal download fetches a whole file from a seed-only peer", async () => {
   // Hand-made registrations send no heartbeats: they must outlive a
