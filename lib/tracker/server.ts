@@ -22,50 +22,22 @@ import {
   type TrackerEmit,
   type TrackerEventMap,
   TrackerService,
+  type TrackerServiceOptions,
 } from "./service.ts";
 import type { Clock, TrackerStore } from "./store.ts";
 import type { Transport } from "../net/transport.ts";
 
 export type { TrackerEventMap } from "./service.ts";
 
-/** Options for {@linkcode startTracker}. */
-export interface TrackerOptions {
+/**
+ * Options for {@linkcode startTracker}: the request logic's
+ * ({@linkcode TrackerServiceOptions}) and the server's.
+ */
+export interface TrackerOptions extends Omit<TrackerServiceOptions, "emit"> {
   /** Port to listen on (0 picks a free one). @default {9000} */
   port?: number;
   /** Address to bind. @default {"0.0.0.0"} */
   hostname?: string;
-  /** Heartbeat interval told to peers, ms. @default {30000} */
-  heartbeatIntervalMs?: number;
-  /**
-   * A peer silent for this long disappears, ms.
-   *
-   * @default {3 * heartbeatIntervalMs}
-   */
-  expiryMs?: number;
-  /** Most files one peer may announce. @default {10000} */
-  maxFilesPerPeer?: number;
-  /**
-   * Most peers (ports) registered from one IP address (an IPv6 address
-   * counts for its /64); more registrations are refused.
-   *
-   * @default {DEFAULT_MAX_PEERS_PER_ADDRESS}
-   */
-  maxPeersPerAddress?: number;
-  /**
-   * Most files all peers registered from one IP address (IPv6: /64) may
-   * announce together; announcements beyond it are refused.
-   *
-   * @default {DEFAULT_MAX_FILES_PER_ADDRESS}
-   */
-  maxFilesPerAddress?: number;
-  /**
-   * Use the host a peer advertises instead of the source address of its
-   * connection (NAT and development setups). Off by default, so nobody can
-   * register someone else's host.
-   *
-   * @default {false}
-   */
-  trustAdvertisedAddress?: boolean;
   /** A connection idle this long is closed, ms. @default {10000} */
   readTimeoutMs?: number;
   /**
@@ -81,19 +53,6 @@ export interface TrackerOptions {
   maxConnections?: number;
   /** Most open connections per remote IP. @default {64} */
   maxConnectionsPerAddress?: number;
-  /**
-   * Sustained requests per second accepted from one remote IP; more are
-   * answered with a `rate_limited` error. 0 disables the limit.
-   *
-   * @default {100}
-   */
-  maxRequestsPerSecond?: number;
-  /**
-   * Requests one remote IP may make in a burst above the sustained rate.
-   *
-   * @default {1000}
-   */
-  requestBurst?: number;
   /**
    * Shared secret of a private swarm (16 to 1024 bytes). Every framed
    * connection must first pass the challenge–response of

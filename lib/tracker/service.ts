@@ -91,35 +91,55 @@ export interface SeedReply {
   peers?: string[];
 }
 
-/** Options for {@linkcode TrackerService}. */
+/** Options for {@linkcode TrackerService} (and, through it, the tracker). */
 export interface TrackerServiceOptions {
   /** Heartbeat interval told to peers, ms. @default {30000} */
   heartbeatIntervalMs?: number;
   /**
-   * The expiry told to peers, ms (the store enforces it).
+   * A peer silent for this long disappears, ms (told to peers; the store
+   * enforces it).
    *
    * @default {3 * heartbeatIntervalMs}
    */
   expiryMs?: number;
   /** Most files one peer may announce. @default {10000} */
   maxFilesPerPeer?: number;
-  /** The store's per-network peer limit, for refusals. @default {128} */
+  /**
+   * Most peers (ports) registered from one IP address (an IPv6 address
+   * counts for its /64); more registrations are refused. The store enforces
+   * it; the service names it in its refusals.
+   *
+   * @default {128}
+   */
   maxPeersPerAddress?: number;
-  /** The store's per-network file limit, for refusals. @default {100000} */
+  /**
+   * Most files all peers registered from one IP address (IPv6: /64) may
+   * announce together; announcements beyond it are refused (enforced by the
+   * store, named in refusals).
+   *
+   * @default {100000}
+   */
   maxFilesPerAddress?: number;
   /**
-   * Use the host a peer advertises instead of its connection's source.
+   * Use the host a peer advertises instead of the source address of its
+   * connection (NAT and development setups). Off by default, so nobody can
+   * register someone else's host.
    *
    * @default {false}
    */
   trustAdvertisedAddress?: boolean;
   /**
-   * Sustained requests per second from one IP; 0 disables the limit.
+   * Sustained requests per second accepted from one remote IP; more are
+   * answered with a `rate_limited` error. 0 disables the limit.
    *
    * @default {100}
    */
   maxRequestsPerSecond?: number;
-  /** Requests one IP may make in a burst. @default {1000} */
+  /**
+   * Requests one remote IP may make in a burst above the sustained rate.
+   *
+   * @default {1000}
+   */
   requestBurst?: number;
   /** Clock of the rate limit. @default {performance.now} */
   clock?: Clock;
