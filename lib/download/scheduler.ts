@@ -250,11 +250,16 @@ export class ChunkBoard {
   }
 
   #notify(): void {
+    // The timer stays: the next wait (usually at once) reuses it instead of
+    // setting a new one; firing with nothing due costs nothing. Once every
+    // chunk is done no wait follows, so it goes.
+    if (this.finished) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
     if (this.#listeners.length === 0) return;
     const listeners = this.#listeners;
     this.#listeners = [];
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
     for (const listener of listeners) listener.resolve();
   }
 

@@ -178,6 +178,15 @@ class Swarm {
     this.#signal = options.signal
       ? AbortSignal.any([options.signal, this.#stop.signal])
       : this.#stop.signal;
+    // Ending the swarm aborts every request in flight (one listener here
+    // instead of a combined signal made for every chunk request).
+    this.#signal.addEventListener("abort", () => {
+      for (const source of this.pool.sources) {
+        for (const request of source.inflight.values()) {
+          request.abort(this.#signal.reason);
+        }
+      }
+    }, { once: true });
     this.pool = new SourcePool({
       id: manifest.id,
       maxPeers: options.maxPeers,
@@ -371,6 +380,10 @@ class Swarm {
           if (update.added.length === 0) continue;
         }
         board.wake();
+        // Let news gather before asking again: one reply then carries the
+        // chunks of a few hundred ms instead of one reply per chunk, which
+        // with many neighbours was a large share of a peer's CPU.
+        await sleep(HAVE_BATCH_MS, this.#signal);
       }
     } finally {
       source.watching = false;
@@ -439,6 +452,7 @@ class Swarm {
     const { manifest, limiter, requestTimeoutMs } = this.#options;
     const length = chunkLength(manifest, index);
     const controller = new AbortController();
+    if (this.#signal.aborted) controller.abort(this.#signal.reason);
     source.inflight.set(index, controller);
     await this.#budget.acquire(length);
     let buffer: Uint8Array | undefined;
@@ -447,7 +461,7 @@ class Swarm {
       const reply = await source.client.request(
         { type: "chunk", id: manifest.id, index },
         requestTimeoutMs,
-        AbortSignal.any([controller.signal, this.#signal]),
+        controller.signal,
       );
       if (!(reply instanceof Uint8Array)) {
         throw new ProtocolError(
@@ -545,6 +559,9 @@ class Swarm {
 
 /** How long a partial holder may hold a `have` long poll, ms. */
 const HAVE_WAIT_MS = 2000;
+
+/** How long a have watcher lets news gather between long polls, ms. */
+const HAVE_BATCH_MS = 200;
 
 /** How often to look for holders while there is room for more, ms. */
 const DISCOVERY_INTERVAL_MS = 1000;

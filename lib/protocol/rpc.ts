@@ -146,7 +146,10 @@ export class RpcClient {
           continue;
         }
         this.#pending.delete(rid as number);
-        this.#disarmIfIdle();
+        // The timer stays armed while idle: a connection asked one request
+        // after another (a download lane) then sets about one timer per
+        // timeout period, not one per request. It fires once, finds nothing
+        // due, and is not set again until the next request.
         if (!(reply instanceof Uint8Array) && reply.type === "error") {
           pending.reject(
             new RemoteError(
