@@ -217,7 +217,43 @@ function renderFiles(files) {
     ? `No files match “${state.query}”.`
     : "No files on the network.";
   $("files-count").textContent = files.length ? String(files.length) : "";
+  renderDownloadAll(files);
 }
+
+/** A folder prefix (`docs/`) or a glob (`*.iso`) in the search box. */
+function isBatchQuery(query) {
+  return query.endsWith("/") || /[*?]/.test(query);
+}
+
+/** Offers "Download all" when the search is a folder prefix or a glob. */
+function renderDownloadAll(files) {
+  const query = state.query;
+  const matching = !isBatchQuery(query)
+    ? []
+    : /[*?]/.test(query)
+    ? files
+    : files.filter((f) => f.name.startsWith(query));
+  const names = new Set(matching.map((f) => f.name));
+  const button = $("download-all");
+  button.hidden = names.size < 1;
+  button.dataset.target = query;
+  button.textContent = `Download all ${names.size} matching ${query}`;
+}
+
+$("download-all").addEventListener("click", async (event) => {
+  const button = event.currentTarget;
+  button.disabled = true;
+  try {
+    await api("/api/downloads", {
+      method: "POST",
+      body: JSON.stringify({ target: button.dataset.target }),
+    });
+  } catch (error) {
+    notify(error.message);
+  } finally {
+    setTimeout(() => button.disabled = false, 600);
+  }
+});
 
 async function loadHolders(file, cell) {
   const list = el("dl");
@@ -412,7 +448,28 @@ function downloadElement(d) {
       button.disabled = false;
     }
   });
-  head.append(name, badge, button);
+  // Resume (cancelled), Retry (failed) or Replace (a different file is in
+  // the way): starts the same target again in this row.
+  const again = el("button", "btn again");
+  again.type = "button";
+  again.hidden = true;
+  again.addEventListener("click", async () => {
+    again.disabled = true;
+    try {
+      await api("/api/downloads", {
+        method: "POST",
+        body: JSON.stringify({
+          target: item.dataset.target,
+          overwrite: item.dataset.action === "replace",
+        }),
+      });
+    } catch (error) {
+      notify(error.message);
+    } finally {
+      again.disabled = false;
+    }
+  });
+  head.append(name, badge, again, button);
   const bar = el("div", "bar");
   bar.setAttribute("role", "progressbar");
   bar.setAttribute("aria-valuemin", "0");
@@ -421,7 +478,9 @@ function downloadElement(d) {
   const meta = el("div", "meta");
   const error = el("p", "error");
   error.hidden = true;
-  item.append(head, bar, meta, error);
+  const files = el("ul", "batch-files");
+  files.hidden = true;
+  item.append(head, bar, meta, error, files);
   return item;
 }
 
@@ -549,8 +608,16 @@ function updateSwarm(item, d) {
   box.querySelector(".swarm-sub").hidden = swarm.uploads.length === 0;
 }
 
+const ACTION_LABELS = { resume: "Resume", retry: "Retry", replace: "Replace" };
+
 function updateDownload(item, d) {
   item.dataset.state = d.state;
+  item.dataset.target = d.target;
+  item.dataset.action = d.action ?? "";
+  const again = item.querySelector(".again");
+  again.hidden = !d.action;
+  again.textContent = ACTION_LABELS[d.action] ?? "";
+  again.setAttribute("aria-label", `${again.textContent} ${d.name}`);
   const name = item.querySelector(".fname");
   name.textContent = d.name;
   name.title = d.id ? `${d.name}\nContent id ${d.id}` : d.name;
@@ -590,14 +657,40 @@ function updateDownload(item, d) {
       ),
     );
   }
-  if (d.chunks) {
+  if (d.batch) {
+    parts.push(
+      el("span", "files", `${d.batch.filesDone}/${d.batch.files} files`),
+    );
+  } else if (d.chunks) {
     parts.push(el("span", "chunks", `${d.chunksDone}/${d.chunks} chunks`));
   }
   meta.replaceChildren(...parts);
   const error = item.querySelector(".error");
   error.hidden = !d.error;
   error.textContent = d.error ?? "";
+  updateBatchFiles(item, d.batch);
   updateSwarm(item, d);
+}
+
+/** A folder or glob download's per-file summary, once files have ended. */
+function updateBatchFiles(item, batch) {
+  const list = item.querySelector(".batch-files");
+  const results = batch?.results ?? [];
+  list.hidden = results.length === 0;
+  if (list.dataset.count === String(results.length)) return;
+  list.dataset.count = String(results.length);
+  list.replaceChildren(
+    ...results.map((r) => {
+      const row = el("li", r.ok ? "ok" : "failed");
+      row.dataset.name = r.name;
+      row.append(
+        el("span", "mark", r.ok ? "✓" : "✗"),
+        el("span", "fname", r.name),
+      );
+      if (r.error) row.append(el("span", "why", r.error));
+      return row;
+    }),
+  );
 }
 
 function renderDownloads(downloads) {

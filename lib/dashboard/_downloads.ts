@@ -4,13 +4,74 @@
  *
  * @module
  */
-import { describeError, HttpError } from "./_http.ts";
-import type { DashboardDownload, DashboardSwarm } from "./types.ts";
+import { HttpError } from "./_http.ts";
+import type {
+  DashboardBatch,
+  DashboardDownload,
+  DashboardSwarm,
+} from "./types.ts";
 import { pageSwarm } from "./_swarm.ts";
 import { isContentId } from "../content/manifest.ts";
 import type { ListedFile } from "../protocol/messages.ts";
 import type { Peer } from "../peer/node.ts";
-import type { DownloadProgress } from "../download/transfer.ts";
+import {
+  type DownloadProgress,
+  UnverifiedSourceError,
+} from "../download/transfer.ts";
+import {
+  type BatchProgress,
+  type BatchResult,
+  isBatchTarget,
+} from "../download/batch.ts";
+
+/** Per-file outcomes a batch row keeps. */
+const MAX_BATCH_RESULTS = 1000;
+
+/**
+ * An error as the dashboard says it: one line, in the page's terms (its
+ * buttons, not command-line flags), never "Cannot download x: Cannot…",
+ * with the action the page offers for it.
+ */
+export function dashboardError(
+  error: unknown,
+  name: string,
+): { message: string; action: "resume" | "retry" | "replace" } {
+  if (error instanceof Deno.errors.AlreadyExists) {
+    return {
+      message:
+        `A different file named ${name} is already in the download folder: choose Replace to overwrite it, or move it away and choose Retry`,
+      action: "replace",
+    };
+  }
+  if (error instanceof UnverifiedSourceError) {
+    return {
+      message:
+        `Cannot download ${name}: only seed-protocol peers have it, and their bytes cannot be verified (the dashboard takes verified files only)`,
+      action: "retry",
+    };
+  }
+  let line = (error instanceof Error ? error.message : String(error))
+    .split("\n")[0]!;
+  if (line.length > 300) line = line.slice(0, 300) + "…";
+  if (!/^Cannot /.test(line)) line = `Cannot download ${name}: ${line}`;
+  const kept = /verified (chunks are|part is) kept|run the download again/
+    .test(line);
+  return {
+    message: line.replace(
+      /,? ?(run the download again to resume|\(?run the download again to resume\)?)/,
+      kept ? "; choose Resume to continue" : "",
+    ).replace(/; \)/, ")"),
+    action: kept ? "resume" : "retry",
+  };
+}
+
+const batchFields = (p: BatchProgress) => ({
+  size: p.size,
+  bytes: p.bytes,
+  rate: p.rate,
+  eta: Number.isFinite(p.eta) ? p.eta : null,
+  sources: p.sources,
+});
 
 interface Tracked {
   view: DashboardDownload;
@@ -80,7 +141,11 @@ export class DownloadBoard {
   list(): DashboardDownload[] {
     const tracked = [...this.#downloads.values()];
     const running = new Set(
-      tracked.filter((d) => d.running).flatMap((d) => [d.view.id, d.view.name]),
+      tracked.filter((d) => d.running).flatMap((d) => [
+        d.view.id,
+        d.view.name,
+        ...(d.view.batch?.current ?? []),
+      ]),
     );
     const others = this.#peer.status().downloads
       .filter((p) => !running.has(p.id) && !running.has(p.name))
@@ -90,6 +155,8 @@ export class DownloadBoard {
         ...progressFields(p),
         state: "active",
         error: null,
+        action: null,
+        batch: null,
         startedAt: 0,
         finishedAt: null,
         cancellable: false,
@@ -100,6 +167,15 @@ export class DownloadBoard {
       const withSwarm = d.running || ended++ < ENDED_WITH_SWARM;
       return {
         ...d.view,
+        ...(d.view.batch
+          ? {
+            batch: {
+              ...d.view.batch,
+              current: [...d.view.batch.current],
+              results: [...d.view.batch.results],
+            },
+          }
+          : {}),
         swarm: withSwarm ? this.#swarm(d.view.id) ?? d.lastSwarm : null,
       };
     });
@@ -113,22 +189,34 @@ export class DownloadBoard {
   }
 
   /**
-   * Starts downloading a validated name or content id.
+   * Starts downloading a validated name, content id, folder prefix or glob.
+   * An ended row of the same target (a cancelled, failed or done one) is
+   * replaced: Resume and Download again never leave a stale row beside the
+   * new one.
    *
+   * @param target What to download.
+   * @param overwrite Replace a different file at the destination.
    * @throws {HttpError} 409 if the same target is already running.
    */
-  start(target: string): DashboardDownload {
+  start(target: string, overwrite = false): DashboardDownload {
+    let key: string | undefined;
     for (const d of this.#downloads.values()) {
-      if (d.running && (d.view.target === target || d.view.id === target)) {
+      const same = d.view.target === target || d.view.id === target ||
+        (d.view.id !== null && this.#idOf(target) === d.view.id);
+      if (!same) continue;
+      if (d.running) {
         throw new HttpError(
           409,
           `Cannot start a download of ${target}: it is already running`,
         );
       }
+      key ??= d.view.key;
+      this.#downloads.delete(d.view.key);
     }
-    const key = String(this.#nextKey++);
+    key ??= String(this.#nextKey++);
     const controller = new AbortController();
     const id = isContentId(target) ? target : null;
+    const batch = isBatchTarget(target);
     const view: DashboardDownload = {
       key,
       target,
@@ -143,20 +231,27 @@ export class DownloadBoard {
       eta: null,
       sources: 0,
       error: null,
+      action: null,
+      batch: batch
+        ? { files: 0, filesDone: 0, failed: 0, current: [], results: [] }
+        : null,
       startedAt: Date.now(),
       finishedAt: null,
       cancellable: true,
       swarm: null,
     };
-    const settled = this.#peer.download(target, {
-      signal: controller.signal,
-      onProgress: (p) => {
-        if (view.state === "starting") view.state = "active";
-        Object.assign(view, progressFields(p));
-        this.#changed(false);
-      },
-    }).then(
-      (result) => {
+    const onProgress = (p: DownloadProgress) => {
+      if (view.state === "starting") view.state = "active";
+      Object.assign(view, progressFields(p));
+      this.#changed(false);
+    };
+    const settled = (batch
+      ? this.#runBatch(view, view.batch!, controller.signal, overwrite)
+      : this.#peer.download(target, {
+        signal: controller.signal,
+        overwrite,
+        onProgress,
+      }).then((result) => {
         Object.assign(view, {
           state: "done",
           name: result.name,
@@ -170,25 +265,25 @@ export class DownloadBoard {
           eta: 0,
           sources: 0,
         });
-      },
-      (error) => {
+      })).catch((error) => {
         if (controller.signal.aborted) {
           view.state = "cancelled";
+          view.action = "resume";
         } else {
           view.state = "failed";
-          view.error =
-            describeError(error, `Cannot download ${view.name}`).message;
+          const { message, action } = dashboardError(error, view.name);
+          view.error = message;
+          view.action = action;
         }
         Object.assign(view, { rate: 0, eta: null, sources: 0 });
-      },
-    ).finally(() => {
-      view.finishedAt = Date.now();
-      view.cancellable = false;
-      tracked.running = false;
-      tracked.lastSwarm = this.#swarm(view.id);
-      this.#prune();
-      this.#changed(true);
-    });
+      }).finally(() => {
+        view.finishedAt = Date.now();
+        view.cancellable = false;
+        tracked.running = false;
+        tracked.lastSwarm = this.#swarm(view.id);
+        this.#prune();
+        this.#changed(true);
+      });
     const tracked: Tracked = {
       view,
       controller,
@@ -199,6 +294,66 @@ export class DownloadBoard {
     this.#downloads.set(key, tracked);
     this.#changed(true);
     return { ...view };
+  }
+
+  /** The content id a listed name stands for, if it was listed once. */
+  #idOf(target: string): string | undefined {
+    for (const [id, name] of this.#names) if (name === target) return id;
+    return undefined;
+  }
+
+  /** Runs a folder or glob download into `view` and its `batch`. */
+  async #runBatch(
+    view: DashboardDownload,
+    batch: DashboardBatch,
+    signal: AbortSignal,
+    overwrite: boolean,
+  ): Promise<void> {
+    const result: BatchResult = await this.#peer.downloadBatch(view.target, {
+      signal,
+      overwrite,
+      onPicked: (files) => {
+        batch.files = new Set(files.map((f) => f.name)).size;
+        this.#changed(true);
+      },
+      onBatchProgress: (p) => {
+        if (view.state === "starting") view.state = "active";
+        Object.assign(view, batchFields(p));
+        Object.assign(batch, {
+          files: p.files,
+          filesDone: p.filesDone,
+          failed: p.failed,
+          current: p.current,
+        });
+        this.#changed(false);
+      },
+    });
+    batch.results = result.files.slice(0, MAX_BATCH_RESULTS).map((f) => ({
+      name: f.name,
+      ok: f.ok,
+      error: f.ok ? null : dashboardError(f.cause ?? f.error, f.name).message,
+    }));
+    Object.assign(batch, {
+      files: result.files.length,
+      filesDone: result.files.length,
+      failed: result.failed,
+      current: [],
+    });
+    const size = result.files.reduce((n, f) => n + (f.result?.size ?? 0), 0);
+    Object.assign(view, {
+      state: result.failed === 0 ? "done" : "failed",
+      size,
+      bytes: size,
+      rate: result.elapsedMs > 0
+        ? result.received / (result.elapsedMs / 1000)
+        : 0,
+      eta: 0,
+      sources: 0,
+    });
+    if (result.failed > 0) {
+      view.error = `${result.failed} of ${result.files.length} files failed`;
+      view.action = "retry";
+    }
   }
 
   /**
@@ -220,6 +375,7 @@ export class DownloadBoard {
       if (found.view.state !== "done" && found.view.state !== "failed") {
         Object.assign(found.view, {
           state: "cancelled",
+          action: "resume",
           cancellable: false,
           rate: 0,
           eta: null,

@@ -25,6 +25,7 @@ import { isContentId } from "../content/manifest.ts";
 import { MAX_QUERY_LENGTH } from "../protocol/messages.ts";
 import type { ListedFile } from "../protocol/messages.ts";
 import { validateName } from "../content/names.ts";
+import { isBatchTarget, validateBatchTarget } from "../download/batch.ts";
 import type { Peer } from "../peer/node.ts";
 
 const MAX_BODY_BYTES = 4096;
@@ -68,6 +69,18 @@ function clientTarget(value: unknown, what: string): string {
     return parseTarget(value);
   } catch (error) {
     throw new HttpError(400, describeError(error, what).message);
+  }
+}
+
+/** Parses a folder prefix or glob from the client; a failure is a 400. */
+function batchTarget(value: string): string {
+  try {
+    return validateBatchTarget(value);
+  } catch (error) {
+    throw new HttpError(
+      400,
+      describeError(error, "Cannot start a download").message,
+    );
   }
 }
 
@@ -131,10 +144,21 @@ async function downloads(
   request: Request,
 ): Promise<Response> {
   if (request.method === "GET") return json({ downloads: board.list() });
-  const body = await readJsonBody(request, MAX_BODY_BYTES);
-  const target = (body as { target?: unknown } | null)?.target;
-  const valid = clientTarget(target, "Cannot start a download");
-  return json({ download: board.start(valid) }, 202);
+  const body = await readJsonBody(request, MAX_BODY_BYTES) as
+    | { target?: unknown; overwrite?: unknown }
+    | null;
+  const target = body?.target;
+  const valid = typeof target === "string" && isBatchTarget(target)
+    ? batchTarget(target)
+    : clientTarget(target, "Cannot start a download");
+  const overwrite = body?.overwrite ?? false;
+  if (typeof overwrite !== "boolean") {
+    throw new HttpError(
+      400,
+      "Cannot start a download: overwrite must be true or false",
+    );
+  }
+  return json({ download: board.start(valid, overwrite) }, 202);
 }
 
 async function cancelDownload(

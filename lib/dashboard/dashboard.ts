@@ -23,6 +23,7 @@ import type { Peer } from "../peer/node.ts";
 
 export type {
   Dashboard,
+  DashboardBatch,
   DashboardDownload,
   DashboardDownloadState,
   DashboardOptions,

@@ -30,6 +30,7 @@
  */
 export {
   type Dashboard,
+  type DashboardBatch,
   type DashboardDownload,
   type DashboardDownloadState,
   type DashboardOptions,

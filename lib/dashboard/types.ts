@@ -66,8 +66,17 @@ export interface DashboardDownload {
   eta: number | null;
   /** Sources in use. */
   sources: number;
-  /** Why it failed, readable. */
+  /** Why it failed, readable, in the dashboard's terms. */
   error: string | null;
+  /**
+   * What the page offers for an ended download: `resume` (cancelled, or
+   * stopped with verified chunks kept), `retry` (failed), `replace` (a
+   * different file is in the way: download again over it); `null` while it
+   * runs or once it is done.
+   */
+  action: "resume" | "retry" | "replace" | null;
+  /** For a folder or glob: its files (`null` for one file). */
+  batch: DashboardBatch | null;
   /** Start time, ms since the epoch. */
   startedAt: number;
   /** End time, ms since the epoch. */
@@ -80,6 +89,20 @@ export interface DashboardDownload {
    * one (only the newest few ended downloads carry it).
    */
   swarm: DashboardSwarm | null;
+}
+
+/** A folder or glob download as the dashboard shows it. */
+export interface DashboardBatch {
+  /** Files picked (0 until the network was listed). */
+  files: number;
+  /** Files ended. */
+  filesDone: number;
+  /** Files that failed. */
+  failed: number;
+  /** Names being downloaded now. */
+  current: string[];
+  /** Each ended file's outcome, in name order (at most 1000). */
+  results: { name: string; ok: boolean; error: string | null }[];
 }
 
 /** A peer in a download's swarm view. */

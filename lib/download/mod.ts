@@ -1,5 +1,6 @@
 /**
- * Downloading in detail: the single-file {@linkcode download}, the swarm
+ * Downloading in detail: the single-file {@linkcode download}, a folder or
+ * glob of files ({@linkcode downloadBatch}), the swarm
  * engine that fetches chunks from many sources at once, the download
  * strategy that decides which chunk to ask of which source (the seam for
  * chunk scheduling), and the partial file a download writes.
@@ -23,6 +24,17 @@ export {
   type SourceTally,
   UnverifiedSourceError,
 } from "./transfer.ts";
+export {
+  type BatchFileResult,
+  type BatchOptions,
+  type BatchProgress,
+  type BatchResult,
+  DEFAULT_MAX_BATCH_FILES,
+  downloadBatch,
+  isBatchTarget,
+  selectBatch,
+  validateBatchTarget,
+} from "./batch.ts";
 export {
   type ChunkSink,
   ChunkVerificationError,

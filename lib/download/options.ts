@@ -191,6 +191,14 @@ export interface DownloadOptions {
    * @default {undefined}
    */
   servingPort?: number;
+  /**
+   * Whether a holder's address is the caller's own peer (as the tracker
+   * gives it out), which is never used as a source: its chunks are the ones
+   * this download writes.
+   *
+   * @default {undefined}
+   */
+  isOwnAddress?: (address: string) => boolean;
 }
 
 /** A download in progress, as seen by the peer that serves its chunks. */

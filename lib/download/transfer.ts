@@ -83,7 +83,10 @@ export async function download(
       "name" in query || s.id === null || s.id === query.id
     );
     if (client) found.push(...await client.getPeers(query));
-    return found;
+    // The caller's own peer may be listed (its partial download is
+    // announced): it is never a source of its own download.
+    const own = options.isOwnAddress;
+    return own ? found.filter((holder) => !own(holder.address)) : found;
   };
   let id: string | undefined;
   let requestedName: string | undefined;

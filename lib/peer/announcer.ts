@@ -148,6 +148,8 @@ export class Announcer extends EventTarget {
   address: string | null = null;
   /** Whether the last tracker call succeeded. */
   connected = false;
+  /** The last failure {@linkcode Announcer.observe} reported. */
+  #observedError: string | undefined;
 
   /**
    * Creates a session; nothing is sent until {@linkcode Announcer.start}.
@@ -169,6 +171,30 @@ export class Announcer extends EventTarget {
   /** Starts the session. */
   start(): void {
     this.#loop ??= this.#run();
+  }
+
+  /**
+   * Takes note of another call to the same tracker: a failure to reach it
+   * marks the session disconnected at once (with a `tracker-error`), so
+   * every view of the peer agrees; a success while disconnected announces
+   * now instead of after the back-off.
+   *
+   * @param error The failure, or `undefined` for a success.
+   */
+  observe(error?: Error): void {
+    if (this.#stop.signal.aborted) return;
+    if (error === undefined) {
+      if (!this.connected) this.wake();
+      return;
+    }
+    if (!this.connected && this.#observedError === error.message) return;
+    this.connected = false;
+    this.#observedError = error.message;
+    this.#emit("tracker-error", {
+      message: error.message,
+      refused: false,
+      retryInMs: 0,
+    });
   }
 
   /** Announces at once (the list changed). */
@@ -228,6 +254,7 @@ export class Announcer extends EventTarget {
         const kind = await this.#announce(version);
         this.#announcedVersion = version;
         this.connected = true;
+        this.#observedError = undefined;
         backoff = this.#o.initialBackoffMs ?? 250;
         this.#emit("announced", { kind, seq: this.#seq, version });
         this.#settle(version);

@@ -22,6 +22,12 @@ import type {
   DownloadProgress,
   DownloadResult,
 } from "../download/transfer.ts";
+import {
+  type BatchOptions,
+  type BatchResult,
+  downloadBatch,
+} from "../download/batch.ts";
+import { TimeoutError } from "../errors.ts";
 import { ChunkServer } from "./chunk_server.ts";
 import { SeedServer } from "./seed_server.ts";
 import { Announcer, type AnnouncerOptions } from "./announcer.ts";
@@ -182,6 +188,14 @@ export interface Peer extends TypedEventTarget<PeerEventMap>, AsyncDisposable {
     target: string,
     options?: Partial<DownloadOptions>,
   ): Promise<DownloadResult>;
+  /**
+   * Downloads every file a folder prefix (`docs/`) or glob (`*.iso`) picks
+   * from the network, each verified, into the same relative names.
+   */
+  downloadBatch(
+    target: string,
+    options?: Partial<BatchOptions>,
+  ): Promise<BatchResult>;
   /** What the peer is doing now. */
   status(): PeerStatus;
   /**
@@ -321,16 +335,38 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
   const onAbort = () => void close();
   options.signal?.addEventListener("abort", onAbort, { once: true });
 
+  // Every tracker call tells the session whether the tracker answered, so
+  // the peer's state follows the last call of any kind.
+  const observed = async <T>(call: Promise<T>): Promise<T> => {
+    try {
+      const result = await call;
+      session.observe();
+      return result;
+    } catch (error) {
+      if (isUnreachable(error)) session.observe(error as Error);
+      throw error;
+    }
+  };
+  // The tracker lists this peer among the holders of what it downloads.
+  const isOwnAddress = (address: string) => address === session.address;
+  const downloadOne = (target: string, o?: Partial<DownloadOptions>) =>
+    downloads.download(target, { servingPort: port, isOwnAddress, ...o });
   const peer: Peer = Object.assign(events, {
     port,
     shares,
-    list: (query?: string) => tracker.list(query),
+    list: (query?: string) => observed(tracker.list(query)),
     peers: (target: string) =>
-      tracker.getPeers(
+      observed(tracker.getPeers(
         /^[0-9a-f]{64}$/.test(target) ? { id: target } : { name: target },
-      ),
-    download: (target: string, o?: Partial<DownloadOptions>) =>
-      downloads.download(target, { servingPort: port, ...o }),
+      )),
+    download: downloadOne,
+    downloadBatch: (target: string, o?: Partial<BatchOptions>) =>
+      downloadBatch(target, {
+        outDir: options.out ?? shares.root,
+        ...o,
+        list: (query: string) => observed(tracker.list(query || undefined)),
+        run: downloadOne,
+      }),
     status: (): PeerStatus => ({
       address: session.address,
       trackerConnected: session.connected,
@@ -452,4 +488,16 @@ function openShares(options: PeerOptions): Promise<ShareIndex> {
     ...(options.onScanProgress ? { onProgress: options.onScanProgress } : {}),
     ...(options.onScanSkip ? { onSkip: options.onScanSkip } : {}),
   });
+}
+
+/** Whether `error` says the tracker could not be reached (not a refusal). */
+function isUnreachable(error: unknown): boolean {
+  return error instanceof Deno.errors.ConnectionRefused ||
+    error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.ConnectionAborted ||
+    error instanceof Deno.errors.NotConnected ||
+    error instanceof Deno.errors.TimedOut ||
+    error instanceof Deno.errors.BrokenPipe ||
+    error instanceof Deno.errors.UnexpectedEof ||
+    error instanceof TimeoutError;
 }
