@@ -28,6 +28,13 @@ import {
   type DownloadProgress,
   type DownloadResult,
 } from "./lib/download/transfer.ts";
+import {
+  type BatchProgress,
+  type BatchResult,
+  downloadBatch,
+  isBatchTarget,
+} from "./lib/download/batch.ts";
+import { Prompt } from "./lib/cli/_prompt.ts";
 import { TokenBucket } from "./lib/net/rate_limit.ts";
 import { MAX_CHUNK_SIZE } from "./lib/net/wire.ts";
 
@@ -159,12 +166,17 @@ function formatPeers(target: string, peers: PeerInfo[]): string {
   ]);
 }
 
-/** Prints progress: a redrawn bar on a TTY, a line per ~10 % otherwise. */
-function progressPrinter(): (p: DownloadProgress) => void {
+/**
+ * Prints progress: a redrawn bar on a TTY, a line per ~10 % otherwise (and
+ * always through `print`, as the prompt's background lines are).
+ */
+function progressPrinter(
+  print?: (line: string) => void,
+): (p: DownloadProgress) => void {
   let lastDecile = -1;
   let lastDraw = 0;
   return (p) => {
-    if (isTty) {
+    if (isTty && !print) {
       const now = performance.now();
       if (now - lastDraw < 100 && p.bytes < p.size) return;
       lastDraw = now;
@@ -174,10 +186,76 @@ function progressPrinter(): (p: DownloadProgress) => void {
     const decile = p.size === 0 ? 10 : Math.floor((p.bytes / p.size) * 10);
     if (decile === lastDecile) return;
     lastDecile = decile;
-    console.log(
+    (print ?? console.log)(
       `progress ${p.name} ${renderProgress(p).replace(/^\[[#-]*\] /, "")}`,
     );
   };
+}
+
+/** One line of a folder or glob download's overall progress. */
+function renderBatchProgress(p: BatchProgress): string {
+  return `${p.filesDone}/${p.files} files ${
+    renderProgress({
+      id: null,
+      name: p.target,
+      size: p.size,
+      bytes: p.bytes,
+      received: 0,
+      chunksDone: 0,
+      chunks: 0,
+      rate: p.rate,
+      eta: p.eta,
+      sources: p.sources,
+    })
+  }${p.failed ? `, ${p.failed} failed` : ""}`;
+}
+
+/** Like {@linkcode progressPrinter}, for a whole folder or glob. */
+function batchProgressPrinter(
+  print?: (line: string) => void,
+): (p: BatchProgress) => void {
+  let lastStep = "";
+  let lastDraw = 0;
+  return (p) => {
+    if (isTty && !print) {
+      const now = performance.now();
+      if (now - lastDraw < 100 && p.filesDone < p.files) return;
+      lastDraw = now;
+      Deno.stdout.writeSync(
+        encoder.encode(`\r${renderBatchProgress(p)}\x1b[K`),
+      );
+      return;
+    }
+    const decile = p.size === 0 ? 10 : Math.floor((p.bytes / p.size) * 10);
+    const step = `${decile} ${p.filesDone}`;
+    if (step === lastStep) return;
+    lastStep = step;
+    (print ?? console.log)(
+      `progress ${p.target} ${
+        renderBatchProgress(p).replace(/\[[#-]*\] /, "")
+      }`,
+    );
+  };
+}
+
+/** The per-file summary of a folder or glob download, then a total line. */
+function describeBatch(batch: BatchResult): string[] {
+  const lines = batch.files.map((f) =>
+    f.ok && f.result
+      ? `  ok      ${f.name} (${formatBytes(f.result.size)})${
+        f.result.alreadyComplete ? " already here" : ""
+      }${f.result.verified ? ", verified" : ", NOT verified"}`
+      : `  FAILED  ${f.name}: ${f.error}`
+  );
+  const ok = batch.files.length - batch.failed;
+  lines.push(
+    `Downloaded ${ok} of ${batch.files.length} files matching ${batch.target} (${
+      formatBytes(batch.received)
+    } received in ${(batch.elapsedMs / 1000).toFixed(2)} s)${
+      batch.failed ? `; ${batch.failed} failed` : ""
+    }`,
+  );
+  return lines;
 }
 
 function describeResult(result: DownloadResult): string {
@@ -206,8 +284,36 @@ async function runDownload(
   if (opts.seed !== undefined) {
     return await runSeedingDownload(target, opts, parseDuration(opts.seed));
   }
-  const onProgress = opts.json ? () => {} : progressPrinter();
   const rate = parseRate(opts.maxDownloadRate, "--max-download-rate");
+  if (isBatchTarget(target)) {
+    const batch = await downloadBatch(target, {
+      tracker: trackerAddress(opts.tracker),
+      ...swarmSecret(opts),
+      ...(rate ? { limiter: new TokenBucket(rate) } : {}),
+      outDir: opts.out ?? opts.shared ?? ".",
+      ...downloadFlags(opts),
+      ...(opts.json ? {} : { onBatchProgress: batchProgressPrinter() }),
+    });
+    if (opts.json) {
+      console.log(JSON.stringify({
+        ...batch,
+        files: batch.files.map(({ result, cause: _cause, ...f }) => ({
+          ...f,
+          ...(result ? { path: result.path, size: result.size } : {}),
+        })),
+      }));
+    } else {
+      if (isTty) Deno.stdout.writeSync(encoder.encode("\n"));
+      for (const line of describeBatch(batch)) console.log(line);
+    }
+    if (batch.failed > 0) {
+      throw new Error(
+        `${batch.failed} of ${batch.files.length} files matching ${target} failed`,
+      );
+    }
+    return;
+  }
+  const onProgress = opts.json ? () => {} : progressPrinter();
   const result = await download(target, {
     tracker: trackerAddress(opts.tracker),
     ...swarmSecret(opts),
@@ -288,15 +394,17 @@ const HELP = `Commands:
   list [query]            files on the network (substring or glob: *.txt)
   peers <name|id>         who holds a file
   download <name|id>      fetch a file (in the background) into the download directory
+  download <folder/|glob> fetch every matching file: docs/ or '*.iso' (no quotes here)
   cancel <name|id>        stop a download (its verified part is kept for a resume)
   status                  this peer's shares, downloads and uploads
   help                    this text
-  exit                    unregister and quit`;
+  exit                    unregister and quit
+Up and Down recall earlier commands; Tab completes commands and names.`;
 
 /** Downloads started at the prompt, by the target typed. */
 const background = new Map<string, AbortController>();
-/** Shows the prompt again after a background message (set on a TTY). */
-let promptAgain: (() => void) | undefined;
+/** Prints a background line (above the prompt, once it runs). */
+let notice: (line: string) => void = (line) => console.log(line);
 
 /** Download flags given on the command line, applied to prompt downloads. */
 let downloadDefaults: ReturnType<typeof downloadFlags> = {
@@ -333,32 +441,31 @@ async function handleLine(peer: Peer, line: string): Promise<boolean> {
         console.log(`Already downloading ${arg}; type status to follow it.`);
         return true;
       }
-      // Downloads run in the background so the prompt stays usable: status
-      // shows their progress, cancel stops one, and the result is printed
-      // when it ends.
+      // Downloads run in the background so the prompt stays usable: a
+      // progress line per ~10 % shows above the line being typed, status
+      // shows them all, cancel stops one, and the result is printed when it
+      // ends.
       const controller = new AbortController();
-      const printProgress = progressPrinter();
       background.set(arg, controller);
-      peer.download(arg, {
-        ...downloadDefaults,
-        signal: controller.signal,
-        // A redrawn bar would fight with the prompt; logs get their lines.
-        ...(isTty ? {} : { onProgress: printProgress }),
-      }).then(
-        (result) => console.log(`\n${describeResult(result)}`),
-        (error) => {
-          if (controller.signal.aborted) {
-            console.log(
-              `\nCancelled ${arg}; the verified part is kept for a resume.`,
-            );
-          } else {
-            console.log(`\nerror: ${errorLine(error)}`);
-          }
-        },
-      ).finally(() => {
-        background.delete(arg);
-        promptAgain?.();
-      });
+      const say = (line: string) => notice(line);
+      const running = isBatchTarget(arg)
+        ? peer.downloadBatch(arg, {
+          ...downloadDefaults,
+          signal: controller.signal,
+          onBatchProgress: batchProgressPrinter(say),
+        }).then((batch) => describeBatch(batch).forEach(say))
+        : peer.download(arg, {
+          ...downloadDefaults,
+          signal: controller.signal,
+          onProgress: progressPrinter(say),
+        }).then((result) => say(describeResult(result)));
+      running.catch((error) => {
+        if (controller.signal.aborted) {
+          say(`Cancelled ${arg}; the verified part is kept for a resume.`);
+        } else {
+          say(`error: ${errorLine(error)}`);
+        }
+      }).finally(() => background.delete(arg));
       console.log(
         `Downloading ${arg} in the background; type status to follow it.`,
       );
@@ -408,20 +515,48 @@ async function handleLine(peer: Peer, line: string): Promise<boolean> {
   }
 }
 
-async function* stdinLines(): AsyncGenerator<string> {
-  let buffered = "";
-  for await (
-    const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())
-  ) {
-    buffered += chunk;
-    let newline: number;
-    while ((newline = buffered.indexOf("\n")) >= 0) {
-      yield buffered.slice(0, newline);
-      buffered = buffered.slice(newline + 1);
-    }
-    if (buffered.length > 65536) buffered = ""; // An absurd line: drop it.
+/** The prompt's commands, for Tab completion. */
+const PROMPT_COMMANDS = [
+  "list",
+  "peers",
+  "download",
+  "cancel",
+  "status",
+  "help",
+  "exit",
+  "quit",
+];
+
+/** The network's names, listed at most every few seconds for completion. */
+let networkNames: { at: number; names: Promise<string[]> } | undefined;
+
+/**
+ * Names to complete after `command`: running downloads for `cancel`, else
+ * the network's names (listed at most every 5 s, waited for at most 2 s)
+ * and the shared ones.
+ */
+async function completionNames(
+  peer: Peer,
+  command: string,
+): Promise<string[]> {
+  if (command === "cancel") return [...background.keys()];
+  const now = performance.now();
+  if (!networkNames || now - networkNames.at > 5000) {
+    networkNames = {
+      at: now,
+      names: peer.list().then((files) => files.map((f) => f.name), () => []),
+    };
   }
-  if (buffered) yield buffered;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const network = await Promise.race([
+    networkNames.names,
+    new Promise<string[]>((resolve) => timer = setTimeout(resolve, 2000, [])),
+  ]);
+  clearTimeout(timer);
+  const local = command === "peers"
+    ? peer.shares.files().map((f) => f.name)
+    : [];
+  return [...new Set([...network, ...local])];
 }
 
 /** Says which local files are not shared and why (the first ten). */
@@ -545,25 +680,22 @@ async function runPeer(
     await stopped;
   } else {
     console.log('Type "help" for commands.');
-    const prompt = () => {
-      if (Deno.stdin.isTerminal()) {
-        Deno.stdout.writeSync(encoder.encode("shoal> "));
-      }
-    };
-    promptAgain = prompt;
-    prompt();
-    const session = (async () => {
-      for await (const line of stdinLines()) {
+    const prompt = new Prompt({
+      commands: PROMPT_COMMANDS,
+      nameCommands: ["download", "get", "peers", "cancel"],
+      names: (command) => completionNames(peer, command),
+      onLine: async (line) => {
         try {
-          if (!await handleLine(peer, line)) return;
+          return await handleLine(peer, line);
         } catch (error) {
-          if (isTty) Deno.stdout.writeSync(encoder.encode("\n"));
           console.log(`error: ${errorLine(error)}`);
+          return true;
         }
-        prompt();
-      }
-    })();
-    await Promise.race([session, stopped]);
+      },
+    });
+    notice = (line) => prompt.print(line);
+    await Promise.race([prompt.run(), stopped]);
+    prompt.close();
     if (background.size > 0) {
       console.log(
         `Stopping ${background.size} download(s); the verified parts are kept for a resume.`,

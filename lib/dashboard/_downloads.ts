@@ -245,45 +245,46 @@ export class DownloadBoard {
       Object.assign(view, progressFields(p));
       this.#changed(false);
     };
-    const settled = (batch
-      ? this.#runBatch(view, view.batch!, controller.signal, overwrite)
-      : this.#peer.download(target, {
-        signal: controller.signal,
-        overwrite,
-        onProgress,
-      }).then((result) => {
-        Object.assign(view, {
-          state: "done",
-          name: result.name,
-          id: result.id,
-          size: result.size,
-          bytes: result.size,
-          chunksDone: view.chunks || view.chunksDone,
-          rate: result.elapsedMs > 0
-            ? result.received / (result.elapsedMs / 1000)
-            : 0,
-          eta: 0,
-          sources: 0,
+    const settled =
+      (batch
+        ? this.#runBatch(view, view.batch!, controller.signal, overwrite)
+        : this.#peer.download(target, {
+          signal: controller.signal,
+          overwrite,
+          onProgress,
+        }).then((result) => {
+          Object.assign(view, {
+            state: "done",
+            name: result.name,
+            id: result.id,
+            size: result.size,
+            bytes: result.size,
+            chunksDone: view.chunks || view.chunksDone,
+            rate: result.elapsedMs > 0
+              ? result.received / (result.elapsedMs / 1000)
+              : 0,
+            eta: 0,
+            sources: 0,
+          });
+        })).catch((error) => {
+          if (controller.signal.aborted) {
+            view.state = "cancelled";
+            view.action = "resume";
+          } else {
+            view.state = "failed";
+            const { message, action } = dashboardError(error, view.name);
+            view.error = message;
+            view.action = action;
+          }
+          Object.assign(view, { rate: 0, eta: null, sources: 0 });
+        }).finally(() => {
+          view.finishedAt = Date.now();
+          view.cancellable = false;
+          tracked.running = false;
+          tracked.lastSwarm = this.#swarm(view.id);
+          this.#prune();
+          this.#changed(true);
         });
-      })).catch((error) => {
-        if (controller.signal.aborted) {
-          view.state = "cancelled";
-          view.action = "resume";
-        } else {
-          view.state = "failed";
-          const { message, action } = dashboardError(error, view.name);
-          view.error = message;
-          view.action = action;
-        }
-        Object.assign(view, { rate: 0, eta: null, sources: 0 });
-      }).finally(() => {
-        view.finishedAt = Date.now();
-        view.cancellable = false;
-        tracked.running = false;
-        tracked.lastSwarm = this.#swarm(view.id);
-        this.#prune();
-        this.#changed(true);
-      });
     const tracked: Tracked = {
       view,
       controller,
