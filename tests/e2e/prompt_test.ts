@@ -189,6 +189,7 @@ Deno.test("The prompt edits, recalls, completes and shows progress in a terminal
   await pty.type("sta");
   at = (await pty.waitFor(/shoal> sta/, at)).end;
   const progress = await pty.waitFor(
+    // deno-lint-ignore no-control-regex
     /progress big-file\.bin +\d+% [^\r\n]*\r\n(?:\x1b\[[0-9;]*[A-Za-z])*shoal> sta/,
     at,
   );
