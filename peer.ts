@@ -405,6 +405,8 @@ Up and Down recall earlier commands; Tab completes commands and names.`;
 const background = new Map<string, AbortController>();
 /** Prints a background line (above the prompt, once it runs). */
 let notice: (line: string) => void = (line) => console.log(line);
+/** Prints a background warning on stderr (above the prompt, once it runs). */
+let warn: (line: string) => void = (line) => console.error(line);
 
 /** Download flags given on the command line, applied to prompt downloads. */
 let downloadDefaults: ReturnType<typeof downloadFlags> = {
@@ -631,7 +633,7 @@ async function runPeer(
   peer.addEventListener("tracker-error", (e) => {
     if (!trackerDown) {
       const { message, refused } = e.detail;
-      console.error(
+      warn(
         `${
           refused || /private|authenticate/.test(message)
             ? "tracker refused this peer"
@@ -643,7 +645,7 @@ async function runPeer(
   });
   peer.addEventListener("registered", () => trackerDown = false);
   peer.addEventListener("watch-error", (e) => {
-    console.error(
+    warn(
       `${e.detail.message} (rescanning at each heartbeat instead)`,
     );
   });
@@ -694,6 +696,7 @@ async function runPeer(
       },
     });
     notice = (line) => prompt.print(line);
+    warn = (line) => prompt.print(line, true);
     await Promise.race([prompt.run(), stopped]);
     prompt.close();
     if (background.size > 0) {

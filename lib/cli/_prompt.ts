@@ -92,6 +92,7 @@ export class Prompt {
     this.#rl.setPrompt(options.prompt ?? "shoal> ");
     this.#rl.on("SIGINT", () => {
       this.interrupted = true;
+      process.stdout.write("\n");
       this.close();
     });
   }
@@ -101,15 +102,16 @@ export class Prompt {
    * again with what was being typed (on a terminal), or as a plain line.
    *
    * @param line The text, without a newline.
+   * @param toStderr Print it on stderr (a warning) rather than stdout.
    */
-  print(line: string): void {
+  print(line: string, toStderr = false): void {
     if (this.#closed || !this.#terminal) {
-      console.log(line);
+      (toStderr ? console.error : console.log)(line);
       return;
     }
     readline.clearLine(process.stdout, 0);
     readline.cursorTo(process.stdout, 0);
-    process.stdout.write(`${line}\n`);
+    (toStderr ? process.stderr : process.stdout).write(`${line}\n`);
     // While a command runs, its own output comes next; the prompt after it.
     if (!this.#busy) this.#rl.prompt(true);
   }
