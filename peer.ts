@@ -626,7 +626,14 @@ async function runPeer(
     throw error;
   });
   const log = (line: string) => console.log(line);
+  let seedNoticed = false;
   peer.addEventListener("registered", (e) => {
+    if (e.detail.protocol === "seed" && !seedNoticed) {
+      seedNoticed = true;
+      log(
+        `tracker ${opts.tracker} speaks only the seed protocol: registered as ${e.detail.address} by file name; what it lists downloads whole and NOT verified (needs --unverified)`,
+      );
+    }
     if (opts.daemon) log(`registered as ${e.detail.address}`);
   });
   let trackerDown = false;

@@ -124,7 +124,11 @@ export async function download(
       }
       if (!options.allowUnverified) {
         throw new UnverifiedSourceError(
-          `Cannot download ${target}: only seed-protocol peers have it, and their bytes cannot be verified; allow unverified sources (--unverified) to take it anyway`,
+          `Cannot download ${target}: ${
+            client?.protocol === "seed"
+              ? `the tracker ${client.address} speaks only the seed protocol, so the bytes it points to`
+              : "only seed-protocol peers have it, and their bytes"
+          } cannot be verified; allow unverified sources (--unverified) to take it anyway`,
         );
       }
       return await downloadLegacy(requestedName!, legacy, options, started);
@@ -139,7 +143,11 @@ export async function download(
     throw new Deno.errors.NotFound(
       `Cannot download ${target}: no live peer holds content ${
         contentId.slice(0, 12)
-      }…`,
+      }…${
+        client?.protocol === "seed"
+          ? ` (the tracker ${client.address} speaks only the seed protocol, which knows names, not content ids: download by name)`
+          : ""
+      }`,
     );
   }
   const manifest = await fetchManifest(holders, contentId, options);

@@ -29,6 +29,8 @@ export interface Duplex {
   close(): void;
   /** The remote end's address. */
   readonly remoteAddr: { hostname: string; port: number };
+  /** This end's address, when the transport knows it (TCP does). */
+  readonly localAddr?: { hostname: string; port: number };
 }
 
 /**

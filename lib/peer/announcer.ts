@@ -8,7 +8,10 @@
 import { RemoteError } from "../errors.ts";
 import type { FileAnnouncement } from "../protocol/messages.ts";
 import { diffAnnouncements } from "../share/share.ts";
-import type { Registration } from "../tracker/client.ts";
+import type {
+  Registration,
+  TrackerProtocol,
+} from "../tracker/client.ts";
 
 /** What the announcer needs of a tracker client (`TrackerClient` fits). */
 export interface AnnounceClient {
@@ -98,8 +101,11 @@ export type AnnounceKind = "register" | "heartbeat" | "full" | "changes";
 
 /** Events an {@linkcode Announcer} emits. */
 export interface AnnouncerEventMap {
-  /** Registered (or re-registered) with the tracker. */
-  registered: CustomEvent<{ address: string }>;
+  /**
+   * Registered (or re-registered) with the tracker; `protocol` is `seed`
+   * for a tracker that speaks only the seed protocol.
+   */
+  registered: CustomEvent<{ address: string; protocol: TrackerProtocol }>;
   /** A call succeeded; `seq` is the last change number sent (0 after a full list). */
   announced: CustomEvent<{ kind: AnnounceKind; seq: number; version: number }>;
   /** The tracker missed a numbered announce; the full list follows. */
@@ -311,7 +317,10 @@ export class Announcer extends EventTarget {
       this.address = registration.address;
       this.#interval = this.#o.heartbeatIntervalMs ??
         registration.heartbeatIntervalMs;
-      this.#emit("registered", { address: registration.address });
+      this.#emit("registered", {
+        address: registration.address,
+        protocol: registration.protocol ?? "shoal",
+      });
       return "register";
     }
     if (version === this.#announcedVersion) {

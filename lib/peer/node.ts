@@ -15,7 +15,7 @@ import type { ListedFile, PeerInfo } from "../protocol/messages.ts";
 import { TokenBucket } from "../net/rate_limit.ts";
 import { type ScanProgress, ShareIndex } from "../share/share.ts";
 import { ShareWatcher } from "../share/watch.ts";
-import { TrackerClient } from "../tracker/client.ts";
+import { TrackerClient, type TrackerProtocol } from "../tracker/client.ts";
 import type {
   ActiveDownload,
   DownloadOptions,
@@ -145,8 +145,12 @@ export interface PeerOptions {
 
 /** Events a peer emits. */
 export interface PeerEventMap {
-  /** Registered (or re-registered) with the tracker. */
-  registered: CustomEvent<{ address: string }>;
+  /**
+   * Registered (or re-registered) with the tracker; `protocol` is `seed`
+   * for a tracker that speaks only the seed protocol (names only: what it
+   * lists downloads whole and unverified).
+   */
+  registered: CustomEvent<{ address: string; protocol: TrackerProtocol }>;
   /** The tracker could not be reached or refused a call. */
   "tracker-error": CustomEvent<{ message: string; refused: boolean }>;
   /** A download made progress. */

@@ -235,6 +235,11 @@ export interface LegacyRequestOptions {
   timeoutMs?: number;
   /** How to reach the remote side. @default {tcpTransport} */
   transport?: Transport;
+  /**
+   * Told the connection once it is open, before the request is sent (to
+   * read its local address, or to fill in a field that depends on it).
+   */
+  connected?: (conn: Duplex) => void;
 }
 
 /**
@@ -258,10 +263,11 @@ export async function legacyRequest(
   request: Record<string, unknown>,
   options: number | LegacyRequestOptions = {},
 ): Promise<Record<string, unknown>> {
-  const { timeoutMs = 10_000, transport = tcpTransport } =
+  const { timeoutMs = 10_000, transport = tcpTransport, connected } =
     typeof options === "number" ? { timeoutMs: options } : options;
   const conn = await transport.dial(address, { timeoutMs });
   try {
+    connected?.(conn);
     await writeAll(conn, encodeLine(request));
     const { line } = await readLine(
       conn,

@@ -1,10 +1,14 @@
 /**
  * A client for a Shoal tracker: register, heartbeat, unregister, list and
- * getpeers over the framed protocol, one short connection per call.
+ * getpeers over the framed protocol, one short connection per call; falls
+ * back to the seed protocol when the tracker speaks only that.
  *
  * @module
  */
+import { ProtocolError } from "../errors.ts";
+import { legacyRequest } from "../protocol/legacy.ts";
 import { RpcClient } from "../protocol/rpc.ts";
+import { SeedTrackerClient } from "./seed_client.ts";
 import type { Transport } from "../net/transport.ts";
 import {
   type FileAnnouncement,
@@ -27,7 +31,19 @@ export interface TrackerClientOptions {
   secret?: string;
   /** How the tracker is dialled. @default {tcpTransport} */
   transport?: Transport;
+  /**
+   * When the tracker closes a framed request unanswered (or answers it in
+   * the seed shape) and then answers a seed-protocol `list`, it speaks only
+   * the seed protocol: talk to it with a {@linkcode SeedTrackerClient} from
+   * then on. Never with a `secret` (the seed protocol cannot authenticate).
+   *
+   * @default {true}
+   */
+  seedFallback?: boolean;
 }
+
+/** Which protocol a tracker was found to speak. */
+export type TrackerProtocol = "shoal" | "seed";
 
 /** What a tracker answers to `register`. */
 export interface Registration {
@@ -42,6 +58,13 @@ export interface Registration {
    * ({@linkcode TrackerClient.announceChanges}).
    */
   deltas: boolean;
+  /**
+   * The protocol the registration went over: `seed` for a tracker that
+   * speaks only the seed protocol (names only, nothing verifiable).
+   *
+   * @default {"shoal"}
+   */
+  protocol?: TrackerProtocol;
 }
 
 /**
@@ -62,6 +85,9 @@ export class TrackerClient {
   readonly #timeoutMs: number;
   readonly #secret: string | undefined;
   readonly #transport: Transport | undefined;
+  readonly #seedFallback: boolean;
+  #protocol: TrackerProtocol | undefined;
+  #seedClient: SeedTrackerClient | undefined;
 
   /**
    * Creates a client (no connection is made until a call).
@@ -74,6 +100,70 @@ export class TrackerClient {
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#secret = options.secret;
     this.#transport = options.transport;
+    this.#seedFallback = options.seedFallback ?? true;
+  }
+
+  /**
+   * The protocol the tracker answered in: `undefined` before the first
+   * answer, `seed` once it was found to speak only the seed protocol.
+   */
+  get protocol(): TrackerProtocol | undefined {
+    return this.#protocol;
+  }
+
+  /**
+   * Runs `framed`, or `seed` against a seed-protocol tracker: once one was
+   * detected, and when this call is what detects it.
+   */
+  async #call<T>(
+    framed: () => Promise<T>,
+    seed: (client: SeedTrackerClient) => Promise<T>,
+  ): Promise<T> {
+    if (this.#seedClient) return await seed(this.#seedClient);
+    try {
+      const result = await framed();
+      this.#protocol = "shoal";
+      return result;
+    } catch (error) {
+      if (!await this.#speaksOnlySeed(error)) throw error;
+      if (this.#secret !== undefined) {
+        throw new ProtocolError(
+          `Cannot use tracker ${this.address}: it speaks only the seed protocol, which has no private swarms (use a Shoal tracker, or no secret)`,
+        );
+      }
+      this.#protocol = "seed";
+      this.#seedClient = new SeedTrackerClient(this.address, {
+        timeoutMs: this.#timeoutMs,
+        ...(this.#transport ? { transport: this.#transport } : {}),
+      });
+      return await seed(this.#seedClient);
+    }
+  }
+
+  /**
+   * Whether a failed framed call met a seed-only tracker: the connection was
+   * closed without a reply, or answered with something that is not a frame,
+   * by a tracker that then answers a seed-protocol `list` with `ok`.
+   */
+  async #speaksOnlySeed(error: unknown): Promise<boolean> {
+    if (!this.#seedFallback || this.#protocol === "shoal") return false;
+    const closed = error instanceof Deno.errors.ConnectionReset ||
+      error instanceof Deno.errors.BrokenPipe ||
+      error instanceof Deno.errors.UnexpectedEof ||
+      // A frame header that is not one (a seed reply starts with "{"),
+      // or a handshake cut short; not a refusal to authenticate.
+      (error instanceof ProtocolError &&
+        !/secret|proof|authentication failed/i.test(error.message));
+    if (!closed) return false;
+    try {
+      const reply = await legacyRequest(this.address, { command: "list" }, {
+        timeoutMs: this.#timeoutMs,
+        ...(this.#transport ? { transport: this.#transport } : {}),
+      });
+      return reply.status === "ok";
+    } catch {
+      return false;
+    }
   }
 
   async #ask<K extends keyof TrackerReplies & string>(
@@ -102,18 +192,27 @@ export class TrackerClient {
     files: FileAnnouncement[],
     host?: string,
   ): Promise<Registration> {
-    const reply = await this.#ask({
-      type: "register",
-      port,
-      files,
-      ...(host ? { host } : {}),
-    });
-    return {
-      address: reply.address,
-      heartbeatIntervalMs: reply.heartbeatIntervalMs ?? 30_000,
-      expiryMs: reply.expiryMs ?? 90_000,
-      deltas: reply.deltas === true,
-    };
+    return await this.#call<Registration>(
+      async () => {
+        const reply = await this.#ask({
+          type: "register",
+          port,
+          files,
+          ...(host ? { host } : {}),
+        });
+        return {
+          address: reply.address,
+          heartbeatIntervalMs: reply.heartbeatIntervalMs ?? 30_000,
+          expiryMs: reply.expiryMs ?? 90_000,
+          deltas: reply.deltas === true,
+          protocol: "shoal",
+        };
+      },
+      async (seed) => ({
+        ...await seed.register(port, files, host),
+        protocol: "seed",
+      }),
+    );
   }
 
   /**
@@ -130,12 +229,17 @@ export class TrackerClient {
     files?: FileAnnouncement[],
     host?: string,
   ): Promise<void> {
-    await this.#ask({
-      type: "heartbeat",
-      port,
-      ...(files ? { files } : {}),
-      ...(host ? { host } : {}),
-    });
+    await this.#call(
+      async () => {
+        await this.#ask({
+          type: "heartbeat",
+          port,
+          ...(files ? { files } : {}),
+          ...(host ? { host } : {}),
+        });
+      },
+      (seed) => seed.heartbeat(port, files, host),
+    );
   }
 
   /**
@@ -158,14 +262,19 @@ export class TrackerClient {
     removed: string[],
     host?: string,
   ): Promise<void> {
-    await this.#ask({
-      type: "heartbeat",
-      port,
-      seq,
-      added,
-      removed,
-      ...(host ? { host } : {}),
-    });
+    await this.#call(
+      async () => {
+        await this.#ask({
+          type: "heartbeat",
+          port,
+          seq,
+          added,
+          removed,
+          ...(host ? { host } : {}),
+        });
+      },
+      (seed) => seed.announceChanges(),
+    );
   }
 
   /**
@@ -175,7 +284,16 @@ export class TrackerClient {
    * @param host Advertised host.
    */
   async unregister(port: number, host?: string): Promise<void> {
-    await this.#ask({ type: "unregister", port, ...(host ? { host } : {}) });
+    await this.#call(
+      async () => {
+        await this.#ask({
+          type: "unregister",
+          port,
+          ...(host ? { host } : {}),
+        });
+      },
+      (seed) => seed.unregister(),
+    );
   }
 
   /**
@@ -185,11 +303,16 @@ export class TrackerClient {
    * @returns The files with holder counts.
    */
   async list(query?: string): Promise<ListedFile[]> {
-    const reply = await this.#ask({
-      type: "list",
-      ...(query ? { query } : {}),
-    });
-    return reply.files;
+    return await this.#call(
+      async () => {
+        const reply = await this.#ask({
+          type: "list",
+          ...(query ? { query } : {}),
+        });
+        return reply.files;
+      },
+      (seed) => seed.list(query),
+    );
   }
 
   /**
@@ -201,7 +324,9 @@ export class TrackerClient {
   async getPeers(
     query: { id: string } | { name: string },
   ): Promise<PeerInfo[]> {
-    const reply = await this.#ask({ type: "getpeers", ...query });
-    return reply.peers;
+    return await this.#call(
+      async () => (await this.#ask({ type: "getpeers", ...query })).peers,
+      (seed) => seed.getPeers(query),
+    );
   }
 }

@@ -24,7 +24,15 @@ export {
   type Registration,
   TrackerClient,
   type TrackerClientOptions,
+  type TrackerProtocol,
 } from "./client.ts";
+export {
+  SEED_EXPIRY_MS,
+  SEED_HEARTBEAT_INTERVAL_MS,
+  type SeedRegistration,
+  SeedTrackerClient,
+  type SeedTrackerClientOptions,
+} from "./seed_client.ts";
 export {
   type SeedReply,
   type TrackerEmit,
