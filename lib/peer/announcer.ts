@@ -8,10 +8,7 @@
 import { RemoteError } from "../errors.ts";
 import type { FileAnnouncement } from "../protocol/messages.ts";
 import { diffAnnouncements } from "../share/share.ts";
-import type {
-  Registration,
-  TrackerProtocol,
-} from "../tracker/client.ts";
+import type { Registration, TrackerProtocol } from "../tracker/client.ts";
 
 /** What the announcer needs of a tracker client (`TrackerClient` fits). */
 export interface AnnounceClient {
