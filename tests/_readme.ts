@@ -26,16 +26,22 @@ export interface ShellCommand {
  * checker fails the check, so that a new kind of command is looked at once.
  */
 export const EXTERNAL_PROGRAMS: ReadonlySet<string> = new Set([
+  "apt-get",
+  "cat",
   "cd",
+  "cp",
   "curl",
+  "echo",
   "export",
   "git",
-  "openssl",
-  "mkdir",
+  "go",
+  "kill",
   "ls",
-  "cat",
-  "echo",
+  "mkdir",
+  "openssl",
+  "rm",
   "sha256sum",
+  "sudo",
 ]);
 
 /** Languages whose code blocks hold shell commands. */
@@ -454,6 +460,8 @@ async function checkValue(
   placeholder: string,
   value: string,
 ): Promise<string | undefined> {
+  // A variable stands for the reader's own value.
+  if (value.includes("$")) return undefined;
   try {
     switch (placeholder.slice(1, -1)) {
       case "duration":
@@ -470,8 +478,12 @@ async function checkValue(
         parseHostPort(value);
         break;
       case "dir":
-        // A directory to share must exist; a download directory is created.
-        if (flag === "--shared" || flag === "-s") {
+        // A directory of the repository to share must exist (a download
+        // directory is created; an absolute or ~ path is the reader's own).
+        if (
+          (flag === "--shared" || flag === "-s") && !isAbsolute(value) &&
+          !value.startsWith("~")
+        ) {
           if (!await isDirectory(value)) {
             return `${flag} ${value}: no such directory`;
           }

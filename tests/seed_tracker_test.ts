@@ -32,7 +32,14 @@ interface SeedTracker extends AsyncDisposable {
   readonly commands: string[];
 }
 
-function startSeedTracker(): SeedTracker {
+/**
+ * Starts a seed-only tracker. A request that is not a JSON line is closed
+ * unanswered (the Go tracker), or with `answerBadInput` answered with a seed
+ * error line (`{"status":"error: …"}`).
+ */
+function startSeedTracker(
+  options: { answerBadInput?: boolean } = {},
+): SeedTracker {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const peers = new Map<string, Set<string>>();
   const commands: string[] = [];
@@ -77,7 +84,15 @@ function startSeedTracker(): SeedTracker {
       const n = await conn.read(buffer);
       if (n === null) return;
       // Like Go's JSON decoder: a value must start with "{".
-      if (text === "" && buffer[0] !== 0x7b) return;
+      if (text === "" && buffer[0] !== 0x7b) {
+        if (options.answerBadInput) {
+          await writeAll(
+            conn,
+            encoder.encode('{"status":"error: not a JSON request"}\n'),
+          );
+        }
+        return;
+      }
       text += new TextDecoder().decode(buffer.subarray(0, n));
     }
     const request = JSON.parse(text.slice(0, text.indexOf("\n")));
@@ -167,6 +182,14 @@ Deno.test("TrackerClient falls back to the seed protocol when the tracker speaks
     "heartbeat",
     "register",
   ]);
+});
+
+Deno.test("TrackerClient also falls back when a seed tracker answers a framed request in the seed shape", async () => {
+  await using tracker = startSeedTracker({ answerBadInput: true });
+  const client = new TrackerClient(tracker.address);
+  await client.register(4150, [file("a.txt")]);
+  assert.equal(client.protocol, "seed");
+  assert.deepEqual((await client.list()).map((f) => f.name), ["a.txt"]);
 });
 
 Deno.test("A heartbeat to a seed tracker that forgot the peer is unknown_peer", async () => {
