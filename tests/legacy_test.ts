@@ -6,6 +6,8 @@
  */
 import assert from "node:assert/strict";
 import {
+  DOWNLOAD_HEADER_BYTES,
+  encodeDownloadHeader,
   encodeLine,
   legacyDownload,
   MAX_LEGACY_FILES,
@@ -304,5 +306,17 @@ Deno.test("legacyDownload writes exactly the announced bytes", async () => {
     assert.equal(await Deno.readTextFile(path), "hello");
   } finally {
     await Deno.remove(path);
+  }
+});
+
+Deno.test("A download's ok line fills the first 512-byte read of the Go client's JSON decoder", () => {
+  for (const size of [0, 150_000, Number.MAX_SAFE_INTEGER]) {
+    const line = encodeDownloadHeader(size);
+    assert.equal(line.length, DOWNLOAD_HEADER_BYTES);
+    assert.equal(line.at(-1), 10);
+    // Leading spaces are JSON whitespace: any seed client parses it.
+    const text = new TextDecoder().decode(line);
+    assert.deepEqual(JSON.parse(text), { status: "ok", size });
+    assert.equal(text.trim().indexOf("\n"), -1);
   }
 });

@@ -9,6 +9,7 @@ import { UploadBuffers } from "../download/_chunk_buffers.ts";
 import { writeAll } from "../net/connection.ts";
 import { resolveForRead } from "../content/names.ts";
 import {
+  encodeDownloadHeader,
   encodeLine,
   readLine,
   refusePrivateSwarm,
@@ -195,7 +196,8 @@ export class SeedServer {
       stall = setTimeout(() => conn.close(), this.#readTimeoutMs);
     };
     try {
-      await writeAll(conn, encodeLine({ status: "ok", size }));
+      // Padded: the Go client's first read must hold the line alone.
+      await writeAll(conn, encodeDownloadHeader(size));
       let sent = 0;
       while (sent < size) {
         const buffer = await this.#buffers.acquire(

@@ -51,6 +51,40 @@ export function encodeLine(reply: unknown): Uint8Array {
   return encoder.encode(JSON.stringify(reply) + "\n");
 }
 
+/**
+ * Size of the `ok` line before a `download` body: the first read of the
+ * original Go client's JSON decoder.
+ */
+export const DOWNLOAD_HEADER_BYTES = 512;
+
+/**
+ * Encodes the `{"status":"ok","size":N}` line that comes before a download's
+ * bytes, padded with leading spaces (valid JSON whitespace) to
+ * {@linkcode DOWNLOAD_HEADER_BYTES}. The original Go client reads this line
+ * through a JSON decoder whose first read takes up to 512 bytes and keeps
+ * what follows the object to itself, so body bytes arriving with the line
+ * were lost to it (a download failing with `EOF`); a line that fills that
+ * read leaves the whole body on the connection.
+ *
+ * @param size The body's length in bytes.
+ * @returns The line, newline included.
+ *
+ * @example
+ * ```ts
+ * import { DOWNLOAD_HEADER_BYTES, encodeDownloadHeader } from "./legacy.ts";
+ * const line = encodeDownloadHeader(150000);
+ * if (line.length !== DOWNLOAD_HEADER_BYTES) throw new Error("not padded");
+ * const reply = JSON.parse(new TextDecoder().decode(line));
+ * if (reply.size !== 150000) throw new Error("wrong size");
+ * ```
+ */
+export function encodeDownloadHeader(size: number): Uint8Array {
+  const line = JSON.stringify({ status: "ok", size }) + "\n";
+  return encoder.encode(
+    " ".repeat(Math.max(0, DOWNLOAD_HEADER_BYTES - line.length)) + line,
+  );
+}
+
 /** A line read from a connection, and the bytes that followed it. */
 export interface LineResult {
   /** The line, without its newline. */
