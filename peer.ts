@@ -11,23 +11,33 @@ import {
   parseBoundedSize,
   parseDuration,
   parsePort,
+  plural,
   renderProgress,
-  table,
   UsageError,
 } from "./lib/cli/_cli.ts";
-import { secretFromEnv, validateSecret } from "./lib/protocol/auth.ts";
+import { commandSecret } from "./lib/cli/_secret.ts";
+import { nearestWord } from "./lib/cli/_suggest.ts";
+import denoConfig from "./deno.json" with { type: "json" };
 import { parseHostPort } from "./lib/net/address.ts";
 import { type Dashboard, startDashboard } from "./lib/dashboard/dashboard.ts";
 import { DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE } from "./lib/content/manifest.ts";
-import type { ListedFile, PeerInfo } from "./lib/protocol/messages.ts";
 import { type Peer, startPeer } from "./lib/peer/node.ts";
 import type { ScanProgress } from "./lib/share/share.ts";
 import { TrackerClient } from "./lib/tracker/client.ts";
+import { resolveTarget } from "./lib/download/_target.ts";
 import {
-  download,
-  type DownloadProgress,
-  type DownloadResult,
-} from "./lib/download/transfer.ts";
+  describeResult,
+  EXIT,
+  formatList,
+  formatPeers,
+  Interrupted,
+  jsonError,
+  jsonLine,
+  resultJson,
+  sortFiles,
+  uploadedLine,
+} from "./lib/cli/_output.ts";
+import { download, type DownloadProgress } from "./lib/download/transfer.ts";
 import {
   type BatchProgress,
   type BatchResult,
@@ -49,7 +59,7 @@ interface CommonOptions {
   out?: string;
   shared?: string;
   overwrite?: boolean;
-  secret?: string;
+  secret?: string | boolean;
   unverified?: boolean;
   stallTimeout?: string;
 }
@@ -76,24 +86,18 @@ function downloadFlags(
     fsync: Boolean(opts.fsync),
     allowUnverified: Boolean(opts.unverified),
     ...(opts.stallTimeout !== undefined
-      ? { stallTimeoutMs: parseDuration(opts.stallTimeout) }
+      ? { stallTimeoutMs: parseDuration(opts.stallTimeout, "--stall-timeout") }
       : {}),
   };
 }
 
-/** The secret of a private swarm: `--secret`, else `SHOAL_SECRET`. */
-function swarmSecret(opts: CommonOptions): { secret?: string } {
-  const secret = opts.secret ?? secretFromEnv();
-  if (secret === undefined) return {};
-  try {
-    return { secret: validateSecret(secret) };
-  } catch (error) {
-    throw new UsageError(
-      `Invalid ${opts.secret !== undefined ? "--secret" : "SHOAL_SECRET"}: ${
-        (error as Error).message
-      }`,
-    );
-  }
+/**
+ * The secret of a private swarm: `--secret`, else `SHOAL_SECRET`; stops
+ * when the environment may not be read (unless `--no-secret`).
+ */
+async function swarmSecret(opts: CommonOptions): Promise<{ secret?: string }> {
+  const secret = await commandSecret(opts.secret, "peer");
+  return secret === undefined ? {} : { secret };
 }
 
 function trackerAddress(text: string): string {
@@ -138,32 +142,6 @@ function scanProgressPrinter(): (p: ScanProgress) => void {
       }${done ? " (done)" : ""}`,
     );
   };
-}
-
-function formatList(files: ListedFile[]): string {
-  if (files.length === 0) return "No files on the network.";
-  return table([
-    ["NAME", "SIZE", "HOLDERS", "ID"],
-    ...files.map((f) => [
-      f.name,
-      f.size === null ? "?" : formatBytes(f.size),
-      String(f.holders),
-      f.id === null ? "(seed protocol)" : f.id.slice(0, 16),
-    ]),
-  ]);
-}
-
-function formatPeers(target: string, peers: PeerInfo[]): string {
-  if (peers.length === 0) return `Nobody holds ${target}.`;
-  return table([
-    ["ADDRESS", "PROTOCOL", "NAME", "ID"],
-    ...peers.map((p) => [
-      p.address,
-      p.protocol,
-      p.name,
-      p.id === null ? "-" : p.id.slice(0, 16),
-    ]),
-  ]);
 }
 
 /**
@@ -249,32 +227,13 @@ function describeBatch(batch: BatchResult): string[] {
   );
   const ok = batch.files.length - batch.failed;
   lines.push(
-    `Downloaded ${ok} of ${batch.files.length} files matching ${batch.target} (${
-      formatBytes(batch.received)
-    } received in ${(batch.elapsedMs / 1000).toFixed(2)} s)${
-      batch.failed ? `; ${batch.failed} failed` : ""
-    }`,
+    `Downloaded ${ok} of ${
+      plural(batch.files.length, "file")
+    } matching ${batch.target} (${formatBytes(batch.received)} received in ${
+      (batch.elapsedMs / 1000).toFixed(2)
+    } s)${batch.failed ? `; ${batch.failed} failed` : ""}`,
   );
   return lines;
-}
-
-function describeResult(result: DownloadResult): string {
-  if (result.alreadyComplete) {
-    return `Already have ${result.name} (${
-      formatBytes(result.size)
-    }) at ${result.path}`;
-  }
-  const seconds = result.elapsedMs / 1000;
-  const resumed = result.resumedChunks > 0
-    ? `, ${result.resumedChunks} chunks resumed`
-    : "";
-  return `Downloaded ${result.name} (${formatBytes(result.size)}) in ${
-    seconds.toFixed(2)
-  } s${resumed}${
-    result.verified
-      ? ", verified"
-      : ", NOT verified (seed-protocol source: only the size was checked)"
-  } -> ${result.path}`;
 }
 
 async function runDownload(
@@ -282,20 +241,28 @@ async function runDownload(
   opts: DownloadCommandOptions,
 ): Promise<void> {
   if (opts.seed !== undefined) {
-    return await runSeedingDownload(target, opts, parseDuration(opts.seed));
+    return await runSeedingDownload(
+      target,
+      opts,
+      parseDuration(opts.seed, "--seed"),
+    );
   }
   const rate = parseRate(opts.maxDownloadRate, "--max-download-rate");
   if (isBatchTarget(target)) {
-    const batch = await downloadBatch(target, {
+    const batchOptions = {
       tracker: trackerAddress(opts.tracker),
-      ...swarmSecret(opts),
+      ...await swarmSecret(opts),
       ...(rate ? { limiter: new TokenBucket(rate) } : {}),
       outDir: opts.out ?? opts.shared ?? ".",
       ...downloadFlags(opts),
       ...(opts.json ? {} : { onBatchProgress: batchProgressPrinter() }),
-    });
+    };
+    const batch = await interruptible(
+      target,
+      (signal) => downloadBatch(target, { ...batchOptions, signal }),
+    );
     if (opts.json) {
-      console.log(JSON.stringify({
+      console.log(jsonLine({
         ...batch,
         files: batch.files.map(({ result, cause: _cause, ...f }) => ({
           ...f,
@@ -314,21 +281,55 @@ async function runDownload(
     return;
   }
   const onProgress = opts.json ? () => {} : progressPrinter();
-  const result = await download(target, {
+  const options = {
     tracker: trackerAddress(opts.tracker),
-    ...swarmSecret(opts),
+    ...await swarmSecret(opts),
     ...(rate ? { limiter: new TokenBucket(rate) } : {}),
     outDir: opts.out ?? opts.shared ?? ".",
     ...downloadFlags(opts),
     onProgress,
-  });
+  };
+  const result = await interruptible(
+    target,
+    (signal) => download(target, { ...options, signal }),
+  );
   if (opts.json) {
-    const { manifest: _manifest, ...summary } = result;
-    console.log(JSON.stringify(summary));
+    console.log(resultJson(result));
     return;
   }
   if (isTty) Deno.stdout.writeSync(encoder.encode("\n"));
   console.log(describeResult(result));
+}
+
+/**
+ * Runs a one-shot download that Ctrl-C (SIGINT) or SIGTERM cancels: the
+ * verified part is kept, and the command exits 130.
+ */
+async function interruptible<T>(
+  target: string,
+  run: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  const signals: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT"]
+    : ["SIGINT", "SIGTERM"];
+  for (const signal of signals) Deno.addSignalListener(signal, stop);
+  try {
+    const result = await run(controller.signal);
+    // A batch ends with its remaining files failed rather than rejecting.
+    if (controller.signal.aborted) throw controller.signal.reason;
+    return result;
+  } catch (error) {
+    if (controller.signal.aborted) {
+      throw new Interrupted(
+        `Cancelled ${target}; the verified part is kept for a resume`,
+      );
+    }
+    throw error;
+  } finally {
+    for (const signal of signals) Deno.removeSignalListener(signal, stop);
+  }
 }
 
 /**
@@ -342,10 +343,17 @@ async function runSeedingDownload(
   opts: DownloadCommandOptions,
   seedMs: number,
 ): Promise<void> {
-  const shared = opts.shared ?? opts.out ?? ".";
+  // Only a folder named on the command line is ever shared.
+  const shared = opts.shared ?? opts.out;
+  if (shared === undefined) {
+    throw new UsageError(
+      "Cannot seed without a folder to share: name the download folder with --out <dir> (or --shared <dir>); the working directory is never shared by default",
+    );
+  }
+
   await using peer = await startPeer({
     tracker: trackerAddress(opts.tracker),
-    ...swarmSecret(opts),
+    ...await swarmSecret(opts),
     shared,
     ...(opts.out ? { out: opts.out } : {}),
     port: parsePort(opts.port ?? "0"),
@@ -353,10 +361,12 @@ async function runSeedingDownload(
     maxUploadRate: parseRate(opts.maxUploadRate, "--max-upload-rate"),
     maxDownloadRate: parseRate(opts.maxDownloadRate, "--max-download-rate"),
   });
-  const result = await peer.download(target, {
-    ...downloadFlags(opts),
-    ...(opts.json ? {} : { onProgress: progressPrinter() }),
-  });
+  const result = await interruptible(target, (signal) =>
+    peer.download(target, {
+      ...downloadFlags(opts),
+      signal,
+      ...(opts.json ? {} : { onProgress: progressPrinter() }),
+    }));
   if (!opts.json) {
     if (isTty) Deno.stdout.writeSync(encoder.encode("\n"));
     console.log(describeResult(result));
@@ -380,14 +390,9 @@ async function runSeedingDownload(
     if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", stop);
   });
   const { uploaded } = peer.status();
-  if (opts.json) {
-    const { manifest: _manifest, ...summary } = result;
-    console.log(JSON.stringify({ ...summary, uploaded }));
-  } else {
-    console.log(
-      `Uploaded ${uploaded.bytes} bytes in ${uploaded.chunks} chunks.`,
-    );
-  }
+  console.log(
+    opts.json ? resultJson(result, { uploaded }) : uploadedLine(uploaded),
+  );
 }
 
 const HELP = `Commands:
@@ -423,7 +428,7 @@ async function handleLine(peer: Peer, line: string): Promise<boolean> {
       return true;
     case "list":
     case "ls":
-      console.log(formatList(await peer.list(arg || undefined)));
+      console.log(formatList(await peer.list(arg || undefined), arg));
       return true;
     case "peers":
       if (!arg) {
@@ -494,9 +499,9 @@ async function handleLine(peer: Peer, line: string): Promise<boolean> {
       }
       for (const u of s.uploads) {
         console.log(
-          `  upload to ${u.remote}: ${
-            formatBytes(u.bytes)
-          } in ${u.chunks} chunks`,
+          `  upload to ${u.remote}: ${formatBytes(u.bytes)} in ${
+            plural(u.chunks, "chunk")
+          }`,
         );
       }
       if (s.downloads.length === 0 && s.uploads.length === 0) {
@@ -511,9 +516,15 @@ async function handleLine(peer: Peer, line: string): Promise<boolean> {
     case "exit":
     case "quit":
       return false;
-    default:
-      console.log(`Unknown command "${command}". Type help for the list.`);
+    default: {
+      const near = nearestWord(command, PROMPT_COMMANDS);
+      console.log(
+        `Unknown command "${command}".${
+          near ? ` Did you mean "${near}"?` : ""
+        } Type help for the list.`,
+      );
       return true;
+    }
   }
 }
 
@@ -576,11 +587,17 @@ function scanSkipPrinter(): (name: string, reason: string) => void {
 async function runPeer(
   opts: CommonOptions & Record<string, string | boolean | undefined>,
 ): Promise<void> {
-  const shared = (opts.shared as string | undefined) ?? ".";
+  const shared = opts.shared as string | undefined;
+  if (shared === undefined) {
+    throw new UsageError(
+      "Missing --shared <dir>: name the folder this peer shares (downloads go there too unless --out says otherwise); the working directory is never shared by default",
+    );
+  }
+
   downloadDefaults = downloadFlags(opts);
   const peer = await startPeer({
     tracker: trackerAddress(opts.tracker),
-    ...swarmSecret(opts),
+    ...await swarmSecret(opts),
     shared,
     port: parsePort(String(opts.port ?? "0")),
     hostname: String(opts.host ?? "0.0.0.0"),
@@ -604,11 +621,18 @@ async function runPeer(
       ? { advertiseHost: String(opts.advertiseHost) }
       : {}),
     ...(opts.heartbeat
-      ? { heartbeatIntervalMs: parseDuration(String(opts.heartbeat)) }
+      ? {
+        heartbeatIntervalMs: parseDuration(
+          String(opts.heartbeat),
+          "--heartbeat",
+        ),
+      }
       : {}),
     includeHidden: Boolean(opts.includeHidden),
     watch: opts.watch !== false,
-    ...(opts.settle ? { stableMs: parseDuration(String(opts.settle)) } : {}),
+    ...(opts.settle
+      ? { stableMs: parseDuration(String(opts.settle), "--settle") }
+      : {}),
     ...(opts.hashJobs ? { hashConcurrency: parseHashJobs(opts.hashJobs) } : {}),
     onScanProgress: scanProgressPrinter(),
     onScanSkip: scanSkipPrinter(),
@@ -656,8 +680,12 @@ async function runPeer(
       `${e.detail.message} (rescanning at each heartbeat instead)`,
     );
   });
+  const files = peer.shares.files();
+  const bytes = files.reduce((sum, f) => sum + f.size, 0);
   console.log(
-    `Shoal peer serving ${peer.shares.files().length} files from ${peer.shares.root} on port ${peer.port}`,
+    `Shoal peer serving ${plural(files.length, "file")} (${
+      formatBytes(bytes)
+    }) from ${peer.shares.root} on port ${peer.port}`,
   );
   let dashboard: Dashboard | undefined;
   if (opts.httpPort !== undefined) {
@@ -708,7 +736,9 @@ async function runPeer(
     prompt.close();
     if (background.size > 0) {
       console.log(
-        `Stopping ${background.size} download(s); the verified parts are kept for a resume.`,
+        `Stopping ${
+          plural(background.size, "download")
+        }; the verified parts are kept for a resume.`,
       );
       for (const controller of background.values()) controller.abort();
     }
@@ -716,96 +746,120 @@ async function runPeer(
   const { uploaded } = peer.status();
   await dashboard?.close();
   await peer.close();
-  console.log(
-    `Uploaded ${uploaded.bytes} bytes in ${uploaded.chunks} chunks. Unregistered; bye.`,
-  );
+  console.log(`${uploadedLine(uploaded)} Unregistered; bye.`);
 }
 
-function withCommon(command: Command): Command {
-  return command
+/** What `--shared` and `--out` mean for a command that downloads. */
+interface FolderHelp {
+  shared: string;
+  out: string;
+}
+
+/**
+ * The flags every command has (tracker, JSON, secret) and, with `folders`,
+ * those of a command that downloads.
+ */
+function withCommon(command: Command, folders?: FolderHelp): Command {
+  command
     // Commander's colour check reads env vars; no --allow-env needed without it.
     .configureOutput({
       getOutHasColors: () => false,
       getErrHasColors: () => false,
     })
-    .option("-t, --tracker <host:port>", "tracker address", "localhost:9000")
-    .option("-s, --shared <dir>", "directory to share (and download into)")
-    .option(
-      "-o, --out <dir>",
-      "download directory (default: the shared directory)",
-    )
-    .option(
-      "--overwrite",
-      "replace an existing different file when downloading",
-    )
-    .option(
-      "--fsync",
-      "flush a download to disk before renaming it into place",
-    )
-    .option(
-      "--unverified",
-      "when only seed-protocol peers have a file, take their bytes although they cannot be verified (the size is checked)",
-    )
-    .option(
-      "--stall-timeout <duration>",
-      "give a download up when no chunk verified for this long (its verified part is kept)",
-      "30s",
-    )
-    .option("--json", "print machine-readable JSON")
-    .option(
-      "--max-download-rate <rate>",
-      "download cap in bytes/s, e.g. 512K or 50M (default: none)",
-    )
+    .option("-t, --tracker <host:port>", "tracker address", "localhost:9000");
+  if (folders) {
+    command
+      .option("-s, --shared <dir>", folders.shared)
+      .option("-o, --out <dir>", folders.out)
+      .option(
+        "--overwrite",
+        "replace an existing different file when downloading",
+      )
+      .option(
+        "--fsync",
+        "flush a download to disk before renaming it into place",
+      )
+      .option(
+        "--unverified",
+        "when only seed-protocol peers have a file, take their bytes although they cannot be verified (the size is checked)",
+      )
+      .option(
+        "--stall-timeout <duration>",
+        "give a download up when no chunk verified for this long (its verified part is kept)",
+        "30s",
+      )
+      .option(
+        "--max-download-rate <rate>",
+        "download cap in bytes/s, e.g. 512K or 50M (default: none)",
+      );
+  }
+  return command
+    .option("--json", "print machine-readable JSON (see docs/json.md)")
     .option(
       "--secret <secret>",
       "shared secret of a private swarm, 16+ bytes (or env SHOAL_SECRET, which `ps` cannot show)",
+    )
+    .option(
+      "--no-secret",
+      "open swarm: do not read SHOAL_SECRET (needed to run without --allow-env=SHOAL_SECRET)",
     );
 }
 
 const program = withCommon(
-  new Command("peer")
-    .description("Run a Shoal peer: an interactive prompt by default.")
-    .option("-p, --port <port>", "port to serve on (0: any free port)", "0")
-    .option("--host <host>", "address to bind", "0.0.0.0")
-    .option("--chunk-size <size>", "chunk size, 4096 to 16M", "1M")
-    .option("--state <dir>", "state directory (default <shared>/.shoal)")
-    .option(
-      "--include-hidden",
-      "share dot-files and dot-folders too (.shoalignore patterns still apply)",
-    )
-    .option("--no-watch", "rescan at each heartbeat instead of watching")
-    .option(
-      "--settle <duration>",
-      "how long a changed file must stay unchanged before it is announced",
-      "500ms",
-    )
-    .option("--hash-jobs <n>", "files hashed at once", "2")
-    .option(
-      "--advertise-host <host>",
-      "host to advertise (only trackers run with --trust-advertised-address use it)",
-    )
-    .option(
-      "--heartbeat <duration>",
-      "heartbeat interval (default: the tracker's)",
-    )
-    .option(
-      "--max-upload-rate <rate>",
-      "upload cap in bytes/s over all connections, e.g. 50M (default: none)",
-    )
-    .option("--daemon", "run headless until SIGINT/SIGTERM")
-    .option("--http-port <port>", "serve the web dashboard on this port")
-    .option(
-      "--http-host <host>",
-      "address the dashboard binds (keep it loopback unless you mean it)",
-      "127.0.0.1",
-    )
-    .option(
-      "--http-token <token>",
-      "dashboard token, 16-256 of A-Z a-z 0-9 - . _ ~ (default: random at each start; other users see it in ps)",
-    ),
+  new Command("peer"),
+  {
+    shared: "directory to share, and to download into unless --out; required",
+    out: "download directory (default: the shared directory)",
+  },
 )
+  .description("Run a Shoal peer: an interactive prompt by default.")
+  .option("-p, --port <port>", "port to serve on (0: any free port)", "0")
+  .option("--host <host>", "address to bind", "0.0.0.0")
+  .option("--chunk-size <size>", "chunk size, 4096 to 16M", "1M")
+  .option("--state <dir>", "state directory (default <shared>/.shoal)")
+  .option(
+    "--include-hidden",
+    "share dot-files and dot-folders too (.shoalignore patterns still apply)",
+  )
+  .option("--no-watch", "rescan at each heartbeat instead of watching")
+  .option(
+    "--settle <duration>",
+    "how long a changed file must stay unchanged before it is announced",
+    "500ms",
+  )
+  .option("--hash-jobs <n>", "files hashed at once", "2")
+  .option(
+    "--advertise-host <host>",
+    "host to advertise (only trackers run with --trust-advertised-address use it)",
+  )
+  .option(
+    "--heartbeat <duration>",
+    "heartbeat interval (default: the tracker's)",
+  )
+  .option(
+    "--max-upload-rate <rate>",
+    "upload cap in bytes/s over all connections, e.g. 50M (default: none)",
+  )
+  .option("--daemon", "run headless until SIGINT/SIGTERM")
+  .option("--http-port <port>", "serve the web dashboard on this port")
+  .option(
+    "--http-host <host>",
+    "address the dashboard binds (keep it loopback unless you mean it)",
+    "127.0.0.1",
+  )
+  .option(
+    "--http-token <token>",
+    "dashboard token, 16-256 of A-Z a-z 0-9 - . _ ~ (default: random at each start; other users see it in ps)",
+  )
+  .version(denoConfig.version, "-V, --version", "print the version")
   .enablePositionalOptions()
-  .action(async (opts) => await runPeer(opts))
+  .helpCommand("help [command]", "show the options of a command")
+  // A word that names no command gets a suggestion, not "too many arguments".
+  .allowExcessArguments()
+  .action(async (opts, command: Command) => {
+    if (command.args.length > 0) return commandWord(command.args);
+    await runPeer(opts);
+  })
   .exitOverride()
   .configureOutput({
     writeErr: (text) => Deno.stderr.writeSync(encoder.encode(text)),
@@ -818,34 +872,51 @@ program.addCommand(
     .action(async (query: string | undefined, opts: CommonOptions) => {
       const files = await new TrackerClient(
         trackerAddress(opts.tracker),
-        swarmSecret(opts),
+        await swarmSecret(opts),
       ).list(query);
-      console.log(opts.json ? JSON.stringify(files) : formatList(files));
+      console.log(
+        opts.json
+          ? jsonLine({ query: query ?? null, files: sortFiles(files) })
+          : formatList(files, query),
+      );
     })
     .exitOverride(),
 );
 program.addCommand(
   withCommon(new Command("peers"))
     .description("Show who holds a file.")
-    .argument("<target>", "file name or content id")
+    .argument(
+      "<target>",
+      "file name, content id, or its first 8+ characters",
+    )
     .action(async (target: string, opts: CommonOptions) => {
       const client = new TrackerClient(
         trackerAddress(opts.tracker),
-        swarmSecret(opts),
+        await swarmSecret(opts),
       );
       const peers = await client.getPeers(
-        /^[0-9a-f]{64}$/.test(target) ? { id: target } : { name: target },
+        await resolveTarget(target, (query) => client.list(query)),
       );
       console.log(
-        opts.json ? JSON.stringify(peers) : formatPeers(target, peers),
+        opts.json ? jsonLine({ target, peers }) : formatPeers(target, peers),
       );
     })
     .exitOverride(),
 );
 program.addCommand(
-  withCommon(new Command("download"))
-    .description("Download a file by name or content id, verified.")
-    .argument("<target>", "file name or content id")
+  withCommon(new Command("download"), {
+    shared:
+      "download into this directory when --out is not given; with --seed, the directory shared meanwhile (default: --out)",
+    out:
+      "download directory (default: --shared, else the current directory, which is never shared)",
+  })
+    .description(
+      "Download a file by name or content id, verified (or a folder/ or glob).",
+    )
+    .argument(
+      "<target>",
+      "file name, content id or its first 8+ characters, folder/ or glob",
+    )
     .option(
       "--seed <duration>",
       "share the download directory meanwhile (verified chunks served as they arrive) and keep serving this long after, e.g. 30s (default: off)",
@@ -862,17 +933,45 @@ program.addCommand(
     .exitOverride(),
 );
 
+/** The one-shot commands, as typed. */
+const COMMANDS = ["list", "peers", "download", "help"] as const;
+
+/** A word that names no command: say which command is nearest. */
+function commandWord(words: string[]): never {
+  const word = words[0] ?? "";
+  const near = nearestWord(word, COMMANDS);
+  throw new UsageError(
+    `Unknown command "${word}"${
+      near ? `: did you mean "${near}"?` : ""
+    } (commands: ${COMMANDS.join(", ")}; peer --help lists the options)`,
+  );
+}
+
 // Only when run as a program: importing this module neither exits nor prints.
 if (import.meta.main) {
   try {
     await program.parseAsync(Deno.args, { from: "user" });
-    Deno.exit(0);
+    Deno.exit(EXIT.ok);
   } catch (error) {
+    const code = error instanceof CommanderError
+      ? (error.exitCode === 0 ? EXIT.ok : EXIT.usage)
+      : error instanceof UsageError
+      ? EXIT.usage
+      : error instanceof Interrupted
+      ? EXIT.interrupted
+      : EXIT.failed;
+    // With --json, a script reads the failure from stdout too.
+    const json = Deno.args.includes("--json");
     if (error instanceof CommanderError) {
-      Deno.exit(error.exitCode === 0 ? 0 : 2);
+      if (json && code !== EXIT.ok) {
+        console.log(jsonError(error.message.replace(/^error: /, ""), code));
+      }
+      Deno.exit(code);
     }
-    if (isTty) Deno.stdout.writeSync(encoder.encode("\n"));
-    console.error(`peer: ${errorLine(error)}`);
-    Deno.exit(error instanceof UsageError ? 2 : 1);
+    if (isTty && !json) Deno.stdout.writeSync(encoder.encode("\n"));
+    const line = errorLine(error);
+    if (json) console.log(jsonError(line, code));
+    console.error(`peer: ${line}`);
+    Deno.exit(code);
   }
 }

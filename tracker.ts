@@ -11,9 +11,11 @@ import {
   errorLine,
   parseDuration,
   parsePort,
+  plural,
   UsageError,
 } from "./lib/cli/_cli.ts";
-import { secretFromEnv, validateSecret } from "./lib/protocol/auth.ts";
+import { commandSecret } from "./lib/cli/_secret.ts";
+import denoConfig from "./deno.json" with { type: "json" };
 import {
   DEFAULT_MAX_FILES_PER_ADDRESS,
   DEFAULT_MAX_PEERS_PER_ADDRESS,
@@ -76,7 +78,12 @@ const program = new Command("tracker")
     "--secret <secret>",
     "shared secret of a private swarm, 16+ bytes (or env SHOAL_SECRET, which `ps` cannot show)",
   )
+  .option(
+    "--no-secret",
+    "run an open swarm without reading SHOAL_SECRET (needed to run without --allow-env=SHOAL_SECRET)",
+  )
   .option("-q, --quiet", "print only errors")
+  .version(denoConfig.version, "-V, --version", "print the version")
   .exitOverride()
   .configureOutput({
     writeErr: (text) => Deno.stderr.writeSync(new TextEncoder().encode(text)),
@@ -101,8 +108,10 @@ async function main(): Promise<number> {
     port = parsePort(match[2]!);
     if (match[1]) host = match[1];
   }
-  const interval = parseDuration(opts.interval);
-  const expiry = opts.expiry ? parseDuration(opts.expiry) : 3 * interval;
+  const interval = parseDuration(opts.interval, "--interval");
+  const expiry = opts.expiry
+    ? parseDuration(opts.expiry, "--expiry")
+    : 3 * interval;
   if (expiry <= interval) {
     throw new UsageError(
       `Invalid --expiry "${opts.expiry}": it must be longer than --interval (${opts.interval}), or peers expire between heartbeats`,
@@ -123,18 +132,7 @@ async function main(): Promise<number> {
     }
     return n;
   };
-  const secret: string | undefined = opts.secret ?? secretFromEnv();
-  if (secret !== undefined) {
-    try {
-      validateSecret(secret);
-    } catch (error) {
-      throw new UsageError(
-        `Invalid ${opts.secret !== undefined ? "--secret" : "SHOAL_SECRET"}: ${
-          (error as Error).message
-        }`,
-      );
-    }
-  }
+  const secret = await commandSecret(opts.secret, "tracker");
   const log = (line: string) => {
     if (!opts.quiet) console.log(`${new Date().toISOString()} ${line}`);
   };
@@ -146,9 +144,11 @@ async function main(): Promise<number> {
       heartbeatIntervalMs: interval,
       expiryMs: expiry,
       maxFilesPerPeer: maxFiles,
-      readTimeoutMs: parseDuration(opts.readTimeout),
+      readTimeoutMs: parseDuration(opts.readTimeout, "--read-timeout"),
       ...(opts.writeTimeout !== undefined
-        ? { writeTimeoutMs: parseDuration(opts.writeTimeout) }
+        ? {
+          writeTimeoutMs: parseDuration(opts.writeTimeout, "--write-timeout"),
+        }
         : {}),
       maxPeersPerAddress: count(
         "--max-peers-per-address",
@@ -181,7 +181,7 @@ async function main(): Promise<number> {
   }
   tracker.addEventListener("register", (e) => {
     const { address, files } = e.detail;
-    log(`register ${address} (${files} files)`);
+    log(`register ${address} (${plural(files, "file")})`);
   });
   tracker.addEventListener(
     "unregister",
@@ -193,7 +193,7 @@ async function main(): Promise<number> {
   });
   console.log(
     `Shoal tracker listening on ${host}:${tracker.port} (heartbeat ${interval} ms, expiry ${expiry} ms${
-      secret !== undefined ? ", private swarm" : ""
+      secret !== undefined ? ", private swarm" : ", open swarm"
     })`,
   );
   await new Promise<void>((resolve) => {

@@ -225,7 +225,8 @@ async function waitListed(
       stdout: "piped",
       stderr: "null",
     }).output();
-    const peers = JSON.parse(new TextDecoder().decode(out.stdout) || "[]");
+    const peers =
+      JSON.parse(new TextDecoder().decode(out.stdout) || '{"peers":[]}').peers;
     if (peers.length >= holders) return;
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
@@ -308,7 +309,7 @@ async function main(): Promise<void> {
       stdout: "piped",
     }).output();
     const id: string =
-      JSON.parse(new TextDecoder().decode(listing.stdout))[0].id;
+      JSON.parse(new TextDecoder().decode(listing.stdout)).files[0].id;
     const expected = await sha256File(join(seedDir, "big.bin"));
     const rawDest = join(work, "raw.bin");
     let raw = 0;
@@ -364,7 +365,7 @@ async function main(): Promise<void> {
       stdout: "piped",
     }).output();
     const multiId: string =
-      JSON.parse(new TextDecoder().decode(mlisting.stdout))[0].id;
+      JSON.parse(new TextDecoder().decode(mlisting.stdout)).files[0].id;
     await waitListed(address, multiId, 4);
     const four = await timedDownload(
       address,
@@ -401,14 +402,16 @@ async function main(): Promise<void> {
     await slow.done;
     const again = downloader(address, id, join(work, "dlr"));
     const resumed = await again.waitFor(
-      /^Downloaded .* in ([\d.]+) s(?:, (\d+) chunks resumed)?/,
+      /^Downloaded .* in ([\d.]+) s at [^,]+(?:, (\d+) chunks? resumed)?/,
       600_000,
     );
     await again.child.status;
     await again.done;
     await resumeSeeder.stop();
     const sent = Number(
-      /^Uploaded (\d+) bytes/m.exec(resumeSeeder.lines.join("\n"))?.[1] ?? NaN,
+      /^Uploaded (?:\S+ \S+ \()?(\d+) bytes?/m.exec(
+        resumeSeeder.lines.join("\n"),
+      )?.[1] ?? NaN,
     );
     const resumeWaste = (sent - size) / size;
     if (

@@ -70,8 +70,10 @@ class Peer extends LineProcess {
     await this.child.status;
     clearTimeout(timer);
     await this.done;
-    const line = this.lines.find((l) => /^Uploaded \d+ bytes/.test(l));
-    return Number(/^Uploaded (\d+) bytes/.exec(line ?? "")?.[1] ?? NaN);
+    const line = this.lines.find((l) => /^Uploaded /.test(l));
+    return Number(
+      /^Uploaded (?:\S+ \S+ \()?(\d+) bytes?/.exec(line ?? "")?.[1] ?? NaN,
+    );
   }
 }
 

@@ -189,6 +189,7 @@ async function main(): Promise<void> {
       "run",
       "--allow-net",
       fileURLToPath(new URL("../tracker.ts", import.meta.url)),
+      "--no-secret",
       "--host",
       "127.0.0.1",
       "--port",

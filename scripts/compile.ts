@@ -3,9 +3,10 @@
  * and `peer` executables into dist/ with `deno compile`, one pair per target,
  * each with exactly the permission flags of its deno.json task.
  *
- * `deno compile` downloads a runtime base (`denort`) per target. When that
- * download fails (no network) the target is reported as skipped and does not
- * fail the task; any other failure does (exit 1). The embedded npm packages
+ * `deno compile` downloads a runtime base (`denort`) per target. The task
+ * exits 0 only when every executable asked for was built; otherwise it exits
+ * 1, and each target that failed gets a line with the reason (a runtime base
+ * that could not be downloaded is named as such, with how to supply one). The embedded npm packages
  * are only those the entrypoint imports: each build uses a generated config
  * in dist/ that keeps deno.json's compiler options and just those imports.
  *
@@ -264,9 +265,7 @@ async function main(): Promise<number> {
         );
         continue;
       }
-      const status = bad.some(([, o]) => o.kind === "failed")
-        ? "FAILED "
-        : "skipped";
+      const status = "FAILED ";
       const reasons = new Set(
         bad.map(([, o]) => o.kind === "built" ? "" : o.reason),
       );
@@ -283,11 +282,19 @@ async function main(): Promise<number> {
   console.log(
     `Built ${built} of ${total} executables${
       offline > 0
-        ? `; ${offline} skipped: the runtime base could not be downloaded (offline? DENORT_BIN=/path/to/denort supplies one)`
+        ? `; ${offline} failed because the runtime base could not be downloaded (offline? DENORT_BIN=/path/to/denort supplies one)`
         : ""
     }${failed > 0 ? `; ${failed} failed` : ""}.`,
   );
-  return failed > 0 ? 1 : 0;
+  if (built < total) {
+    console.error(
+      `compile: ${
+        total - built
+      } of ${total} executables were not built (see the FAILED lines above)`,
+    );
+    return 1;
+  }
+  return 0;
 }
 
 try {

@@ -242,7 +242,7 @@ async function main(): Promise<void> {
   }
   for (const [i, peer] of children.slice(1).entries()) {
     const serving = await peer.waitFor(
-      /^Shoal peer serving (\d+) files from .* on port (\d+)/,
+      /^Shoal peer serving (\d+) files? \(.+?\) from .* on port (\d+)/,
       "serving",
     );
     const registered = await peer.waitFor(
@@ -280,7 +280,7 @@ async function main(): Promise<void> {
       ],
       "list the network as JSON",
     )).join("\n"),
-  ) as { name: string; size: number; id: string; holders: number }[];
+  ).files as { name: string; size: number; id: string; holders: number }[];
   const expected = [
     "beta.txt",
     "common.txt",

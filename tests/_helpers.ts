@@ -383,7 +383,7 @@ export async function spawnPeer(
   );
   try {
     const serving = await peer.waitFor(
-      /^Shoal peer serving \d+ files from .+ on port (\d+)$/,
+      /^Shoal peer serving \d+ files? \(.+?\) from .+ on port (\d+)$/,
     );
     peer.port = Number(serving.match[1]);
     if (daemon) {

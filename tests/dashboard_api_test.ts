@@ -556,6 +556,7 @@ Deno.test("Peer CLI prints the dashboard address with the --http-token it was gi
       "--allow-write",
       new URL("../peer.ts", import.meta.url).pathname,
       "--daemon",
+      "--no-secret",
       "--tracker",
       tracker.address,
       "--shared",

@@ -569,3 +569,21 @@ Deno.test("Registry's indexes match a recomputation after random registrations, 
     { seed: 20240611, numRuns: 500 },
   );
 });
+
+Deno.test("Registry search with 8+ hex digits also finds the ids they start", () => {
+  const { registry } = fakeClockRegistry();
+  const twinA = "cc4dacc4" + "1".repeat(56);
+  const twinB = "cc4dacc4" + "2".repeat(56);
+  registry.upsert(PEER_1, "shoal", [
+    file("a.txt", twinA),
+    file("b.txt", twinB),
+    file("c.txt", ID_C),
+  ]);
+  const ids = (query: string) =>
+    registry.search(query).files.map((f) => f.id).sort();
+  assert.deepEqual(ids("cc4dacc4"), [twinA, twinB]);
+  assert.deepEqual(ids("CC4DACC41"), [twinA]);
+  assert.deepEqual(ids(ID_C), [ID_C]);
+  // Fewer than 8 digits stay a name query.
+  assert.deepEqual(ids("cc4dacc"), []);
+});

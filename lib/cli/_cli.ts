@@ -5,6 +5,7 @@
  * @module
  */
 import { formatBytes, formatDuration, parseSize } from "../content/_bytes.ts";
+import { parseDuration as parseDurationText } from "../content/_duration.ts";
 import type { DownloadProgress } from "../download/transfer.ts";
 
 /** A flag value that cannot be used; the message says which and why. */
@@ -26,23 +27,16 @@ export function parsePort(text: string, min = 0): number {
   return port;
 }
 
-/** Parses a duration: `500ms`, `30s`, `2m`; a bare number is seconds. */
-export function parseDuration(text: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
-  if (!match) {
-    throw new UsageError(
-      `Invalid duration "${text}": use e.g. 500ms, 30s or 2m`,
-    );
+/**
+ * Parses a duration flag (`500ms`, `90s`, `2m`, `1h`; 10ms to 24h) with the
+ * parser the dashboard uses too; a bare number is refused.
+ */
+export function parseDuration(text: string, flag = "duration"): number {
+  try {
+    return parseDurationText(text, flag);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
   }
-  const scale =
-    { ms: 1, s: 1000, m: 60_000 }[match[2] as "ms" | "s" | "m" ?? "s"];
-  const ms = Number(match[1]) * scale;
-  if (ms < 10 || ms > 24 * 3600_000) {
-    throw new UsageError(
-      `Invalid duration "${text}": use 10ms to 24h`,
-    );
-  }
-  return Math.round(ms);
 }
 
 /** Parses a size in bytes within bounds: `4096`, `512K`, `1M`. */
@@ -61,6 +55,11 @@ export function parseBoundedSize(
     );
   }
   return size;
+}
+
+/** `1 file`, `2 files`: a count with its noun, plural when it is not one. */
+export function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
 /** Turns any error into one line for stderr. */

@@ -196,9 +196,15 @@ export class DownloadBoard {
    *
    * @param target What to download.
    * @param overwrite Replace a different file at the destination.
+   * @param options `stallTimeoutMs`: give up after this long without a
+   *   verified chunk.
    * @throws {HttpError} 409 if the same target is already running.
    */
-  start(target: string, overwrite = false): DashboardDownload {
+  start(
+    target: string,
+    overwrite = false,
+    options: { stallTimeoutMs?: number } = {},
+  ): DashboardDownload {
     let key: string | undefined;
     for (const d of this.#downloads.values()) {
       const same = d.view.target === target || d.view.id === target ||
@@ -245,46 +251,52 @@ export class DownloadBoard {
       Object.assign(view, progressFields(p));
       this.#changed(false);
     };
-    const settled =
-      (batch
-        ? this.#runBatch(view, view.batch!, controller.signal, overwrite)
-        : this.#peer.download(target, {
-          signal: controller.signal,
-          overwrite,
-          onProgress,
-        }).then((result) => {
-          Object.assign(view, {
-            state: "done",
-            name: result.name,
-            id: result.id,
-            size: result.size,
-            bytes: result.size,
-            chunksDone: view.chunks || view.chunksDone,
-            rate: result.elapsedMs > 0
-              ? result.received / (result.elapsedMs / 1000)
-              : 0,
-            eta: 0,
-            sources: 0,
-          });
-        })).catch((error) => {
-          if (controller.signal.aborted) {
-            view.state = "cancelled";
-            view.action = "resume";
-          } else {
-            view.state = "failed";
-            const { message, action } = dashboardError(error, view.name);
-            view.error = message;
-            view.action = action;
-          }
-          Object.assign(view, { rate: 0, eta: null, sources: 0 });
-        }).finally(() => {
-          view.finishedAt = Date.now();
-          view.cancellable = false;
-          tracked.running = false;
-          tracked.lastSwarm = this.#swarm(view.id);
-          this.#prune();
-          this.#changed(true);
+    const settled = (batch
+      ? this.#runBatch(
+        view,
+        view.batch!,
+        controller.signal,
+        overwrite,
+        options,
+      )
+      : this.#peer.download(target, {
+        ...options,
+        signal: controller.signal,
+        overwrite,
+        onProgress,
+      }).then((result) => {
+        Object.assign(view, {
+          state: "done",
+          name: result.name,
+          id: result.id,
+          size: result.size,
+          bytes: result.size,
+          chunksDone: view.chunks || view.chunksDone,
+          rate: result.elapsedMs > 0
+            ? result.received / (result.elapsedMs / 1000)
+            : 0,
+          eta: 0,
+          sources: 0,
         });
+      })).catch((error) => {
+        if (controller.signal.aborted) {
+          view.state = "cancelled";
+          view.action = "resume";
+        } else {
+          view.state = "failed";
+          const { message, action } = dashboardError(error, view.name);
+          view.error = message;
+          view.action = action;
+        }
+        Object.assign(view, { rate: 0, eta: null, sources: 0 });
+      }).finally(() => {
+        view.finishedAt = Date.now();
+        view.cancellable = false;
+        tracked.running = false;
+        tracked.lastSwarm = this.#swarm(view.id);
+        this.#prune();
+        this.#changed(true);
+      });
     const tracked: Tracked = {
       view,
       controller,
@@ -309,8 +321,10 @@ export class DownloadBoard {
     batch: DashboardBatch,
     signal: AbortSignal,
     overwrite: boolean,
+    options: { stallTimeoutMs?: number },
   ): Promise<void> {
     const result: BatchResult = await this.#peer.downloadBatch(view.target, {
+      ...options,
       signal,
       overwrite,
       onPicked: (files) => {

@@ -26,6 +26,7 @@ import { MAX_QUERY_LENGTH } from "../protocol/messages.ts";
 import type { ListedFile } from "../protocol/messages.ts";
 import { validateName } from "../content/names.ts";
 import { isBatchTarget, validateBatchTarget } from "../download/batch.ts";
+import { parseDuration } from "../content/_duration.ts";
 import type { Peer } from "../peer/node.ts";
 
 const MAX_BODY_BYTES = 4096;
@@ -145,7 +146,7 @@ async function downloads(
 ): Promise<Response> {
   if (request.method === "GET") return json({ downloads: board.list() });
   const body = await readJsonBody(request, MAX_BODY_BYTES) as
-    | { target?: unknown; overwrite?: unknown }
+    | { target?: unknown; overwrite?: unknown; stallTimeout?: unknown }
     | null;
   const target = body?.target;
   const valid = typeof target === "string" && isBatchTarget(target)
@@ -158,7 +159,31 @@ async function downloads(
       "Cannot start a download: overwrite must be true or false",
     );
   }
-  return json({ download: board.start(valid, overwrite) }, 202);
+  const stall = body?.stallTimeout;
+  let stallTimeoutMs: number | undefined;
+  if (stall !== undefined) {
+    try {
+      if (typeof stall !== "string") {
+        throw new TypeError(
+          'Invalid stallTimeout: give a string such as "30s"',
+        );
+      }
+      // The command line's parser: the same units, range and messages.
+      stallTimeoutMs = parseDuration(stall, "stallTimeout");
+    } catch (error) {
+      throw new HttpError(
+        400,
+        `Cannot start a download: ${(error as Error).message}`,
+      );
+    }
+  }
+  return json({
+    download: board.start(
+      valid,
+      overwrite,
+      stallTimeoutMs === undefined ? {} : { stallTimeoutMs },
+    ),
+  }, 202);
 }
 
 async function cancelDownload(

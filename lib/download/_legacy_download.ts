@@ -79,7 +79,7 @@ export async function downloadLegacy(
           resumedChunks: 0,
           verified: false,
           alreadyComplete: false,
-          elapsedMs: performance.now() - started,
+          elapsedMs: Math.round(performance.now() - started),
           sources: [{ address: holder.address, bytes: size, chunks: 1 }],
         };
       } catch (error) {

@@ -174,7 +174,7 @@ export interface BatchResult {
   failed: number;
   /** Bytes received over the network. */
   received: number;
-  /** Wall time, ms. */
+  /** Wall time, whole milliseconds. */
   elapsedMs: number;
 }
 
@@ -284,7 +284,7 @@ export async function downloadBatch(
     files: results,
     failed: results.filter((r) => !r.ok).length,
     received: results.reduce((sum, r) => sum + (r.result?.received ?? 0), 0),
-    elapsedMs: performance.now() - started,
+    elapsedMs: Math.round(performance.now() - started),
   };
 }
 

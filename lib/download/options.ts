@@ -75,7 +75,7 @@ export interface DownloadResult {
   verified: boolean;
   /** `true` if the file was already complete and nothing was fetched. */
   alreadyComplete: boolean;
-  /** Wall time, ms. */
+  /** Wall time, whole milliseconds. */
   elapsedMs: number;
   /** The manifest (absent for a seed-protocol download). */
   manifest?: Manifest;

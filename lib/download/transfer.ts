@@ -23,6 +23,7 @@ import { TrackerClient } from "../tracker/client.ts";
 import { checkWritable, prepareDestination } from "./_destination.ts";
 import { fetchManifest } from "./_manifest_fetch.ts";
 import { downloadLegacy } from "./_legacy_download.ts";
+import { MIN_ID_PREFIX, resolveTarget, shownIds } from "./_target.ts";
 import {
   DEFAULT_STALL_TIMEOUT_MS,
   type DownloadOptions,
@@ -44,7 +45,8 @@ export { partPaths, STATE_SUFFIX } from "./part_file.ts";
 /**
  * Downloads a file by name or content id.
  *
- * @param target A content id (64 hex digits) or a file name.
+ * @param target A content id (64 hex digits), a unique start of one (8 or
+ *   more hex digits), or a file name.
  * @param options Where to save, where to look, limits.
  * @returns What was done.
  * @throws {ChunkVerificationError} If no honest source is left after bad
@@ -90,8 +92,14 @@ export async function download(
   };
   let id: string | undefined;
   let requestedName: string | undefined;
-  if (isContentId(target)) id = target;
-  else requestedName = validateName(target);
+  // A unique id prefix (8+ hex digits) stands for its id.
+  const resolved = client
+    ? await resolveTarget(target, (query) => client.list(query))
+    : isContentId(target)
+    ? { id: target }
+    : { name: target };
+  if ("id" in resolved) id = resolved.id;
+  else requestedName = validateName(resolved.name);
 
   if (id === undefined) {
     // By name: the verified (Shoal) holders must agree on one content id.
@@ -105,8 +113,8 @@ export async function download(
     if (ids.size > 1) {
       throw new RangeError(
         `Cannot download ${requestedName}: ${ids.size} different files have that name (ids ${
-          [...ids].map((i) => i.slice(0, 12) + "…").join(", ")
-        }); download by content id instead`,
+          shownIds([...ids].sort())
+        }); download one by its id (its first ${MIN_ID_PREFIX} or more characters)`,
       );
     }
     id = [...ids][0];
@@ -211,7 +219,7 @@ async function fetchChunks(
       resumedChunks: chunkCount(manifest.size, manifest.chunkSize),
       verified: true,
       alreadyComplete: true,
-      elapsedMs: performance.now() - started,
+      elapsedMs: Math.round(performance.now() - started),
       manifest,
       sources: [],
     };
@@ -285,7 +293,7 @@ async function fetchChunks(
     resumedChunks,
     verified: true,
     alreadyComplete: false,
-    elapsedMs: performance.now() - started,
+    elapsedMs: Math.round(performance.now() - started),
     manifest,
     sources,
   };

@@ -28,6 +28,7 @@ import {
   downloadBatch,
 } from "../download/batch.ts";
 import { TimeoutError } from "../errors.ts";
+import { resolveTarget } from "../download/_target.ts";
 import { ChunkServer } from "./chunk_server.ts";
 import { SeedServer } from "./seed_server.ts";
 import { Announcer, type AnnouncerOptions } from "./announcer.ts";
@@ -185,9 +186,9 @@ export interface Peer extends TypedEventTarget<PeerEventMap>, AsyncDisposable {
   readonly shares: ShareIndex;
   /** Lists files on the network. */
   list(query?: string): Promise<ListedFile[]>;
-  /** Holders of a name or content id. */
+  /** Holders of a name, a content id or a unique start of one (8+ hex). */
   peers(target: string): Promise<PeerInfo[]>;
-  /** Downloads a file by name or content id. */
+  /** Downloads a file by name, content id or unique id start (8+ hex). */
   download(
     target: string,
     options?: Partial<DownloadOptions>,
@@ -359,9 +360,9 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     port,
     shares,
     list: (query?: string) => observed(tracker.list(query)),
-    peers: (target: string) =>
-      observed(tracker.getPeers(
-        /^[0-9a-f]{64}$/.test(target) ? { id: target } : { name: target },
+    peers: async (target: string) =>
+      await observed(tracker.getPeers(
+        await resolveTarget(target, (query) => observed(tracker.list(query))),
       )),
     download: downloadOne,
     downloadBatch: (target: string, o?: Partial<BatchOptions>) =>

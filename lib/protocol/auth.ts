@@ -491,24 +491,6 @@ export async function acceptAuthentication(
 }
 
 /**
- * Reads the secret from `SHOAL_SECRET` if the process may (run with
- * `--allow-env=SHOAL_SECRET`); never prompts.
- *
- * @returns The secret, or `undefined` if unset or not readable.
- *
- * @example Falling back to the environment
- * ```ts
- * import { secretFromEnv } from "./auth.ts";
- * const secret: string | undefined = secretFromEnv();
- * ```
- */
-export function secretFromEnv(): string | undefined {
-  const state =
-    Deno.permissions.querySync({ name: "env", variable: SECRET_ENV }).state;
-  return state === "granted" ? Deno.env.get(SECRET_ENV) : undefined;
-}
-
-/**
  * Yields the JSON requests a server connection receives, after the
  * private-swarm handshake when `secret` is set (shared by the tracker and the
  * peer). Data frames are refused by the connection's decoder

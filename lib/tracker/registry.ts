@@ -103,6 +103,8 @@ type Names = string | string[];
 
 /** Names of one content examined to find its most common name. */
 const MAX_NAMES_EXAMINED = 256;
+/** A `list` query that also matches the content ids it starts. */
+const ID_PREFIX = /^[0-9a-fA-F]{8,64}$/;
 
 /**
  * In-memory tracker registry.
@@ -519,7 +521,8 @@ export class Registry {
   /**
    * Files held by live peers, filtered by a query, with bounded work: a
    * glob with a literal start reads only the names in its range; other
-   * queries examine at most `maxExamined` names.
+   * queries examine at most `maxExamined` names. A query of 8 to 64 hex
+   * digits also matches the content ids that start with it.
    *
    * @param query Substring (case-insensitive) or glob with `*` and `?`.
    * @param options `limit`: most entries; `maxBytes`: most bytes of names
@@ -593,23 +596,47 @@ export class Registry {
         return true;
       },
     );
+    // 8 to 64 hex digits also match the content ids they start (bounded).
+    let examined = result.examined;
+    let idsComplete = true;
+    const prefix = ID_PREFIX.test(query) ? query.toLowerCase() : undefined;
+    if (prefix !== undefined) {
+      const most = options.maxExamined ?? DEFAULT_MAX_LIST_EXAMINED;
+      let scanned = 0;
+      for (const content of this.#contents.values()) {
+        if (++scanned > most) {
+          idsComplete = false;
+          break;
+        }
+        if (!content.id.startsWith(prefix)) continue;
+        for (const sized of sizesOf(content)) {
+          if (found.has(sized)) continue;
+          if (found.size + legacy.length >= limit) {
+            full = true;
+            break;
+          }
+          found.set(sized, { name: this.#bestName(sized), count: 0 });
+        }
+      }
+      examined += Math.min(scanned, most);
+    }
     for (const [sized, { name }] of found) {
       if (!room(name)) {
-        return { files: out, truncated: true, examined: result.examined };
+        return { files: out, truncated: true, examined };
       }
       const { size, holders } = sized;
       out.push({ name, id: sized.content.id, size, holders });
     }
     for (const entry of legacy) {
       if (!room(entry.name)) {
-        return { files: out, truncated: true, examined: result.examined };
+        return { files: out, truncated: true, examined };
       }
       out.push(entry);
     }
     return {
       files: out,
-      truncated: full || !result.complete,
-      examined: result.examined,
+      truncated: full || !result.complete || !idsComplete,
+      examined,
     };
   }
 

@@ -278,7 +278,8 @@ export interface TrackerStore {
    * Files held by live peers, filtered by a query, with bounded work.
    *
    * @param query Substring (case-insensitive) or glob with `*` and `?`;
-   *   everything when absent.
+   *   everything when absent. A query of 8 to 64 hex digits also matches
+   *   the content ids it starts: clients resolve typed id prefixes so.
    * @param options The bounds.
    * @returns The entries, whether they were cut short, and the cost.
    */

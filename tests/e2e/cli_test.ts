@@ -24,12 +24,28 @@ Deno.test("Bad flags give one error line and a non-zero exit", async () => {
     ],
     [
       "peer --port abc",
-      runPeer("--daemon", "--port", "abc", "--tracker", "127.0.0.1:1"),
+      runPeer(
+        "--daemon",
+        "--shared",
+        "fixtures/shared1",
+        "--port",
+        "abc",
+        "--tracker",
+        "127.0.0.1:1",
+      ),
       /Invalid port "abc"/,
     ],
     [
       "peer --chunk-size 1",
-      runPeer("--daemon", "--chunk-size", "1", "--tracker", "127.0.0.1:1"),
+      runPeer(
+        "--daemon",
+        "--shared",
+        "fixtures/shared1",
+        "--chunk-size",
+        "1",
+        "--tracker",
+        "127.0.0.1:1",
+      ),
       /Invalid --chunk-size "1"/,
     ],
     [
@@ -45,7 +61,7 @@ Deno.test("Bad flags give one error line and a non-zero exit", async () => {
     [
       "tracker --interval soon",
       run("tracker", ["--port", "0", "--interval", "soon"]),
-      /Invalid duration "soon"/,
+      /Invalid --interval "soon"/,
     ],
   ];
   for (const [what, pending, message] of cases) {
@@ -73,12 +89,13 @@ Deno.test("An unreachable tracker gives exit 1 and one line", async () => {
   }
 });
 
-Deno.test("The tracker starts with only --allow-net --allow-read and flags", async () => {
+Deno.test("The tracker starts with only --allow-net --allow-read and --no-secret", async () => {
   await using tracker = new CliProcess([
     "run",
     "--allow-net",
     "--allow-read",
     TRACKER_TS,
+    "--no-secret",
     "--port",
     "0",
     "--host",
@@ -95,7 +112,11 @@ Deno.test("The tracker starts with only --allow-net --allow-read and flags", asy
     `127.0.0.1:${match[1]}`,
   );
   assert.equal(listed.code, 0, listed.stderr);
-  assert.deepEqual(JSON.parse(listed.stdout), []);
+  assert.deepEqual(JSON.parse(listed.stdout), {
+    version: 1,
+    query: null,
+    files: [],
+  });
 });
 
 Deno.test("The tracker takes a seed-style positional :PORT", async () => {
@@ -104,6 +125,7 @@ Deno.test("The tracker takes a seed-style positional :PORT", async () => {
     "run",
     "--allow-net",
     TRACKER_TS,
+    "--no-secret",
     `:${port}`,
     "--host",
     "127.0.0.1",

@@ -47,7 +47,9 @@ Deno.test("Peers exchange files verified byte for byte through the CLI", async (
       tracker.address,
     );
     assert.equal(result.code, 0, result.stderr);
-    return JSON.parse(result.stdout);
+    const listed = JSON.parse(result.stdout);
+    assert.equal(listed.version, 1);
+    return listed.files;
   };
 
   await t.step(
@@ -76,7 +78,7 @@ Deno.test("Peers exchange files verified byte for byte through the CLI", async (
       tracker.address,
     );
     assert.equal(result.code, 0, result.stderr);
-    const peers: PeerInfo[] = JSON.parse(result.stdout);
+    const peers: PeerInfo[] = JSON.parse(result.stdout).peers;
     assert.deepEqual(
       peers.map((p) => p.address).sort(),
       [peerA.address, peerB.address].sort(),

@@ -1,5 +1,6 @@
 /**
- * Permission-scoped runs: the tracker with `--allow-net` alone, a peer with
+ * Permission-scoped runs (open swarms: `--no-secret`, no `--allow-env`): the
+ * tracker with `--allow-net` alone, a peer with
  * `--allow-net` plus reads and writes of its shared and state directories
  * only, and a downloader with its download directory only. Traversal
  * attempts against them are stopped by Shoal's own checks (the error
@@ -96,6 +97,7 @@ Deno.test("A peer runs with only net and its own directories, and traversal is s
     "--no-prompt",
     "--allow-net",
     TRACKER_TS,
+    "--no-secret",
     "--port",
     "0",
     "--host",
@@ -116,6 +118,7 @@ Deno.test("A peer runs with only net and its own directories, and traversal is s
     ...peerFlags,
     PEER_TS,
     "--daemon",
+    "--no-secret",
     "--port",
     "0",
     "--host",
@@ -131,7 +134,7 @@ Deno.test("A peer runs with only net and its own directories, and traversal is s
     "60s",
   ]);
   const serving = await peer.waitFor(
-    /^Shoal peer serving (\d+) files from .+ on port (\d+)$/,
+    /^Shoal peer serving (\d+) files? \(.+?\) from .+ on port (\d+)$/,
   );
   assert.equal(serving.match[1], "2", "the symlink out is not indexed");
   await peer.waitFor(/^registered as /, { from: serving.index });
@@ -254,6 +257,7 @@ console.log(JSON.stringify(outcome));
         ...flags,
         PEER_TS,
         "download",
+        "--no-secret",
         "ok.txt",
         "--tracker",
         trackerAddress,
@@ -288,6 +292,7 @@ console.log(JSON.stringify(outcome));
         ...scoped([downloads], [downloads]),
         PEER_TS,
         "download",
+        "--no-secret",
         hostile.manifest.id,
         "--tracker",
         trackerAddress,

@@ -97,7 +97,7 @@ Deno.test("A peer neither announces nor serves Windows device and stream names, 
     shared: share.path,
   });
   // The scan went on past the hostile names.
-  assert.match(peer.stdout, /serving 1 files/);
+  assert.match(peer.stdout, /serving 1 file /);
   const listed = await new TrackerClient(tracker.address).list();
   assert.deepEqual(listed.map((f) => f.name), ["ok.txt"]);
 

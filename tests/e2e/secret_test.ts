@@ -125,7 +125,7 @@ Deno.test("A private swarm serves peers that know the secret and refuses everyon
       ]);
       assert.equal(listed.code, 0, listed.stderr);
       assert.deepEqual(
-        JSON.parse(listed.stdout).map((f: { name: string }) => f.name),
+        JSON.parse(listed.stdout).files.map((f: { name: string }) => f.name),
         ["big.bin"],
       );
       const got = await run("peer", [
@@ -191,7 +191,7 @@ Deno.test("A private swarm serves peers that know the secret and refuses everyon
       "--shared",
       outsider.path,
     ]);
-    await intruder.waitFor(/^Shoal peer serving 1 files/);
+    await intruder.waitFor(/^Shoal peer serving 1 file /);
     await pollUntil(
       () =>
         intruder.errorLines.find((l) =>

@@ -61,7 +61,7 @@ Deno.test("A peer refuses traversal names and never serves files outside its sha
     tracker: tracker.address,
     shared: share.path,
   });
-  assert.match(peer.stdout, /serving 1 files/);
+  assert.match(peer.stdout, /serving 1 file /);
 
   const listed = await new TrackerClient(tracker.address).list();
   assert.deepEqual(listed.map((f) => f.name), ["ok.txt"]);
