@@ -149,18 +149,24 @@ Deno.test("The prompt and the dashboard take id prefixes too", async () => {
   await using tracker = await spawnTracker({ interval: "30s" });
   await using one = await tempDir("shared1");
   await using two = await tempDir("shared2");
-  await using _holder = await spawnPeer({
+  await using _holderOne = await spawnPeer({
+    tracker: tracker.address,
+    shared: one.path,
+  });
+  await using _holderTwo = await spawnPeer({
     tracker: tracker.address,
     shared: two.path,
   });
   const [, idTwo] = await notesIds();
+  // The prompt's peer holds neither notes.txt (a peer is never its own source).
+  await using mine = await tempDir();
+  await Deno.mkdir(join(mine.path, "from-prompt"));
   await using prompt = await spawnPeer({
     tracker: tracker.address,
-    shared: one.path,
+    shared: mine.path,
     daemon: false,
-    args: ["--out", join(one.path, "from-prompt"), "--http-port", "0"],
+    args: ["--out", join(mine.path, "from-prompt"), "--http-port", "0"],
   });
-  await Deno.mkdir(join(one.path, "from-prompt"));
   const from = prompt.lines.length;
   await prompt.writeLine("download notes.txt");
   await prompt.waitFor(/error: Cannot download notes\.txt: 2 different files/, {
@@ -169,7 +175,7 @@ Deno.test("The prompt and the dashboard take id prefixes too", async () => {
   await prompt.writeLine(`download ${idTwo.slice(0, 12)}`);
   await prompt.waitFor(/^Downloaded notes\.txt .*verified/, { from });
   assert.equal(
-    await sha256File(join(one.path, "from-prompt", "notes.txt")),
+    await sha256File(join(mine.path, "from-prompt", "notes.txt")),
     await sha256File(join(two.path, "notes.txt")),
   );
 
@@ -193,7 +199,7 @@ Deno.test("The prompt and the dashboard take id prefixes too", async () => {
     holders.peers.every((p: { id: string }) => p.id === idTwo),
     JSON.stringify(holders),
   );
-  await Deno.remove(join(one.path, "from-prompt", "notes.txt"));
+  await Deno.remove(join(mine.path, "from-prompt", "notes.txt"));
   const started = await api("api/downloads", {
     method: "POST",
     body: JSON.stringify({ target: idTwo.slice(0, 8) }),
