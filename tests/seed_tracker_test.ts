@@ -3,8 +3,7 @@
  * process that speaks only the seed protocol and behaves as the original Go
  * one does (a first byte that is not JSON closes the connection; `register`
  * only adds names; a heartbeat from an unknown address is "peer not
- * registered"; an empty `filemap` is left out). `seed_go_test.ts` runs the
- * same against the Go original when Go is installed.
+ * registered"; an empty `filemap` is left out).
  *
  * @module
  */
