@@ -19,6 +19,7 @@
  */
 import { formatHostPort } from "./address.ts";
 import { isDisconnect } from "./connection.ts";
+import { SECURE_MARKER, secureAccept, type SecureOptions } from "./secure.ts";
 import {
   type Duplex,
   tcpTransport,
@@ -176,9 +177,16 @@ class TrackedDuplex implements Duplex {
 
 /** The handlers of a {@linkcode ConnectionServer}. */
 export interface ConnectionHandlers {
-  /** Serves a seed-protocol connection (first byte printable). */
-  legacy: ConnectionHandler;
-  /** Serves a framed connection (first byte a frame kind). */
+  /**
+   * Serves a seed-protocol connection (first byte printable); without it
+   * such connections are closed unanswered (`--no-seed-protocol`).
+   */
+  legacy?: ConnectionHandler;
+  /**
+   * Serves a framed connection: a secure one (first byte 0, after its
+   * handshake: a `SecureDuplex` and an empty prefix) or, if allowed, a
+   * plaintext one (first byte a frame kind).
+   */
   framed: ConnectionHandler;
   /** Told of a failed accept or handler. */
   error: (error: unknown, remote: string) => void;
@@ -194,12 +202,25 @@ export interface ServeOptions extends Partial<ServerLimits> {
   port: number;
   /** How connections are accepted. @default {tcpTransport} */
   transport?: Transport;
+  /**
+   * This server's identity and swarm key for secure (Noise) connections;
+   * the handshake must finish within `firstByteTimeoutMs`.
+   */
+  secure?: SecureOptions;
+  /**
+   * Also serve framed connections without encryption.
+   *
+   * @default {true}
+   */
+  plaintext?: boolean;
 }
 
 /** Accepts connections and dispatches them by their first byte. */
 export class ConnectionServer {
   readonly listener: TransportListener;
-  readonly #onLegacy: ConnectionHandler;
+  readonly #onLegacy: ConnectionHandler | undefined;
+  readonly #secure: SecureOptions;
+  readonly #plaintext: boolean;
   readonly #onFramed: ConnectionHandler;
   readonly #limits: ServerLimits;
   readonly #open = new Map<Duplex, Tracked>();
@@ -222,11 +243,19 @@ export class ConnectionServer {
     options: ServeOptions,
     handlers: ConnectionHandlers,
   ): ConnectionServer {
-    const { hostname, port, transport = tcpTransport, ...limits } = options;
+    const {
+      hostname,
+      port,
+      transport = tcpTransport,
+      secure = {},
+      plaintext = true,
+      ...limits
+    } = options;
     return new ConnectionServer(
       transport.listen({ hostname, port }),
       handlers,
       limits,
+      { secure, plaintext },
     );
   }
 
@@ -234,8 +263,11 @@ export class ConnectionServer {
     listener: TransportListener,
     handlers: ConnectionHandlers,
     limits: Partial<ServerLimits> = {},
+    security: { secure?: SecureOptions; plaintext?: boolean } = {},
   ) {
     this.listener = listener;
+    this.#secure = security.secure ?? {};
+    this.#plaintext = security.plaintext ?? true;
     this.#onLegacy = handlers.legacy;
     this.#onFramed = handlers.framed;
     this.#onError = handlers.error;
@@ -384,9 +416,15 @@ export class ConnectionServer {
       const prefix = first.subarray(0, n);
       // A frame starts with a control byte (kind 1 or 2); printable text is
       // a seed-protocol line (`{…}`, or garbage answered with a status error).
-      if (prefix[0]! >= 0x20 && prefix[0]! < 0x7f) {
-        await this.#onLegacy(conn, prefix, remote);
-      } else {
+      if (prefix[0] === SECURE_MARKER) {
+        const secure = await secureAccept(conn, prefix, {
+          ...this.#secure,
+          timeoutMs: this.#limits.firstByteTimeoutMs,
+        });
+        await this.#onFramed(secure, new Uint8Array(0), remote);
+      } else if (prefix[0]! >= 0x20 && prefix[0]! < 0x7f) {
+        if (this.#onLegacy) await this.#onLegacy(conn, prefix, remote);
+      } else if (this.#plaintext) {
         await this.#onFramed(conn, prefix, remote);
       }
     } catch (error) {

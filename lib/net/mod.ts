@@ -62,4 +62,24 @@ export {
   type Writer,
 } from "./connection.ts";
 export { TokenBucket } from "./rate_limit.ts";
+export {
+  ephemeralIdentity,
+  generateIdentity,
+  type Identity,
+  identityFromPrivateKey,
+  isKeyHex,
+  keyFromHex,
+  keyToHex,
+  peerIdOf,
+} from "./identity.ts";
+export {
+  HandshakeError,
+  KeyMismatchError,
+  secureAccept,
+  secureConnect,
+  type SecureConnectOptions,
+  SecureDuplex,
+  type SecureOptions,
+  secureTransport,
+} from "./secure.ts";
 export { ProtocolError, TimeoutError } from "../errors.ts";

@@ -50,6 +50,11 @@ export interface DialOptions {
   timeoutMs?: number;
   /** Gives up when aborted, rejecting with the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * The public key the remote side must prove (an encrypting transport
+   * refuses any other; plain TCP ignores it).
+   */
+  remoteKey?: Uint8Array;
 }
 
 /** Makes and accepts connections: TCP by default, or a wrapper around one. */

@@ -28,6 +28,7 @@ import { Buffer } from "node:buffer";
 import { type FrameConnection, writeAll } from "../net/connection.ts";
 import { encodeJsonFrame, type Frame, FrameDecoder } from "../net/wire.ts";
 import type { DialOptions, Duplex, Transport } from "../net/transport.ts";
+import { SecureDuplex } from "../net/secure.ts";
 import { ProtocolError, RemoteError, TimeoutError } from "../errors.ts";
 
 /** Bytes in each handshake nonce. */
@@ -109,6 +110,29 @@ function keyFor(secret: string): Buffer {
     keys.set(secret, key);
   }
   return key;
+}
+
+/**
+ * The 32-byte key a private swarm's secure (Noise `XXpsk3`) handshakes use
+ * as their pre-shared key: derived from the secret's scrypt hash, so a guess
+ * checked against a recorded handshake still costs an scrypt run.
+ *
+ * @param secret The shared secret (16 to 1024 UTF-8 bytes).
+ * @returns The pre-shared key.
+ * @throws {RangeError} If the secret is too short or too long.
+ *
+ * @example Deriving the swarm key
+ * ```ts
+ * import { swarmKey } from "@shoal/shoal/protocol";
+ * const key = swarmKey("correct horse battery staple");
+ * if (key.length !== 32) throw new Error();
+ * ```
+ */
+export function swarmKey(secret: string): Uint8Array {
+  return new Uint8Array(
+    createHmac("sha256", keyFor(secret)).update("shoal-noise-psk-v1")
+      .digest(),
+  );
 }
 
 function proof(
@@ -508,7 +532,8 @@ export async function* serverRequests(
   options: AcceptAuthenticationOptions = {},
 ): AsyncGenerator<Record<string, unknown>, void, void> {
   const frames = connection.frames();
-  if (secret !== undefined) {
+  // A secure connection proved the swarm key in its handshake already.
+  if (secret !== undefined && !(connection.conn instanceof SecureDuplex)) {
     await acceptAuthentication(connection, frames, secret, options);
   }
   for await (const frame of frames) {

@@ -11,7 +11,13 @@ import {
 } from "../net/connection.ts";
 import { type Duplex, tcpTransport, type Transport } from "../net/transport.ts";
 import { ProtocolError, RemoteError, TimeoutError } from "../errors.ts";
-import { privateSwarmTransport } from "./auth.ts";
+import {
+  AuthenticationError,
+  privateSwarmTransport,
+  swarmKey,
+} from "./auth.ts";
+import { HandshakeError, secureTransport } from "../net/secure.ts";
+import type { Identity } from "../net/identity.ts";
 import { MAX_RETRY_AFTER_MS, type ReplyValidators } from "./messages.ts";
 
 /** A reply to a request: a JSON object or a data frame's bytes. */
@@ -37,11 +43,33 @@ export interface RpcClientOptions extends FrameConnectionOptions {
    */
   secret?: string;
   /**
-   * How {@linkcode RpcClient.connect} reaches the remote side.
+   * How {@linkcode RpcClient.connect} reaches the remote side (encryption is
+   * added on top unless `encryption` is `false`).
    *
    * @default {tcpTransport}
    */
   transport?: Transport;
+  /**
+   * Encrypt and authenticate the connection (Noise, see
+   * `secureConnect`); `false` speaks the framed protocol in plaintext, with
+   * the private-swarm challenge–response when `secret` is set.
+   *
+   * @default {true}
+   */
+  encryption?: boolean;
+  /**
+   * The key pair this side proves in the secure handshake.
+   *
+   * @default {ephemeralIdentity()}
+   */
+  identity?: Identity;
+  /**
+   * The public key the server must prove (e.g. as the tracker listed it);
+   * a server proving another is refused with a `KeyMismatchError`.
+   *
+   * @default {undefined (any key)}
+   */
+  remoteKey?: Uint8Array;
 }
 
 interface Pending {
@@ -88,7 +116,14 @@ export class RpcClient {
    * @param options Limits.
    */
   constructor(conn: Duplex, options: RpcClientOptions = {}) {
-    const { secret: _secret, transport: _transport, ...frameOptions } = options;
+    const {
+      secret: _secret,
+      transport: _transport,
+      encryption: _encryption,
+      identity: _identity,
+      remoteKey: _remoteKey,
+      ...frameOptions
+    } = options;
     this.connection = new FrameConnection(conn, {
       ...frameOptions,
       // Idle time between requests is fine; a stalled reply is caught by the
@@ -115,12 +150,30 @@ export class RpcClient {
     options: RpcClientOptions = {},
   ): Promise<RpcClient> {
     const base = options.transport ?? tcpTransport;
-    const transport = options.secret === undefined
-      ? base
-      : privateSwarmTransport(base, options.secret);
-    const conn = await transport.dial(address, {
-      timeoutMs: options.requestTimeoutMs ?? 10_000,
-    });
+    const { secret } = options;
+    let transport: Transport;
+    if (options.encryption === false) {
+      transport = secret === undefined
+        ? base
+        : privateSwarmTransport(base, secret);
+    } else {
+      transport = secureTransport(base, {
+        ...(options.identity ? { identity: options.identity } : {}),
+        ...(secret !== undefined ? { psk: swarmKey(secret) } : {}),
+      });
+    }
+    let conn: Duplex;
+    try {
+      conn = await transport.dial(address, {
+        timeoutMs: options.requestTimeoutMs ?? 10_000,
+        ...(options.remoteKey ? { remoteKey: options.remoteKey } : {}),
+      });
+    } catch (error) {
+      if (error instanceof HandshakeError) {
+        throw new AuthenticationError(error.message, { cause: error });
+      }
+      throw error;
+    }
     return new RpcClient(conn, options);
   }
 
