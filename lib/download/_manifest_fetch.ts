@@ -9,6 +9,7 @@ import { RpcClient } from "../protocol/rpc.ts";
 import { type Manifest, validateManifest } from "../content/manifest.ts";
 import type { PeerInfo } from "../protocol/messages.ts";
 import { ProtocolError } from "../net/wire.ts";
+import { keyFromHex } from "../net/identity.ts";
 import {
   DEFAULT_MAX_FILE_SIZE,
   DEFAULT_STALL_TIMEOUT_MS,
@@ -85,6 +86,9 @@ async function askManifest(
     requestTimeoutMs: options.requestTimeoutMs ?? 15_000,
     ...(options.secret !== undefined ? { secret: options.secret } : {}),
     ...(options.transport ? { transport: options.transport } : {}),
+    ...(options.identity ? { identity: options.identity } : {}),
+    ...(options.encryption === false ? { encryption: false } : {}),
+    ...(holder.key ? { remoteKey: keyFromHex(holder.key) } : {}),
   });
   const reply = await rpc.request({ type: "manifest", id }, undefined, signal);
   if (reply instanceof Uint8Array || reply.type !== "manifest") {

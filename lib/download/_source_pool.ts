@@ -9,6 +9,8 @@ import { Buffer } from "node:buffer";
 import { RpcClient, type RpcClientOptions } from "../protocol/rpc.ts";
 import { type PeerInfo, peerReplies } from "../protocol/messages.ts";
 import { ProtocolError } from "../net/wire.ts";
+import { keyFromHex } from "../net/identity.ts";
+import { KeyMismatchError } from "../net/secure.ts";
 
 /** What a long-poll `have` learnt of a source. */
 export type HaveUpdate =
@@ -232,10 +234,11 @@ export class SourcePool {
       .slice(0, Math.max(0, this.#options.maxPeers - this.active()));
     const connected = await Promise.all(fresh.map(async (info) => {
       try {
-        const client = await RpcClient.connect(
-          info.address,
-          this.#options.connect,
-        );
+        // A holder must prove the key the tracker listed for it.
+        const client = await RpcClient.connect(info.address, {
+          ...this.#options.connect,
+          ...(info.key ? { remoteKey: keyFromHex(info.key) } : {}),
+        });
         const source = new Source(
           `${info.address}#${this.#count++}`,
           info,
@@ -245,6 +248,8 @@ export class SourcePool {
         return source;
       } catch (error) {
         this.#failed(info.address);
+        // Not who the tracker said: never asked again in this download.
+        if (error instanceof KeyMismatchError) this.banned.add(info.address);
         this.errors.push(`${info.address}: ${(error as Error).message}`);
         return undefined;
       }

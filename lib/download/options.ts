@@ -8,6 +8,7 @@ import type { Manifest } from "../content/manifest.ts";
 import type { PeerInfo } from "../protocol/messages.ts";
 import type { TokenBucket } from "../net/rate_limit.ts";
 import type { Transport } from "../net/transport.ts";
+import type { Identity } from "../net/identity.ts";
 import type { DownloadStrategy } from "./strategy.ts";
 
 /** Largest file a download accepts unless told otherwise: 1 TiB. */
@@ -172,6 +173,20 @@ export interface DownloadOptions {
    * @default {undefined}
    */
   secret?: string;
+  /**
+   * The key pair proved to the tracker and to each source.
+   *
+   * @default {ephemeralIdentity()}
+   */
+  identity?: Identity;
+  /**
+   * Encrypt every connection (Noise); each source must prove the key the
+   * tracker listed for it. `false` speaks plaintext (benchmarks, trusted
+   * networks).
+   *
+   * @default {true}
+   */
+  encryption?: boolean;
   /** Called with progress after each verified chunk. */
   onProgress?: (progress: DownloadProgress) => void;
   /** Called once the manifest is known and the `.part` file is open. */

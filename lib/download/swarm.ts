@@ -14,6 +14,7 @@ import { chunkLength, type Manifest, sha256Hex } from "../content/manifest.ts";
 import { type PeerInfo, peerReplies } from "../protocol/messages.ts";
 import type { TokenBucket } from "../net/rate_limit.ts";
 import type { Transport } from "../net/transport.ts";
+import type { Identity } from "../net/identity.ts";
 import { ChunkBoard } from "./scheduler.ts";
 import {
   type ChunkChooser,
@@ -103,6 +104,10 @@ export interface SwarmOptions {
   signal?: AbortSignal;
   /** Shared secret of a private swarm: sources are authenticated with it. */
   secret?: string;
+  /** The key pair proved to sources. @default {ephemeralIdentity()} */
+  identity?: Identity;
+  /** Encrypt source connections. @default {true} */
+  encryption?: boolean;
   /** The port this side's peer serves on, told to each source (`hello`). */
   servingPort?: number;
   /** Called after each verified, written chunk, with the source's address. */
@@ -196,6 +201,8 @@ class Swarm {
         discard: this.#buffers.release,
         ...(options.secret !== undefined ? { secret: options.secret } : {}),
         ...(options.transport ? { transport: options.transport } : {}),
+        ...(options.identity ? { identity: options.identity } : {}),
+        ...(options.encryption === false ? { encryption: false } : {}),
       },
     });
   }

@@ -76,6 +76,8 @@ export async function download(
     ? new TrackerClient(options.tracker, {
       ...(options.secret !== undefined ? { secret: options.secret } : {}),
       ...(options.transport ? { transport: options.transport } : {}),
+      ...(options.identity ? { identity: options.identity } : {}),
+      ...(options.encryption === false ? { encryption: false } : {}),
     })
     : undefined;
   const ask = async (
@@ -264,6 +266,8 @@ async function fetchChunks(
     stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
     ...(options.limiter ? { limiter: options.limiter } : {}),
     ...(options.secret !== undefined ? { secret: options.secret } : {}),
+    ...(options.identity ? { identity: options.identity } : {}),
+    ...(options.encryption === false ? { encryption: false } : {}),
     ...(options.servingPort !== undefined
       ? { servingPort: options.servingPort }
       : {}),

@@ -10,7 +10,10 @@
 import type { TypedEventTarget } from "../events.ts";
 import { ConnectionServer } from "../net/_server.ts";
 import { UploadBuffers } from "../download/_chunk_buffers.ts";
-import { validateSecret } from "../protocol/auth.ts";
+import { swarmKey, validateSecret } from "../protocol/auth.ts";
+import { type Identity, peerIdOf } from "../net/identity.ts";
+import { ProtocolError } from "../errors.ts";
+import { loadIdentity } from "./identity_file.ts";
 import type { ListedFile, PeerInfo } from "../protocol/messages.ts";
 import { TokenBucket } from "../net/rate_limit.ts";
 import { type ScanProgress, ShareIndex } from "../share/share.ts";
@@ -135,11 +138,40 @@ export interface PeerOptions {
   /**
    * How connections are made and accepted: the listening socket, the
    * tracker and the peers downloaded from. Wrap {@linkcode tcpTransport} to
-   * count, throttle or encrypt.
+   * count or throttle (encryption is added on top).
    *
    * @default {tcpTransport}
    */
   transport?: Transport;
+  /**
+   * The peer's long-lived key pair, proved in every secure handshake; its
+   * peer id is derived from the public key.
+   *
+   * @default {read from `<stateDir>/identity.key`, created on first start}
+   */
+  identity?: Identity;
+  /**
+   * Encrypt the connections this peer makes (to the tracker and to
+   * sources). `false` speaks plaintext: for benchmarks and trusted
+   * networks only.
+   *
+   * @default {true}
+   */
+  encryption?: boolean;
+  /**
+   * Also serve framed connections without encryption (Shoal's own peers
+   * always encrypt unless told not to).
+   *
+   * @default {true}
+   */
+  plaintext?: boolean;
+  /**
+   * Serve seed-protocol (plaintext JSON-line) clients; `false` closes their
+   * connections unanswered.
+   *
+   * @default {true}
+   */
+  seedProtocol?: boolean;
   /** Closes the peer when aborted. */
   signal?: AbortSignal;
 }
@@ -164,6 +196,8 @@ export interface PeerEventMap {
 
 /** A snapshot of what a peer is doing. */
 export interface PeerStatus {
+  /** The peer's id (derived from its public key, see `peerIdOf`). */
+  id: string;
   /** Address the tracker gives out for this peer, once registered. */
   address: string | null;
   /** Whether the last tracker call succeeded. */
@@ -182,6 +216,10 @@ export interface PeerStatus {
 export interface Peer extends TypedEventTarget<PeerEventMap>, AsyncDisposable {
   /** The bound port. */
   readonly port: number;
+  /** The peer's id, derived from its public key (see `peerIdOf`). */
+  readonly id: string;
+  /** The public key it proves in every secure handshake. */
+  readonly publicKey: Uint8Array;
   /** The shared files. */
   readonly shares: ShareIndex;
   /** Lists files on the network. */
@@ -246,9 +284,13 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     : validateSecret(options.secret);
   const transport = options.transport ?? tcpTransport;
   const shares = await openShares(options);
+  const identity = options.identity ?? await loadIdentity(shares.stateDir);
+  const encryption = options.encryption ?? true;
   const tracker = new TrackerClient(options.tracker, {
     ...(secret !== undefined ? { secret } : {}),
     transport,
+    identity,
+    encryption,
   });
   const events = new EventTarget();
   const emit = <K extends keyof PeerEventMap>(
@@ -262,6 +304,8 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     outDir: options.out ?? shares.root,
     options: {
       ...(secret !== undefined ? { secret } : {}),
+      identity,
+      encryption,
       ...(options.maxDownloadRate
         ? { limiter: new TokenBucket(options.maxDownloadRate) }
         : {}),
@@ -274,6 +318,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
   const uploads = new UploadLedger(downloads.swarms);
   const server = serve(options, {
     shares,
+    identity,
     secret,
     transport,
     uploads,
@@ -356,8 +401,11 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
   const isOwnAddress = (address: string) => address === session.address;
   const downloadOne = (target: string, o?: Partial<DownloadOptions>) =>
     downloads.download(target, { servingPort: port, isOwnAddress, ...o });
+  const id = peerIdOf(identity.publicKey);
   const peer: Peer = Object.assign(events, {
     port,
+    id,
+    publicKey: identity.publicKey,
     shares,
     list: (query?: string) => observed(tracker.list(query)),
     peers: async (target: string) =>
@@ -373,6 +421,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
         run: downloadOne,
       }),
     status: (): PeerStatus => ({
+      id,
       address: session.address,
       trackerConnected: session.connected,
       shared: shares.files().length,
@@ -391,6 +440,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
 /** What {@linkcode serve} shares with the rest of the peer. */
 interface ServeContext {
   shares: ShareIndex;
+  identity: Identity;
   secret: string | undefined;
   transport: Transport;
   uploads: UploadLedger;
@@ -453,8 +503,22 @@ function serve(options: PeerOptions, ctx: ServeContext): ConnectionServer {
         ? { maxConnections: options.maxConnections }
         : {}),
       firstByteTimeoutMs: readTimeoutMs,
+      secure: {
+        identity: ctx.identity,
+        ...(ctx.secret !== undefined ? { psk: swarmKey(ctx.secret) } : {}),
+      },
+      plaintext: options.plaintext ?? true,
     },
-    { framed: chunks.serve, legacy: seed.serve, error: () => {} },
+    {
+      framed: chunks.serve,
+      ...(options.seedProtocol === false ? {} : { legacy: seed.serve }),
+      // A failed secure handshake is reported like a protocol violation.
+      error: (error, remote) => {
+        if (error instanceof ProtocolError) {
+          ctx.onProtocolError(remote, error.message);
+        }
+      },
+    },
   );
   server.start();
   return server;

@@ -7,6 +7,7 @@
 import { ProtocolError } from "../net/wire.ts";
 import { validateName } from "../content/names.ts";
 import { isContentId, MAX_FILE_SIZE } from "../content/manifest.ts";
+import { isKeyHex } from "../net/identity.ts";
 
 /** Longest search query accepted by the tracker. */
 export const MAX_QUERY_LENGTH = 256;
@@ -195,6 +196,12 @@ export interface PeerInfo {
   name: string;
   /** The content id it holds under that name (`null`: seed-protocol peer). */
   id: string | null;
+  /**
+   * The public key (64 hex digits) it proved when it registered: a
+   * downloader refuses a holder that proves another. Absent when none was
+   * proved (seed-protocol or plaintext registrations).
+   */
+  key?: string;
 }
 
 type Obj = Record<string, unknown>;
@@ -573,9 +580,18 @@ export function validatePeersReply(
     if (e.protocol === "shoal" && e.id === null) {
       fail("a Shoal peer has no content id");
     }
+    if (e.key !== undefined && !isKeyHex(e.key)) {
+      fail("a peer's key is not 64 lowercase hex digits");
+    }
     const name = usableName(e.name);
     if (name === undefined) return [];
-    return [{ address: e.address, protocol: e.protocol, name, id: e.id }];
+    return [{
+      address: e.address,
+      protocol: e.protocol,
+      name,
+      id: e.id,
+      ...(e.key !== undefined ? { key: e.key } : {}),
+    }];
   });
 }
 

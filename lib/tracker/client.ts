@@ -10,6 +10,7 @@ import { legacyRequest } from "../protocol/legacy.ts";
 import { RpcClient } from "../protocol/rpc.ts";
 import { SeedTrackerClient } from "./seed_client.ts";
 import type { Transport } from "../net/transport.ts";
+import type { Identity } from "../net/identity.ts";
 import {
   type FileAnnouncement,
   type ListedFile,
@@ -40,6 +41,18 @@ export interface TrackerClientOptions {
    * @default {true}
    */
   seedFallback?: boolean;
+   * The key pair proved to the tracker: a `register` over it makes the
+   * tracker list this key with the peer.
+   *
+   * @default {ephemeralIdentity()}
+   */
+  identity?: Identity;
+  /**
+   * Encrypt each connection (`RpcClientOptions.encryption`).
+   *
+   * @default {true}
+   */
+  encryption?: boolean;
 }
 
 /** Which protocol a tracker was found to speak. */
@@ -88,6 +101,8 @@ export class TrackerClient {
   readonly #seedFallback: boolean;
   #protocol: TrackerProtocol | undefined;
   #seedClient: SeedTrackerClient | undefined;
+  readonly #identity: Identity | undefined;
+  readonly #encryption: boolean;
 
   /**
    * Creates a client (no connection is made until a call).
@@ -101,6 +116,8 @@ export class TrackerClient {
     this.#secret = options.secret;
     this.#transport = options.transport;
     this.#seedFallback = options.seedFallback ?? true;
+    this.#identity = options.identity;
+    this.#encryption = options.encryption ?? true;
   }
 
   /**
@@ -175,6 +192,8 @@ export class TrackerClient {
       readBufferSize: 64 * 1024,
       ...(this.#secret !== undefined ? { secret: this.#secret } : {}),
       ...(this.#transport ? { transport: this.#transport } : {}),
+      ...(this.#identity ? { identity: this.#identity } : {}),
+      encryption: this.#encryption,
     });
     return await client.ask(trackerReplies, message);
   }

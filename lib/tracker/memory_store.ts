@@ -108,9 +108,9 @@ export class MemoryStore implements TrackerStore {
    * @returns `"ok"`, or which per-network limit refused it.
    */
   register(registration: PeerRegistration): Promise<ApplyChangesResult> {
-    const { address, protocol, files, source } = registration;
+    const { address, protocol, files, source, key } = registration;
     return Promise.resolve(
-      this.#registry.upsert(address, protocol, files, source),
+      this.#registry.upsert(address, protocol, files, source, key),
     );
   }
 

@@ -187,6 +187,7 @@ export class Registry {
    * @param files Its files (legacy: ids and sizes null).
    * @param source The IP it connected from (per-network limits count it
    *   there); by default the host of `address`.
+   * @param key The public key it proved (hex), if any.
    * @returns `"ok"`, or which per-network limit refused it (nothing changed).
    */
   upsert(
@@ -194,6 +195,7 @@ export class Registry {
     protocol: "shoal" | "legacy",
     files: readonly (FileAnnouncement | StoredFile)[],
     source?: string,
+    key?: string,
   ): ApplyChangesResult {
     const now = this.#now();
     this.#expireDue(now);
@@ -214,6 +216,7 @@ export class Registry {
       files: new Map(),
       seq: 0,
       network,
+      ...(key !== undefined ? { key } : {}),
     };
     this.#peers.set(address, record);
     this.#ids.set(address, new Map());
@@ -678,12 +681,16 @@ export class Registry {
       const content = this.#contents.get(id);
       if (!content) return [];
       return sampleHolders(content.holders, limit, this.#random, this.#isAlive)
-        .map((address) => ({
-          address,
-          protocol: "shoal",
-          name: namesOf(this.#ids.get(address)!.get(id)!)[0]!,
-          id,
-        }));
+        .map((address) => {
+          const key = this.#peers.get(address)?.key;
+          return {
+            address,
+            protocol: "shoal",
+            name: namesOf(this.#ids.get(address)!.get(id)!)[0]!,
+            id,
+            ...(key !== undefined ? { key } : {}),
+          };
+        });
     }
     const name = query.name ?? "";
     const named = this.#names.get(name);
@@ -707,6 +714,7 @@ export class Registry {
         protocol: record.protocol,
         name,
         id: record.files.get(name)?.id ?? null,
+        ...(record.key !== undefined ? { key: record.key } : {}),
       };
     });
   }

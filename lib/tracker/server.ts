@@ -6,7 +6,9 @@
  * @module
  */
 import type { TypedEventTarget } from "../events.ts";
-import { serverRequests, validateSecret } from "../protocol/auth.ts";
+import { serverRequests, swarmKey, validateSecret } from "../protocol/auth.ts";
+import { SecureDuplex } from "../net/secure.ts";
+import { generateIdentity, type Identity, keyToHex } from "../net/identity.ts";
 import { type ConnectionHandler, ConnectionServer } from "../net/_server.ts";
 import { FrameConnection, writeAll } from "../net/connection.ts";
 import { formatHostPort } from "../net/address.ts";
@@ -76,12 +78,31 @@ export interface TrackerOptions extends Omit<TrackerServiceOptions, "emit"> {
    */
   clock?: Clock;
   /**
-   * How connections are accepted (a wrapper adds encryption, a test passes
-   * an in-memory one).
+   * How connections are accepted (a test passes an in-memory one).
    *
    * @default {tcpTransport}
    */
   transport?: Transport;
+  /**
+   * The key pair the tracker proves in secure handshakes.
+   *
+   * @default {a new one at each start}
+   */
+  identity?: Identity;
+  /**
+   * Also serve framed connections without encryption (Shoal's own clients
+   * always encrypt unless told not to).
+   *
+   * @default {true}
+   */
+  plaintext?: boolean;
+  /**
+   * Answer seed-protocol (plaintext JSON-line) clients; `false` closes
+   * their connections unanswered.
+   *
+   * @default {true}
+   */
+  seedProtocol?: boolean;
   /** Closes the tracker when aborted. */
   signal?: AbortSignal;
 }
@@ -95,6 +116,8 @@ export interface Tracker
   readonly address: string;
   /** The store the tracker keeps its peers in (passed in, or its own). */
   readonly store: TrackerStore;
+  /** The tracker's public key, as proved in secure handshakes. */
+  readonly publicKey: Uint8Array;
   /** Stops listening, closes every connection. */
   close(): Promise<void>;
 }
@@ -119,6 +142,7 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
   const secret = options.secret === undefined
     ? undefined
     : validateSecret(options.secret);
+  const identity = options.identity ?? generateIdentity();
   const events = new EventTarget();
   const emit: TrackerEmit = (type, detail) =>
     events.dispatchEvent(new CustomEvent(type, { detail }));
@@ -168,13 +192,25 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
         : {}),
       firstByteTimeoutMs: readTimeoutMs,
       writeTimeoutMs: options.writeTimeoutMs ?? readTimeoutMs,
+      secure: {
+        identity,
+        ...(secret !== undefined ? { psk: swarmKey(secret) } : {}),
+      },
+      plaintext: options.plaintext ?? true,
     },
     {
       framed: (conn, prefix, remote) =>
         serveFramed(connection, conn, prefix, remote),
-      legacy: (conn, prefix, remote) =>
-        serveSeed(connection, conn, prefix, remote),
-      error: () => {},
+      ...(options.seedProtocol === false ? {} : {
+        legacy: (conn: Accepted, prefix: Uint8Array, remote: string) =>
+          serveSeed(connection, conn, prefix, remote),
+      }),
+      // A failed secure handshake is reported like a bad request.
+      error: (error, remote) => {
+        if (error instanceof ProtocolError) {
+          emit("protocol-error", { remote, message: error.message });
+        }
+      },
       dropped: (remote, message) => emit("protocol-error", { remote, message }),
     },
   );
@@ -207,6 +243,7 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
       server.port,
     ),
     store,
+    publicKey: identity.publicKey,
     close,
     [Symbol.asyncDispose]: close,
   });
@@ -260,13 +297,16 @@ async function serveFramed(
     // (ConnectionServer), which reports the drop.
   });
   const remoteIp = conn.remoteAddr.hostname;
+  const key = conn instanceof SecureDuplex
+    ? keyToHex(conn.remoteKey)
+    : undefined;
   try {
     const requests = serverRequests(connection, context.secret, {
       timeoutMs: readTimeoutMs,
       remote,
     });
     for await (const message of requests) {
-      const reply = await service.message(message, remoteIp);
+      const reply = await service.message(message, remoteIp, key);
       await connection.send({ ...reply, rid: message.rid });
     }
   } catch (error) {

@@ -208,11 +208,14 @@ export class TrackerService {
    *
    * @param message The decoded message (its `rid` is ignored).
    * @param remoteIp The IP it came from.
+   * @param key The public key (hex) the client proved on a secure
+   *   connection: a `register` records it with the peer.
    * @returns The reply, without `rid`.
    */
   async message(
     message: Record<string, unknown>,
     remoteIp: string,
+    key?: string,
   ): Promise<TrackerReply> {
     if (!this.#limiter.take(remoteIp)) {
       return {
@@ -225,6 +228,7 @@ export class TrackerService {
       return await this.request(
         validateTrackerRequest(message, this.#maxFiles),
         remoteIp,
+        key,
       );
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
@@ -237,13 +241,18 @@ export class TrackerService {
    *
    * @param request The request.
    * @param remoteIp The IP it came from.
+   * @param key The public key (hex) the client proved, if any.
    * @returns The reply.
    * @throws {ProtocolError} If a trusted peer advertises an invalid host.
    */
-  request(request: TrackerRequest, remoteIp: string): Promise<TrackerReply> {
+  request(
+    request: TrackerRequest,
+    remoteIp: string,
+    key?: string,
+  ): Promise<TrackerReply> {
     switch (request.type) {
       case "register":
-        return this.#register(request, remoteIp);
+        return this.#register(request, remoteIp, key);
       case "heartbeat":
         return this.#heartbeat(request, remoteIp);
       case "unregister":
@@ -341,6 +350,7 @@ export class TrackerService {
   async #register(
     request: Extract<TrackerRequest, { type: "register" }>,
     remoteIp: string,
+    key: string | undefined,
   ): Promise<TrackerReply> {
     const address = this.#peerAddress(remoteIp, request.port, request.host);
     const result = await this.store.register({
@@ -348,6 +358,7 @@ export class TrackerService {
       protocol: "shoal",
       files: request.files,
       source: remoteIp,
+      ...(key !== undefined ? { key } : {}),
     });
     if (result !== "ok") return this.#limitExceeded(address, result);
     this.#emit("register", { address, files: request.files.length });

@@ -80,6 +80,11 @@ export interface PeerRecord {
    * networks.
    */
   network: string;
+  /**
+   * The public key (64 hex digits) the peer proved in the secure handshake
+   * of its registration; absent for seed-protocol and plaintext peers.
+   */
+  key?: string;
 }
 
 /** A full registration: a peer and every file it shares. */
@@ -96,6 +101,13 @@ export interface PeerRegistration {
    * @default {the host of `address`}
    */
   source?: string;
+  /**
+   * The public key (64 hex digits) it proved in its secure handshake:
+   * returned with it by `getPeers`, so downloaders can check it.
+   *
+   * @default {undefined (none proved)}
+   */
+  key?: string;
 }
 
 /** An incremental announce: changes since the last one. */
