@@ -62,6 +62,8 @@ interface CommonOptions {
   secret?: string | boolean;
   unverified?: boolean;
   stallTimeout?: string;
+  /** `false` with `--no-encryption`. */
+  encryption?: boolean;
 }
 
 /** Flags only the one-shot `download` has. */
@@ -95,9 +97,12 @@ function downloadFlags(
  * The secret of a private swarm: `--secret`, else `SHOAL_SECRET`; stops
  * when the environment may not be read (unless `--no-secret`).
  */
-async function swarmSecret(opts: CommonOptions): Promise<{ secret?: string }> {
+async function swarmSecret(
+  opts: CommonOptions,
+): Promise<{ secret?: string; encryption?: false }> {
+  const plain = opts.encryption === false ? { encryption: false as const } : {};
   const secret = await commandSecret(opts.secret, "peer");
-  return secret === undefined ? {} : { secret };
+  return secret === undefined ? plain : { secret, ...plain };
 }
 
 function trackerAddress(text: string): string {
@@ -391,7 +396,9 @@ async function runSeedingDownload(
   });
   const { uploaded } = peer.status();
   console.log(
-    opts.json ? resultJson(result, { uploaded }) : uploadedLine(uploaded),
+    opts.json
+      ? resultJson(result, { uploaded, peer: peer.id })
+      : uploadedLine(uploaded),
   );
 }
 
@@ -490,7 +497,7 @@ async function handleLine(peer: Peer, line: string): Promise<boolean> {
     case "status": {
       const s = peer.status();
       console.log(
-        `Address ${s.address ?? "(not registered)"}; tracker ${
+        `Peer ${s.id} at ${s.address ?? "(not registered)"}; tracker ${
           s.trackerConnected ? "connected" : "unreachable"
         }; sharing ${s.shared} file${s.shared === 1 ? "" : "s"}`,
       );
@@ -634,6 +641,8 @@ async function runPeer(
       ? { stableMs: parseDuration(String(opts.settle), "--settle") }
       : {}),
     ...(opts.hashJobs ? { hashConcurrency: parseHashJobs(opts.hashJobs) } : {}),
+    seedProtocol: opts.seedProtocol !== false,
+    plaintext: opts.plaintext !== false,
     onScanProgress: scanProgressPrinter(),
     onScanSkip: scanSkipPrinter(),
   }).catch((error) => {
@@ -687,6 +696,7 @@ async function runPeer(
       formatBytes(bytes)
     }) from ${peer.shares.root} on port ${peer.port}`,
   );
+  console.log(`Peer id ${peer.id}`);
   let dashboard: Dashboard | undefined;
   if (opts.httpPort !== undefined) {
     const httpPort = parsePort(String(opts.httpPort));
@@ -705,6 +715,9 @@ async function runPeer(
     });
     // The token is the dashboard's password: only this line shows it.
     console.log(`Dashboard on ${dashboard.pageUrl}`);
+    for (const url of dashboard.urls.slice(1)) {
+      console.log(`Dashboard also on ${url}#token=${dashboard.token}`);
+    }
   }
 
   const stopped = new Promise<void>((resolve) => {
@@ -802,6 +815,10 @@ function withCommon(command: Command, folders?: FolderHelp): Command {
     .option(
       "--no-secret",
       "open swarm: do not read SHOAL_SECRET (needed to run without --allow-env=SHOAL_SECRET)",
+    )
+    .option(
+      "--no-encryption",
+      "talk to the tracker and peers in plaintext (benchmarks, trusted networks only)",
     );
 }
 
@@ -841,6 +858,14 @@ const program = withCommon(
     "upload cap in bytes/s over all connections, e.g. 50M (default: none)",
   )
   .option("--daemon", "run headless until SIGINT/SIGTERM")
+  .option(
+    "--no-seed-protocol",
+    "do not answer seed-protocol (plaintext JSON-line) clients",
+  )
+  .option(
+    "--no-plaintext",
+    "refuse unencrypted framed connections (Shoal peers always encrypt)",
+  )
   .option("--http-port <port>", "serve the web dashboard on this port")
   .option(
     "--http-host <host>",

@@ -82,6 +82,14 @@ const program = new Command("tracker")
     "--no-secret",
     "run an open swarm without reading SHOAL_SECRET (needed to run without --allow-env=SHOAL_SECRET)",
   )
+  .option(
+    "--no-seed-protocol",
+    "do not answer seed-protocol (plaintext JSON-line) clients",
+  )
+  .option(
+    "--no-plaintext",
+    "refuse unencrypted framed connections (Shoal clients always encrypt)",
+  )
   .option("-q, --quiet", "print only errors")
   .version(denoConfig.version, "-V, --version", "print the version")
   .exitOverride()
@@ -170,6 +178,8 @@ async function main(): Promise<number> {
       maxRequestsPerSecond: count("--rate-limit", opts.rateLimit, 0),
       requestBurst: count("--rate-burst", opts.rateBurst, 1),
       ...(secret !== undefined ? { secret } : {}),
+      seedProtocol: opts.seedProtocol !== false,
+      plaintext: opts.plaintext !== false,
     });
   } catch (error) {
     if (error instanceof Deno.errors.AddrInUse) {

@@ -378,6 +378,7 @@ function renderStatus(status) {
   const previous = state.status;
   state.status = status;
   $("peer-address").textContent = status.address ?? `port ${status.port}`;
+  $("peer-id").textContent = status.id ? `id ${status.id}` : "";
   setTracker(status.tracker, status.trackerError);
   if (status.sharedVersion !== state.sharedVersion) {
     state.sharedVersion = status.sharedVersion;

@@ -8,6 +8,7 @@ import { formatBytes } from "../content/_bytes.ts";
 import type { DownloadResult } from "../download/options.ts";
 import type { ListedFile, PeerInfo } from "../protocol/messages.ts";
 import { SHOWN_ID_LENGTH } from "../download/_target.ts";
+import { keyFromHex, peerIdOf } from "../net/identity.ts";
 import { plural, table } from "./_cli.ts";
 
 /** The version of every `--json` document; bumped on an incompatible change. */
@@ -65,12 +66,14 @@ export function formatList(files: ListedFile[], query?: string): string {
 export function formatPeers(target: string, peers: PeerInfo[]): string {
   if (peers.length === 0) return `Nobody holds ${target}.`;
   return table([
-    ["ADDRESS", "PROTOCOL", "NAME", "ID"],
+    ["ADDRESS", "PROTOCOL", "NAME", "ID", "PEER"],
     ...peers.map((p) => [
       p.address,
       p.protocol,
       p.name,
       p.id === null ? "-" : p.id.slice(0, SHOWN_ID_LENGTH),
+      // The peer id of the key it proved when it registered.
+      p.key ? peerIdOf(keyFromHex(p.key)) : "-",
     ]),
   ]);
 }

@@ -36,6 +36,7 @@ export class StatusView {
     const peer = this.#peer;
     const s = peer.status();
     return {
+      id: s.id,
       address: s.address,
       port: peer.port,
       tracker: s.trackerConnected

@@ -44,6 +44,30 @@ function dashboardUrl(hostname: string, port: number): string {
 }
 
 /**
+ * Every address a dashboard bound to `hostname` can be reached at: the
+ * bound one, or for a wildcard (`0.0.0.0`, `::`) loopback and each of this
+ * machine's other addresses (listed when the process may read them:
+ * `--allow-sys=networkInterfaces`; it is never prompted for).
+ */
+function reachableUrls(hostname: string, port: number): string[] {
+  const wildcard = hostname === "0.0.0.0" || hostname === "::";
+  if (!wildcard) return [dashboardUrl(hostname, port)];
+  const urls = [dashboardUrl(hostname, port)];
+  const allowed = Deno.permissions.querySync({
+    name: "sys",
+    kind: "networkInterfaces",
+  }).state === "granted";
+  if (!allowed) return urls;
+  for (const nic of Deno.networkInterfaces()) {
+    if (hostname === "0.0.0.0" && nic.family !== "IPv4") continue;
+    if (/^(127\.|::1$|fe80:)/i.test(nic.address)) continue;
+    const url = dashboardUrl(nic.address, port);
+    if (!urls.includes(url)) urls.push(url);
+  }
+  return urls;
+}
+
+/**
  * Starts the web dashboard for a running peer.
  *
  * @param peer The peer to show and drive.
@@ -147,6 +171,7 @@ export async function startDashboard(
 
   return {
     url,
+    urls: reachableUrls(hostname, port),
     pageUrl: `${url}#token=${token}`,
     token,
     port,

@@ -150,6 +150,8 @@ export interface DashboardUpload {
 
 /** The peer's state as `GET /api/status` and the event stream give it. */
 export interface DashboardStatus {
+  /** The peer's id, derived from its public key. */
+  id: string;
   /** Address the tracker gives out for this peer, once registered. */
   address: string | null;
   /** Port the peer serves files on. */
@@ -170,6 +172,12 @@ export interface DashboardStatus {
 export interface Dashboard extends AsyncDisposable {
   /** Where it is served, e.g. `http://127.0.0.1:8080/`. */
   readonly url: string;
+  /**
+   * Every address it can be reached at: `url` first, then, when bound to
+   * all interfaces, this machine's other addresses (if the process may list
+   * them). Each needs the token, like `url`.
+   */
+  readonly urls: readonly string[];
   /**
    * Address to open in a browser: {@linkcode Dashboard.url} with the token
    * in its fragment, e.g. `http://127.0.0.1:8080/#token=…` (a fragment is

@@ -41,6 +41,7 @@ export interface TrackerClientOptions {
    * @default {true}
    */
   seedFallback?: boolean;
+  /**
    * The key pair proved to the tracker: a `register` over it makes the
    * tracker list this key with the peer.
    *
