@@ -170,6 +170,11 @@ export class RpcClient {
       });
     } catch (error) {
       if (error instanceof HandshakeError) {
+        // A private server refusing a client without the secret answers
+        // like a plaintext one: an `auth_required` error.
+        if (error.reason === "secret_required") {
+          throw new RemoteError("auth_required", error.message);
+        }
         throw new AuthenticationError(error.message, { cause: error });
       }
       throw error;
