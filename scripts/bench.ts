@@ -254,8 +254,9 @@ async function timedDownload(
   id: string,
   out: string,
   size: number,
+  extra: string[] = [],
 ): Promise<{ mibps: number; peakRss: number }> {
-  const proc = downloader(tracker, id, out);
+  const proc = downloader(tracker, id, out, extra);
   const peak = proc.peakRss();
   const match = await proc.waitFor(/^Downloaded .* in ([\d.]+) s/, 600_000);
   const status = await proc.child.status;
@@ -315,6 +316,7 @@ async function main(): Promise<void> {
     let raw = 0;
     let rawVerified = 0;
     const single = { mibps: 0, peakRss: 0 };
+    const plaintext = { mibps: 0 };
     for (let i = 0; i < RUNS; i++) {
       raw = Math.max(
         raw,
@@ -333,7 +335,21 @@ async function main(): Promise<void> {
         throw new Error("Single-source download is not byte-exact");
       }
       await Deno.remove(join(work, "dl1"), { recursive: true });
+      // The same download without encryption (the seeder takes both).
+      const plain = await timedDownload(address, id, join(work, "dl1p"), size, [
+        "--no-encryption",
+      ]);
+      plaintext.mibps = Math.max(plaintext.mibps, plain.mibps);
+      if (await sha256File(join(work, "dl1p", "big.bin")) !== expected) {
+        throw new Error("Plaintext download is not byte-exact");
+      }
+      await Deno.remove(join(work, "dl1p"), { recursive: true });
     }
+    const seederAddress = /^registered as (\S+)$/m.exec(
+      seeder.lines.join("\n"),
+    )![1]!;
+    const handshakes = await connectionsPerSecond(seederAddress, true);
+    const plainConnects = await connectionsPerSecond(seederAddress, false);
 
     // 3. Multi-source speedup: 1 capped seeder vs 4 capped seeders. The cap
     // is well below the single-source speed, and at most 64 MiB/s so that
@@ -428,6 +444,10 @@ async function main(): Promise<void> {
       single_mibps: round(single.mibps),
       single_vs_raw: round(single.mibps / raw, 3),
       single_vs_raw_verified: round(single.mibps / rawVerified, 3),
+      single_plaintext_mibps: round(plaintext.mibps),
+      encrypted_vs_plaintext: round(single.mibps / plaintext.mibps, 3),
+      handshakes_per_s: round(handshakes),
+      plaintext_connects_per_s: round(plainConnects),
       multi_cap_mibps: cap / MiB,
       multi_one_mibps: round(one.mibps),
       multi_four_mibps: round(four.mibps),
@@ -444,6 +464,10 @@ async function main(): Promise<void> {
         ["single source (MiB/s)", result.single_mibps, ""],
         ["single / raw", result.single_vs_raw, ">= 0.8"],
         ["single / raw + SHA-256", result.single_vs_raw_verified, ""],
+        ["single, plaintext (MiB/s)", result.single_plaintext_mibps, ""],
+        ["encrypted / plaintext", result.encrypted_vs_plaintext, ">= 0.75"],
+        ["secure connections/s", result.handshakes_per_s, "report"],
+        ["plaintext connections/s", result.plaintext_connects_per_s, ""],
         [
           `multi: 1 seeder @ ${result.multi_cap_mibps} MiB/s`,
           result.multi_one_mibps,
@@ -466,6 +490,32 @@ async function main(): Promise<void> {
     for (const proc of procs) await proc.stop().catch(() => {});
     await Deno.remove(work, { recursive: true }).catch(() => {});
   }
+}
+
+/**
+ * Connections per second the seeder accepts, each made, answering one
+ * `ping` and closed, from four clients at once for two seconds: with
+ * `encrypted`, each one runs the Noise handshake.
+ */
+async function connectionsPerSecond(
+  address: string,
+  encrypted: boolean,
+): Promise<number> {
+  const { RpcClient } = await import("../lib/protocol/rpc.ts");
+  const until = performance.now() + 2000;
+  let count = 0;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: 4 }, async () => {
+    while (performance.now() < until) {
+      const client = await RpcClient.connect(address, {
+        encryption: encrypted,
+      });
+      await client.call({ type: "ping" }, "pong");
+      await client.close();
+      count++;
+    }
+  }));
+  return count / ((performance.now() - started) / 1000);
 }
 
 function round(value: number, digits = 1): number {

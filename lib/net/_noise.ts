@@ -111,13 +111,31 @@ function nonceOf(n: bigint, into: Uint8Array): Uint8Array {
  */
 export class CipherState {
   #key: KeyObject | undefined;
+  #raw: Uint8Array | undefined;
   #n = 0n;
   readonly #nonce = new Uint8Array(12);
 
   /** Sets the key and resets the nonce (`InitializeKey`). */
   initializeKey(key: Uint8Array | undefined): void {
     this.#key = key ? createSecretKey(key) : undefined;
+    this.#raw = key ? new Uint8Array(key) : undefined;
     this.#n = 0n;
+  }
+
+  /**
+   * Hands out `count` consecutive nonces for records sealed or opened
+   * elsewhere (in bulk, or on a worker).
+   *
+   * @returns The raw key and the first nonce.
+   */
+  reserve(count: number): { key: Uint8Array; nonce: number } {
+    if (!this.#raw) throw new Error("Cannot reserve nonces without a key");
+    const nonce = Number(this.#n);
+    if (nonce + count > Number.MAX_SAFE_INTEGER) {
+      throw new RangeError("Cannot encrypt: the nonce is exhausted");
+    }
+    this.#n += BigInt(count);
+    return { key: this.#raw, nonce };
   }
 
   /** Whether a key is set. */

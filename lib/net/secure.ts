@@ -14,28 +14,20 @@
  *
  * @module
  */
-import {
-  type CipherState,
-  type DhKeyPair,
-  dhKeyPair,
-  HandshakeState,
-  MAX_MESSAGE,
-  TAG_BYTES,
-} from "./_noise.ts";
+import { type DhKeyPair, dhKeyPair, HandshakeState } from "./_noise.ts";
 import type { DialOptions, Duplex, Transport } from "./transport.ts";
 import { ProtocolError, TimeoutError } from "../errors.ts";
 import { formatHostPort } from "./address.ts";
+import { SecureDuplex } from "./secure_duplex.ts";
 import { ephemeralIdentity, type Identity, peerIdOf } from "./identity.ts";
+
+export { SecureDuplex };
 
 /** The first byte of a Noise connection (frames start 1 or 2, text ≥ 0x20). */
 export const SECURE_MARKER = 0x00;
 const PREAMBLE_BYTES = 8;
 const MODE_OPEN = 0;
 const MODE_PRIVATE = 1;
-/** Plaintext bytes per transport record. */
-const RECORD_PLAIN = MAX_MESSAGE - TAG_BYTES;
-/** Plaintext bytes encrypted before one write to the connection. */
-const WRITE_BATCH = 16 * RECORD_PLAIN;
 const EMPTY = new Uint8Array(0);
 
 /** Why a server refused a handshake (the byte after a zero length). */
@@ -419,205 +411,6 @@ export function secureAccept(
     }
     return new SecureDuplex(conn, result, reader.leftover());
   });
-}
-
-/**
- * An encrypted connection: what is written is sent as ChaCha20-Poly1305
- * records of at most 65535 bytes, batched into large writes; what is read is
- * authenticated record by record, and a record that fails ends the
- * connection with a {@linkcode ProtocolError}.
- */
-export class SecureDuplex implements Duplex {
-  /** The remote side's public key, as proved in the handshake. */
-  readonly remoteKey: Uint8Array;
-  readonly #conn: Duplex;
-  readonly #send: CipherState;
-  readonly #receive: CipherState;
-  #in: Uint8Array;
-  #start = 0;
-  #end: number;
-  readonly #plain: Uint8Array[] = [];
-  #plainOffset = 0;
-  #failure: Error | undefined;
-  #closed = false;
-  #writing: Promise<unknown> = Promise.resolve();
-
-  /**
-   * Wraps a connection after its handshake.
-   *
-   * @param conn The connection underneath.
-   * @param keys The handshake's result.
-   * @param leftover Bytes read past the handshake.
-   */
-  constructor(
-    conn: Duplex,
-    keys: { send: CipherState; receive: CipherState; remoteStatic: Uint8Array },
-    leftover: Uint8Array = EMPTY,
-  ) {
-    this.#conn = conn;
-    this.#send = keys.send;
-    this.#receive = keys.receive;
-    this.remoteKey = keys.remoteStatic;
-    this.#in = new Uint8Array(Math.max(16 * 1024, leftover.length));
-    this.#in.set(leftover);
-    this.#end = leftover.length;
-  }
-
-  /** The remote side's address. */
-  get remoteAddr(): { hostname: string; port: number } {
-    return this.#conn.remoteAddr;
-  }
-
-  /** The remote side's peer id ({@linkcode peerIdOf} of its key). */
-  get remoteId(): string {
-    return peerIdOf(this.remoteKey);
-  }
-
-  /**
-   * Reads decrypted bytes into `p`.
-   *
-   * @param p The buffer to fill.
-   * @returns The number of bytes, or `null` at the end of the stream.
-   * @throws {ProtocolError} If a record fails authentication or the stream
-   *   ends inside one.
-   */
-  async read(p: Uint8Array): Promise<number | null> {
-    if (this.#failure) throw this.#failure;
-    let filled = 0;
-    while (true) {
-      filled += this.#drain(p.subarray(filled));
-      if (filled === p.length) return filled;
-      if (this.#decryptBuffered()) continue;
-      if (filled > 0) return filled;
-      const n = await this.#fill();
-      if (n === null) {
-        if (this.#end > this.#start) {
-          throw this.#fail(
-            `Cannot read from ${
-              describe(this.#conn)
-            }: the stream ended inside an encrypted record`,
-          );
-        }
-        return null;
-      }
-    }
-  }
-
-  /** Copies decrypted bytes into `p`. */
-  #drain(p: Uint8Array): number {
-    let n = 0;
-    while (n < p.length && this.#plain.length > 0) {
-      const head = this.#plain[0]!;
-      const take = Math.min(p.length - n, head.length - this.#plainOffset);
-      p.set(head.subarray(this.#plainOffset, this.#plainOffset + take), n);
-      n += take;
-      this.#plainOffset += take;
-      if (this.#plainOffset === head.length) {
-        this.#plain.shift();
-        this.#plainOffset = 0;
-      }
-    }
-    return n;
-  }
-
-  /** Decrypts one whole buffered record, if there is one. */
-  #decryptBuffered(): boolean {
-    const available = this.#end - this.#start;
-    if (available < 2) return false;
-    const length = (this.#in[this.#start]! << 8) | this.#in[this.#start + 1]!;
-    if (available < 2 + length) return false;
-    const record = this.#in.subarray(
-      this.#start + 2,
-      this.#start + 2 + length,
-    );
-    this.#start += 2 + length;
-    let plain: Uint8Array;
-    try {
-      plain = this.#receive.decrypt(EMPTY, record);
-    } catch {
-      throw this.#fail(
-        `Cannot read from ${
-          describe(this.#conn)
-        }: an encrypted record failed authentication (changed on the way); connection closed`,
-      );
-    }
-    if (plain.length > 0) this.#plain.push(plain);
-    return true;
-  }
-
-  /** Reads more ciphertext, making room for at least one whole record. */
-  async #fill(): Promise<number | null> {
-    if (this.#start === this.#end) this.#start = this.#end = 0;
-    const need = this.#end - this.#start >= 2
-      ? 2 + ((this.#in[this.#start]! << 8) | this.#in[this.#start + 1]!)
-      : 2;
-    if (this.#in.length - this.#start < Math.max(need, 4096)) {
-      // Small until a large record comes; then room for a few of them.
-      const size = need > this.#in.length
-        ? Math.max(need, 4 * (MAX_MESSAGE + 2))
-        : this.#in.length;
-      const next = size === this.#in.length ? this.#in : new Uint8Array(size);
-      next.set(this.#in.subarray(this.#start, this.#end));
-      this.#end -= this.#start;
-      this.#start = 0;
-      this.#in = next;
-    }
-    const n = await this.#conn.read(this.#in.subarray(this.#end));
-    if (n !== null) this.#end += n;
-    return n;
-  }
-
-  #fail(message: string): Error {
-    this.#failure = new ProtocolError(message);
-    this.close();
-    return this.#failure;
-  }
-
-  /**
-   * Encrypts and writes all of `p` (writes are serialised).
-   *
-   * @param p The bytes.
-   * @returns `p.length`.
-   */
-  write(p: Uint8Array): Promise<number> {
-    const run = this.#writing.then(() => this.#writeAll(p));
-    this.#writing = run.catch(() => {});
-    return run.then(() => p.length);
-  }
-
-  async #writeAll(p: Uint8Array): Promise<void> {
-    if (this.#failure) throw this.#failure;
-    for (let offset = 0; offset < p.length;) {
-      const batch = Math.min(p.length - offset, WRITE_BATCH);
-      const records = Math.ceil(batch / RECORD_PLAIN);
-      const out = new Uint8Array(batch + records * (2 + TAG_BYTES));
-      let o = 0;
-      for (let done = 0; done < batch;) {
-        const size = Math.min(RECORD_PLAIN, batch - done);
-        const length = size + TAG_BYTES;
-        out[o] = length >> 8;
-        out[o + 1] = length & 0xff;
-        this.#send.encryptInto(
-          EMPTY,
-          p.subarray(offset + done, offset + done + size),
-          out.subarray(o + 2),
-        );
-        o += 2 + length;
-        done += size;
-      }
-      await writeAll(this.#conn, out);
-      offset += batch;
-    }
-  }
-
-  /** Closes the connection (idempotent). */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    try {
-      this.#conn.close();
-    } catch { /* closed after a failure */ }
-  }
 }
 
 /**
