@@ -57,6 +57,12 @@ export type { ListedFile, PeerInfo } from "./lib/protocol/messages.ts";
 export { ProtocolError } from "./lib/errors.ts";
 export { RemoteError, TimeoutError } from "./lib/errors.ts";
 export { AuthenticationError } from "./lib/protocol/auth.ts";
+export { KeyMismatchError } from "./lib/net/secure.ts";
+export {
+  generateIdentity,
+  type Identity,
+  peerIdOf,
+} from "./lib/net/identity.ts";
 export type { Manifest } from "./lib/content/manifest.ts";
 export type { ScanProgress } from "./lib/share/share.ts";
 export type { TypedEventTarget } from "./lib/events.ts";

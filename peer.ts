@@ -496,8 +496,9 @@ async function handleLine(peer: Peer, line: string): Promise<boolean> {
     }
     case "status": {
       const s = peer.status();
+      console.log(`Peer id ${s.id}`);
       console.log(
-        `Peer ${s.id} at ${s.address ?? "(not registered)"}; tracker ${
+        `Address ${s.address ?? "(not registered)"}; tracker ${
           s.trackerConnected ? "connected" : "unreachable"
         }; sharing ${s.shared} file${s.shared === 1 ? "" : "s"}`,
       );

@@ -1,7 +1,9 @@
 /**
- * Private swarms: a mutual HMAC-SHA256 challenge–response on the framed
- * protocol, so only holders of a shared secret can talk to a tracker or peer.
- * The secret itself never crosses the wire.
+ * Private swarms: the key a secure (Noise `XXpsk3`) handshake binds
+ * ({@linkcode swarmKey}), and for plaintext connections (`encryption:
+ * false`) a mutual HMAC-SHA256 challenge–response on the framed protocol, so
+ * only holders of a shared secret can talk to a tracker or peer. The secret
+ * itself never crosses the wire.
  *
  * The exchange, each message a JSON frame matched by `rid` like any request:
  *
@@ -185,7 +187,10 @@ function remoteCode(error: unknown): string | undefined {
  * import { startTracker } from "@shoal/shoal";
  * const secret = "correct horse battery staple";
  * await using tracker = await startTracker({ port: 0, hostname: "127.0.0.1", secret });
- * await using client = await RpcClient.connect(tracker.address);
+ * // Plaintext: a secure connection proves the secret in its handshake.
+ * await using client = await RpcClient.connect(tracker.address, {
+ *   encryption: false,
+ * });
  * await authenticate(client, secret, tracker.address);
  * await client.call({ type: "list" }, "files");
  * ```
@@ -337,7 +342,10 @@ async function authenticateDuplex(
 
 /**
  * Wraps a transport so every connection it dials runs the private-swarm
- * handshake first: what `dial` returns is authenticated both ways. Listening
+ * handshake first: what `dial` returns is authenticated both ways, but not
+ * encrypted. This is the plaintext mode's handshake (`encryption: false`);
+ * by default a connection is a secure one whose Noise handshake binds the
+ * secret (see `swarmKey`). Listening
  * is passed through: a server authenticates each framed connection with
  * {@linkcode serverRequests}, after telling seed-protocol clients apart
  * (they cannot authenticate and are refused with
@@ -357,6 +365,7 @@ async function authenticateDuplex(
  * await using tracker = await startTracker({ port: 0, hostname: "127.0.0.1", secret });
  * await using client = await RpcClient.connect(tracker.address, {
  *   transport: privateSwarmTransport(tcpTransport, secret),
+ *   encryption: false, // this handshake is for plaintext connections
  * });
  * await client.call({ type: "list" }, "files");
  * ```

@@ -62,6 +62,7 @@ export {
   type AuthTransport,
   PRIVATE_SWARM_STATUS,
   privateSwarmTransport,
+  swarmKey,
   validateSecret,
 } from "./auth.ts";
 export { type Reply, RpcClient, type RpcClientOptions } from "./rpc.ts";
