@@ -9,7 +9,12 @@
 import { cp } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { FrameConnection, writeAll } from "../lib/net/connection.ts";
+import {
+  FrameConnection,
+  type FrameConnectionOptions,
+  writeAll,
+} from "../lib/net/connection.ts";
+import { SECURE_MARKER, secureAccept } from "../lib/net/secure.ts";
 import {
   chunkLength,
   hashFile,
@@ -710,6 +715,29 @@ export function startSeedPeer(
   };
 }
 
+/**
+ * Accepts a Shoal client's connection the way a peer does: through the
+ * secure (Noise) handshake when the client starts one, with this process's
+ * throwaway identity, the same key a `TrackerClient` of this process
+ * registers with. Plaintext framed clients are served as they are.
+ *
+ * @param conn The accepted connection.
+ * @param options Options of the framed connection.
+ * @returns The framed connection.
+ */
+export async function acceptFramed(
+  conn: Deno.TcpConn,
+  options: FrameConnectionOptions = {},
+): Promise<FrameConnection> {
+  const first = new Uint8Array(4096);
+  const n = await conn.read(first);
+  const prefix = first.subarray(0, n ?? 0);
+  if (prefix[0] === SECURE_MARKER) {
+    return new FrameConnection(await secureAccept(conn, prefix), options);
+  }
+  return new FrameConnection(conn, { ...options, prefix });
+}
+
 /** A scripted framed-protocol peer started by {@linkcode startFakePeer}. */
 export interface FakePeer extends AsyncDisposable {
   /** The port it serves on (127.0.0.1). */
@@ -732,6 +760,7 @@ export function startFakePeer(
 ): FakePeer {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const connections = new Set<FrameConnection>();
+  const accepting = new Set<Deno.TcpConn>();
   const handlers = new Set<Promise<void>>();
   const serve = async (connection: FrameConnection) => {
     try {
@@ -748,9 +777,17 @@ export function startFakePeer(
   };
   const loop = (async () => {
     for await (const conn of listener) {
-      const connection = new FrameConnection(conn, { readTimeoutMs: 0 });
-      connections.add(connection);
-      const handler = serve(connection);
+      accepting.add(conn);
+      const handler = acceptFramed(conn, { readTimeoutMs: 0 }).then(
+        (connection) => {
+          accepting.delete(conn);
+          connections.add(connection);
+          return serve(connection);
+        },
+        () => {
+          if (accepting.delete(conn)) conn.close();
+        },
+      );
       handlers.add(handler);
       handler.finally(() => handlers.delete(handler));
     }
@@ -761,6 +798,12 @@ export function startFakePeer(
       listener.close();
       await loop.catch(() => {});
       for (const connection of connections) connection.close();
+      for (const conn of accepting) {
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      }
+      accepting.clear();
       await Promise.all(handlers);
     },
   };

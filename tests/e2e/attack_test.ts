@@ -10,7 +10,6 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { FrameConnection } from "../../lib/net/connection.ts";
 import { RemoteError } from "../../lib/errors.ts";
 import { RpcClient } from "../../lib/protocol/rpc.ts";
 import { encodeLine, legacyRequest } from "../../lib/protocol/legacy.ts";
@@ -24,7 +23,7 @@ import {
 } from "../../lib/tracker/server.ts";
 import { download } from "../../lib/download/transfer.ts";
 import { encodeJsonFrame } from "../../lib/net/wire.ts";
-import { pollUntil } from "../_helpers.ts";
+import { acceptFramed, pollUntil } from "../_helpers.ts";
 
 const SECRET = "TOP-SECRET-CANARY-7f3a";
 const HELLO = "hello, honest world\n";
@@ -563,7 +562,7 @@ Deno.test("A malicious peer's manifest cannot make a downloader write outside it
   const served = (async () => {
     for await (const conn of listener) {
       const handle = async () => {
-        const frames = new FrameConnection(conn, { readTimeoutMs: 5000 });
+        const frames = await acceptFramed(conn, { readTimeoutMs: 5000 });
         try {
           for await (const frame of frames.frames()) {
             if (frame.kind !== "json") break;
