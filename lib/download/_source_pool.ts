@@ -222,9 +222,13 @@ export class SourcePool {
    * addresses first, then those that failed least, random among equals.
    *
    * @param infos Holders.
+   * @param onConnected Told of each source as soon as it is connected.
    * @returns The sources connected now.
    */
-  async connect(infos: PeerInfo[]): Promise<Source[]> {
+  async connect(
+    infos: PeerInfo[],
+    onConnected?: (source: Source) => void,
+  ): Promise<Source[]> {
     const failures = (info: PeerInfo) =>
       this.#attempts.get(info.address)?.failures ?? 0;
     const fresh = this.#candidates(infos)
@@ -245,6 +249,7 @@ export class SourcePool {
           client,
         );
         this.sources.push(source);
+        onConnected?.(source);
         return source;
       } catch (error) {
         this.#failed(info.address);

@@ -314,32 +314,43 @@ class Swarm {
     const { maxInFlightPerPeer, servingPort } = this.#options;
     // This side's own peer may be listed (its partial download is
     // announced): no use asking it.
-    const connected = await this.pool.connect(
+    // Each source starts as soon as its handshake is done: a holder slow to
+    // answer one does not hold the others back.
+    const started: Promise<void>[] = [];
+    await this.pool.connect(
       infos.filter((info) => !isSelf(info.address, servingPort)),
+      (source) => started.push(this.#startSource(source, maxInFlightPerPeer)),
     );
-    await Promise.all(connected.map(async (source) => {
-      try {
-        if (servingPort !== undefined) {
-          // Who we are, for reciprocity; an older peer answers an error.
-          await source.client.ask(peerReplies, {
-            type: "hello",
-            port: servingPort,
-          }).catch((error) => {
-            if (!(error instanceof RemoteError)) throw error;
-          });
-        }
-        await this.#refreshHave(source);
-      } catch (error) {
-        this.#drop(source, error as Error);
-        return;
+    await Promise.all(started);
+  }
+
+  /** Greets a connected source, learns its map and starts its lanes. */
+  async #startSource(
+    source: Source,
+    maxInFlightPerPeer: number,
+  ): Promise<void> {
+    const { servingPort } = this.#options;
+    try {
+      if (servingPort !== undefined) {
+        // Who we are, for reciprocity; an older peer answers an error.
+        await source.client.ask(peerReplies, {
+          type: "hello",
+          port: servingPort,
+        }).catch((error) => {
+          if (!(error instanceof RemoteError)) throw error;
+        });
       }
-      if (source.bitfield !== null && source.version !== undefined) {
-        this.#spawn(source, () => this.#watch(source));
-      }
-      for (let i = 0; i < maxInFlightPerPeer; i++) {
-        this.#spawn(source, () => this.#lane(source));
-      }
-    }));
+      await this.#refreshHave(source);
+    } catch (error) {
+      this.#drop(source, error as Error);
+      return;
+    }
+    if (source.bitfield !== null && source.version !== undefined) {
+      this.#spawn(source, () => this.#watch(source));
+    }
+    for (let i = 0; i < maxInFlightPerPeer; i++) {
+      this.#spawn(source, () => this.#lane(source));
+    }
   }
 
   /** Runs `task` for `source` until it ends; a failure drops the source. */

@@ -1,8 +1,9 @@
 /**
  * Private: the transport records of a secure connection, sealed and opened
  * in bulk. A run of records is ChaCha20-Poly1305 with consecutive Noise
- * nonces; large runs are handed to a small pool of workers, so a download
- * decrypts on another core while the main thread hashes and writes.
+ * nonces; large runs of received records are opened by a small pool of
+ * workers, so a download decrypts on another core while the main thread
+ * hashes and writes.
  *
  * @module
  */
@@ -10,13 +11,12 @@ import { createCipheriv, createDecipheriv } from "node:crypto";
 
 /** Plaintext bytes per record: a Noise message is at most 65535 bytes. */
 export const RECORD_PLAIN = 65535 - 16;
-/** Runs at least this large go to a worker (when workers can run). */
+/** Received runs at least this large go to a worker (when one can run). */
 export const WORKER_MIN_BYTES = 128 * 1024;
 
 /**
  * Seals `plaintext` as records `[u16 length][ciphertext][tag]` with nonces
- * `nonce`, `nonce + 1`, …. Self-contained (it also runs in the workers):
- * it uses nothing but `createCipheriv` and literals.
+ * `nonce`, `nonce + 1`, ….
  */
 export function sealRecords(
   key: Uint8Array,
@@ -54,7 +54,9 @@ export function sealRecords(
 
 /**
  * Opens whole records (as {@linkcode sealRecords} makes them) with nonces
- * from `nonce` on, returning their plaintexts joined. Self-contained.
+ * from `nonce` on, returning their plaintexts joined. Self-contained (it
+ * also runs in the workers): it uses nothing but `createDecipheriv` and
+ * literals.
  *
  * @throws {Error} `record N failed authentication` at the first bad record.
  */
@@ -115,23 +117,19 @@ export function wholeRecords(
 /** What a worker is asked. */
 interface Job {
   id: number;
-  op: "seal" | "open";
   key: Uint8Array;
   nonce: number;
   data: Uint8Array;
 }
 
-/** The worker's program: the two functions above and a message loop. */
+/** The worker's program: `openRecords` and a message loop. */
 function workerSource(): string {
-  return `import { createCipheriv, createDecipheriv } from "node:crypto";
-const sealRecords = ${sealRecords.toString()};
+  return `import { createDecipheriv } from "node:crypto";
 const openRecords = ${openRecords.toString()};
 self.onmessage = (event) => {
-  const { id, op, key, nonce, data } = event.data;
+  const { id, key, nonce, data } = event.data;
   try {
-    const out = op === "seal"
-      ? sealRecords(key, nonce, data)
-      : openRecords(key, nonce, data);
+    const out = openRecords(key, nonce, data);
     self.postMessage({ id, out }, [out.buffer]);
   } catch (error) {
     self.postMessage({ id, error: String(error && error.message || error) });
@@ -140,7 +138,7 @@ self.onmessage = (event) => {
 }
 
 /**
- * Workers that seal and open large runs of records. Started on first use,
+ * Workers that open large runs of records. Started on first use,
  * shared by every connection that holds a lease, and terminated when the
  * last lease ends (so nothing keeps a finished program alive).
  */
@@ -209,22 +207,18 @@ class CipherPool {
   }
 
   /**
-   * Runs a job on a worker (`data` is transferred: the caller gives it up).
-   * Falls back to this thread if no worker can run.
+   * Opens records on a worker (`data` is transferred: the caller gives it
+   * up), or on this thread if no worker can run.
    */
-  run(op: Job["op"], key: Uint8Array, nonce: number, data: Uint8Array) {
+  open(key: Uint8Array, nonce: number, data: Uint8Array): Promise<Uint8Array> {
     const worker = this.#leases > 0 ? this.#worker() : undefined;
     if (!worker) {
-      return Promise.resolve().then(() =>
-        op === "seal"
-          ? sealRecords(key, nonce, data)
-          : openRecords(key, nonce, data)
-      );
+      return Promise.resolve().then(() => openRecords(key, nonce, data));
     }
     const id = ++this.#ids;
     return new Promise<Uint8Array>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      const job: Job = { id, op, key, nonce, data };
+      const job: Job = { id, key, nonce, data };
       worker.postMessage(job, [data.buffer as ArrayBuffer]);
     });
   }

@@ -2,7 +2,7 @@
  * An encrypted connection after its Noise handshake: bytes written go out
  * as ChaCha20-Poly1305 transport records (at most 65535 bytes each, batched
  * into large writes), bytes read are authenticated record by record. Large
- * runs of records are sealed and opened on worker threads.
+ * runs of received records are opened on a worker thread.
  *
  * @module
  */
@@ -146,7 +146,7 @@ export class SecureDuplex implements Duplex {
         this.#in.set(rest);
         this.#start = 0;
         this.#end = rest.length;
-        this.#plain = await cipherPool.run("open", key, nonce, whole);
+        this.#plain = await cipherPool.open(key, nonce, whole);
       } else {
         this.#plain = openRecords(key, nonce, buffered.subarray(0, length));
         this.#start += length;
@@ -213,10 +213,9 @@ export class SecureDuplex implements Duplex {
       const { key, nonce } = this.#send.reserve(
         Math.ceil(batch.length / RECORD_PLAIN),
       );
-      const records = this.#pooled && batch.length >= WORKER_MIN_BYTES
-        // The caller keeps its buffer: the worker gets a copy.
-        ? await cipherPool.run("seal", key, nonce, batch.slice())
-        : sealRecords(key, nonce, batch);
+      // Sealed here: a worker would need a copy of the caller's bytes, and
+      // its garbage grows a serving peer's memory with every connection.
+      const records = sealRecords(key, nonce, batch);
       await writeAll(this.#conn, records);
       offset += batch.length;
     }

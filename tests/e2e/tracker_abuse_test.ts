@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { RemoteError } from "../../lib/errors.ts";
+import { ephemeralIdentity, keyToHex } from "../../lib/net/identity.ts";
 import { legacyRequest } from "../../lib/protocol/legacy.ts";
 import type { FileAnnouncement } from "../../lib/protocol/messages.ts";
 import { TrackerClient } from "../../lib/tracker/client.ts";
@@ -48,6 +49,8 @@ Deno.test("230 seed-protocol registrations from one address cannot push a Shoal 
       protocol: "shoal",
       name: "movie.mkv",
       id: ID,
+      // The key this process proved when it registered.
+      key: keyToHex(ephemeralIdentity().publicKey),
     });
   }
   // Seed-protocol clients get the verified holder first too.
