@@ -89,7 +89,19 @@ export function peerIdOf(publicKey: Uint8Array): string {
   return out;
 }
 
-/** Lowercase hex of a key. */
+/**
+ * Lowercase hex of a key, as the tracker lists it (`PeerInfo.key`).
+ *
+ * @param key Raw key bytes.
+ * @returns 64 hex digits for a 32-byte key.
+ *
+ * @example A key in hex and back
+ * ```ts
+ * import { generateIdentity, keyFromHex, keyToHex } from "@shoal/shoal/net";
+ * const { publicKey } = generateIdentity();
+ * if (keyFromHex(keyToHex(publicKey)).join() !== publicKey.join()) throw new Error();
+ * ```
+ */
 export function keyToHex(key: Uint8Array): string {
   return Buffer.from(key).toString("hex");
 }
@@ -113,12 +125,35 @@ export function ephemeralIdentity(): Identity {
   return processIdentity;
 }
 
-/** Whether `key` is a 32-byte public key in hex. */
+/**
+ * Whether `key` is a 32-byte public key in lowercase hex.
+ *
+ * @param key Any value (e.g. a field of a reply).
+ * @returns `true` for 64 lowercase hex digits.
+ *
+ * @example Checking a listed key
+ * ```ts
+ * import { isKeyHex } from "@shoal/shoal/net";
+ * if (isKeyHex("zz") || !isKeyHex("ab".repeat(32))) throw new Error();
+ * ```
+ */
 export function isKeyHex(key: unknown): key is string {
   return typeof key === "string" && /^[0-9a-f]{64}$/.test(key);
 }
 
-/** The raw bytes of a hex key (checked with {@linkcode isKeyHex}). */
+/**
+ * The raw bytes of a hex key.
+ *
+ * @param key 64 lowercase hex digits.
+ * @returns 32 bytes.
+ * @throws {RangeError} If `key` fails {@linkcode isKeyHex}.
+ *
+ * @example Reading a listed key
+ * ```ts
+ * import { keyFromHex } from "@shoal/shoal/net";
+ * if (keyFromHex("00".repeat(32)).length !== 32) throw new Error();
+ * ```
+ */
 export function keyFromHex(key: string): Uint8Array {
   if (!isKeyHex(key)) {
     throw new RangeError(
