@@ -239,6 +239,15 @@ Deno.test({
       body: JSON.stringify({ target: "x" }),
     });
     assert.equal(download.status, 403, await download.text());
+    // Nothing served hands the token out: not the page, not an API route.
+    for (const path of ["", "app.js", "api/session", "api/token"]) {
+      const response = await fetch(`${url}${path}`);
+      assert.equal(
+        (await response.text()).includes(dashboard.token),
+        false,
+        `GET /${path} gave the token away`,
+      );
+    }
     const ok = await fetch(`${url}api/status`, {
       headers: { "x-shoal-token": dashboard.token },
     });
