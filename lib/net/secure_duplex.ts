@@ -1,19 +1,16 @@
 /**
  * An encrypted connection after its Noise handshake: bytes written go out
  * as ChaCha20-Poly1305 transport records (at most 65535 bytes each, batched
- * into large writes), bytes read are authenticated record by record. Large
- * runs of received records are opened on a worker thread.
+ * into large writes), bytes read are authenticated record by record.
  *
  * @module
  */
 import type { CipherState } from "./_noise.ts";
 import {
-  cipherPool,
   openRecords,
   RECORD_PLAIN,
   sealRecords,
   wholeRecords,
-  WORKER_MIN_BYTES,
 } from "./_record_cipher.ts";
 import type { Duplex } from "./transport.ts";
 import { ProtocolError } from "../errors.ts";
@@ -55,13 +52,13 @@ export class SecureDuplex implements Duplex {
   #in: Uint8Array;
   #start = 0;
   #end: number;
-  /** Opened plaintext not yet read: `#plain[#plainOffset…]`. */
-  #plain: Uint8Array = EMPTY;
-  #plainOffset = 0;
+  /** Opened plaintext not yet read: `#plain[#next…]`, the first from `#offset`. */
+  #plain: Uint8Array[] = [];
+  #next = 0;
+  #offset = 0;
   #failure: Error | undefined;
   #closed = false;
   #writing: Promise<unknown> = Promise.resolve();
-  readonly #pooled: boolean;
 
   /**
    * Wraps a connection after its handshake.
@@ -82,7 +79,6 @@ export class SecureDuplex implements Duplex {
     this.#in = new Uint8Array(Math.max(16 * 1024, leftover.length));
     this.#in.set(leftover);
     this.#end = leftover.length;
-    this.#pooled = cipherPool.acquire();
   }
 
   /** The remote side's address. */
@@ -105,14 +101,13 @@ export class SecureDuplex implements Duplex {
    */
   async read(p: Uint8Array): Promise<number | null> {
     if (this.#failure) throw this.#failure;
+    let filled = 0;
     while (true) {
-      if (this.#plainOffset < this.#plain.length) {
-        const n = Math.min(p.length, this.#plain.length - this.#plainOffset);
-        p.set(this.#plain.subarray(this.#plainOffset, this.#plainOffset + n));
-        this.#plainOffset += n;
-        return n;
-      }
-      if (await this.#openBuffered()) continue;
+      filled += this.#drain(p.subarray(filled));
+      if (filled === p.length) return filled;
+      // Everything opened is read: open what else is buffered, or read.
+      if (this.#openBuffered()) continue;
+      if (filled > 0) return filled;
       const n = await this.#fill();
       if (n === null) {
         if (this.#end > this.#start) {
@@ -125,44 +120,44 @@ export class SecureDuplex implements Duplex {
     }
   }
 
+  /** Copies opened plaintext into `p`, as much as there is and fits. */
+  #drain(p: Uint8Array): number {
+    let n = 0;
+    while (n < p.length && this.#next < this.#plain.length) {
+      const head = this.#plain[this.#next]!;
+      const take = Math.min(p.length - n, head.length - this.#offset);
+      p.set(head.subarray(this.#offset, this.#offset + take), n);
+      n += take;
+      this.#offset += take;
+      if (this.#offset === head.length) {
+        this.#next++;
+        this.#offset = 0;
+      }
+    }
+    return n;
+  }
+
   #remote(): string {
     const { hostname, port } = this.#conn.remoteAddr;
     return formatHostPort(hostname, port);
   }
 
   /** Opens the whole records buffered, if any. */
-  async #openBuffered(): Promise<boolean> {
+  #openBuffered(): boolean {
     const buffered = this.#in.subarray(this.#start, this.#end);
     const { count, length } = wholeRecords(buffered);
     if (count === 0) return false;
     const { key, nonce } = this.#receive.reserve(count);
     try {
-      if (this.#pooled && length >= WORKER_MIN_BYTES) {
-        // The buffer goes to the worker; what follows moves to a new one.
-        // (Read every length before: the old buffer is detached.)
-        const whole = this.#in.subarray(this.#start, this.#start + length);
-        const rest = buffered.subarray(length);
-        this.#in = new Uint8Array(this.#in.length);
-        this.#in.set(rest);
-        this.#start = 0;
-        this.#end = rest.length;
-        this.#plain = await cipherPool.open(key, nonce, whole);
-      } else {
-        this.#plain = openRecords(key, nonce, buffered.subarray(0, length));
-        this.#start += length;
-      }
-    } catch (error) {
-      // Closed while a worker opened them: the stream just ended.
-      if (this.#closed && !this.#failure) {
-        throw new Deno.errors.BadResource("Cannot read: connection closed", {
-          cause: error,
-        });
-      }
+      this.#plain = openRecords(key, nonce, buffered.subarray(0, length));
+    } catch {
       throw this.#fail(
         `Cannot read from ${this.#remote()}: an encrypted record failed authentication (changed on the way); connection closed`,
       );
     }
-    this.#plainOffset = 0;
+    this.#start += length;
+    this.#next = 0;
+    this.#offset = 0;
     return true;
   }
 
@@ -213,8 +208,6 @@ export class SecureDuplex implements Duplex {
       const { key, nonce } = this.#send.reserve(
         Math.ceil(batch.length / RECORD_PLAIN),
       );
-      // Sealed here: a worker would need a copy of the caller's bytes, and
-      // its garbage grows a serving peer's memory with every connection.
       const records = sealRecords(key, nonce, batch);
       await writeAll(this.#conn, records);
       offset += batch.length;
@@ -225,7 +218,6 @@ export class SecureDuplex implements Duplex {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#pooled) cipherPool.release();
     try {
       this.#conn.close();
     } catch { /* closed after a failure */ }
