@@ -124,7 +124,7 @@ export class CipherState {
 
   /**
    * Hands out `count` consecutive nonces for records sealed or opened
-   * elsewhere (in bulk, or on a worker).
+   * elsewhere (in bulk).
    *
    * @returns The raw key and the first nonce.
    */
