@@ -195,8 +195,16 @@ class HandshakeReader {
 
   /** A length-prefixed message, or the refusal byte after a zero length. */
   async message(): Promise<{ message: Uint8Array } | { refusal: number }> {
-    const header = await this.exact(2);
-    const length = (header[0]! << 8) | header[1]!;
+    const header = await this.exact(1);
+    if (header[0] === 0x7b) {
+      // "{": a seed-protocol server answering what it cannot parse.
+      throw new ProtocolError(
+        `Cannot connect securely to ${this.#remote}: it answered in the seed protocol (not a Shoal server)`,
+      );
+    }
+    this.#start -= 1;
+    const full = await this.exact(2);
+    const length = (full[0]! << 8) | full[1]!;
     if (length === 0) return { refusal: (await this.exact(1))[0]! };
     return { message: (await this.exact(length)).slice() };
   }
