@@ -256,3 +256,56 @@ Deno.test({
     assert.equal(status.id, peer.id);
   },
 });
+
+Deno.test("A peer keeps its identity in a 0600 file, reuses it, and refuses one others may read", async () => {
+  await using shared = await tempDir();
+  await using tracker = await startTracker({ port: 0, hostname: "127.0.0.1" });
+  const start = () =>
+    startPeer({
+      tracker: tracker.address,
+      shared: shared.path,
+      hostname: "127.0.0.1",
+      watch: false,
+    });
+  const path = join(shared.path, ".shoal", "identity.key");
+  let id: string;
+  {
+    await using peer = await start();
+    id = peer.id;
+    assert.equal(peer.status().id, id);
+    assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+  }
+  {
+    await using again = await start();
+    assert.equal(again.id, id, "the same key after a restart");
+  }
+  await Deno.chmod(path, 0o644);
+  await assert.rejects(start(), /other users may read it \(mode 644\)/);
+  // Rotation: delete the file, get a new id.
+  await Deno.remove(path);
+  await using rotated = await start();
+  assert.notEqual(rotated.id, id);
+});
+
+Deno.test("A server can refuse plaintext framed and seed-protocol clients", async () => {
+  await using tracker = await startTracker({
+    port: 0,
+    hostname: "127.0.0.1",
+    plaintext: false,
+    seedProtocol: false,
+  });
+  // Encrypted: served.
+  assert.deepEqual(await new TrackerClient(tracker.address).list(), []);
+  // Plaintext framed: closed unanswered.
+  const { RpcClient } = await import("../../lib/protocol/rpc.ts");
+  await using plain = await RpcClient.connect(tracker.address, {
+    encryption: false,
+    requestTimeoutMs: 5000,
+  });
+  await assert.rejects(plain.call({ type: "list" }, "files"));
+  // Seed protocol: closed unanswered.
+  const { legacyRequest } = await import("../../lib/protocol/legacy.ts");
+  await assert.rejects(
+    legacyRequest(tracker.address, { command: "list" }, { timeoutMs: 5000 }),
+  );
+});
