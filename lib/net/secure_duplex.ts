@@ -19,8 +19,11 @@ import { peerIdOf } from "./identity.ts";
 
 /** Plaintext sealed per write to the connection. */
 const WRITE_BATCH = 16 * RECORD_PLAIN;
-/** The receive buffer once large records arrive: a few records per read. */
-const LARGE_BUFFER = 16 * (RECORD_PLAIN + 18);
+/**
+ * The receive buffer once large records arrive: a few records per read (a
+ * downloader holds one per source, so it stays small).
+ */
+const LARGE_BUFFER = 4 * (RECORD_PLAIN + 18);
 const EMPTY = new Uint8Array(0);
 
 async function writeAll(conn: Duplex, bytes: Uint8Array): Promise<void> {
