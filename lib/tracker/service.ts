@@ -24,7 +24,12 @@ import {
   DEFAULT_MAX_LIST_EXAMINED,
   DEFAULT_MAX_PEERS_PER_ADDRESS,
 } from "./registry.ts";
-import type { ApplyChangesResult, Clock, TrackerStore } from "./store.ts";
+import {
+  type ApplyChangesResult,
+  type Clock,
+  StoreUnavailableError,
+  type TrackerStore,
+} from "./store.ts";
 
 /** Most bytes of names in a framed `list` reply (it says `truncated`). */
 const MAX_LIST_REPLY_BYTES = 4 * 1024 * 1024;
@@ -49,6 +54,13 @@ export interface TrackerEventMap {
    * reading its reply.
    */
   "protocol-error": CustomEvent<{ remote: string; message: string }>;
+  /**
+   * The store could not be reached (told once per outage); requests are
+   * answered with a `store_unavailable` error meanwhile.
+   */
+  "store-unavailable": CustomEvent<{ message: string }>;
+  /** The store answers again after an outage. */
+  "store-available": CustomEvent<Record<never, never>>;
 }
 
 /** Reports an event of {@linkcode TrackerEventMap} with its detail. */
@@ -63,7 +75,8 @@ export type TrackerErrorCode =
   | "rate_limited"
   | "limit_exceeded"
   | "resync"
-  | "unknown_peer";
+  | "unknown_peer"
+  | "store_unavailable";
 
 /** A reply to a framed tracker request (without its `rid`). */
 export type TrackerReply =
@@ -176,6 +189,8 @@ export class TrackerService {
   readonly #rate: number;
   readonly #limiter: RateLimiter;
   readonly #emit: TrackerEmit;
+  /** Whether the last store call failed as unavailable. */
+  #storeDown = false;
 
   /**
    * Creates a service over a store.
@@ -250,6 +265,45 @@ export class TrackerService {
     remoteIp: string,
     key?: string,
   ): Promise<TrackerReply> {
+    return this.#guard(
+      this.#handle(request, remoteIp, key),
+      (message) => ({ type: "error", code: "store_unavailable", message }),
+    );
+  }
+
+  /**
+   * Settles a store call: an unavailable store becomes the reply
+   * `onDown` makes, reported once per outage; a success after an outage
+   * reports the recovery.
+   */
+  async #guard<T>(
+    work: Promise<T>,
+    onDown: (message: string) => T,
+  ): Promise<T> {
+    try {
+      const result = await work;
+      if (this.#storeDown) {
+        this.#storeDown = false;
+        this.#emit("store-available", {});
+      }
+      return result;
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+      if (!this.#storeDown) {
+        this.#storeDown = true;
+        this.#emit("store-unavailable", { message: error.message });
+      }
+      return onDown(
+        `Cannot serve the request: the tracker's store is unavailable (${error.message}); retry later`,
+      );
+    }
+  }
+
+  #handle(
+    request: TrackerRequest,
+    remoteIp: string,
+    key: string | undefined,
+  ): Promise<TrackerReply> {
     switch (request.type) {
       case "register":
         return this.#register(request, remoteIp, key);
@@ -278,6 +332,16 @@ export class TrackerService {
       throw new ProtocolError(this.#rateLimited(remoteIp));
     }
     const request = validateLegacyRequest(parsed);
+    return await this.#guard(
+      this.#seedHandle(request, remoteIp),
+      (message) => ({ status: `error: store_unavailable: ${message}` }),
+    );
+  }
+
+  async #seedHandle(
+    request: LegacyRequest,
+    remoteIp: string,
+  ): Promise<SeedReply> {
     switch (request.command) {
       case "register":
       case "heartbeat":
@@ -306,7 +370,8 @@ export class TrackerService {
 
   /** Drops expired peers (reporting each) and idle rate-limit buckets. */
   async sweep(): Promise<void> {
-    for (const address of await this.store.expire()) {
+    const expired = await this.#guard(this.store.expire(), () => []);
+    for (const address of expired) {
       this.#emit("unregister", { address });
     }
     this.#limiter.sweep();

@@ -33,6 +33,31 @@ export interface Clock {
  */
 export const systemClock: Clock = { now: () => Date.now() };
 
+/**
+ * A shared store could not be reached (or did not answer in time). The
+ * tracker answers the request with a `store_unavailable` error; the store
+ * reconnects by itself.
+ *
+ * @example Telling a store outage from a bug
+ * ```ts
+ * import { StoreUnavailableError } from "@shoal/shoal/tracker";
+ * const error: unknown = new StoreUnavailableError("Cannot reach Redis: refused");
+ * if (!(error instanceof StoreUnavailableError)) throw error;
+ * ```
+ */
+export class StoreUnavailableError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What could not be reached, and why.
+   * @param options The underlying error as `cause`.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StoreUnavailableError";
+  }
+}
+
 /** What a change to the tracker's state did. */
 export type ApplyChangesResult =
   /** Applied. */

@@ -1,0 +1,340 @@
+/**
+ * Private Lua scripts of the Redis tracker store: one script changes a peer's
+ * record atomically in its hash slot and derives the index updates; another
+ * applies index updates in one slot; the read scripts sample holders and
+ * count them server-side so a reply never moves whole holder sets.
+ *
+ * @module
+ */
+
+/**
+ * Applies index updates: `a` adds (or refreshes) a member at score `now`,
+ * trims members older than the expiry window and extends the key's TTL; `r`
+ * removes a member; `n` records a name in the lexicographic name index and
+ * its last-seen time, and drops a few names nobody has announced within the
+ * window (so the index cleans itself without a sweeper).
+ */
+const APPLY = `
+local function apply_ops(P, now, cutoff, ttl, ops, first)
+  for i = first, #ops, 3 do
+    local kind, key, member = ops[i], ops[i + 1], ops[i + 2]
+    if kind == 'a' then
+      redis.call('ZADD', key, now, member)
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', cutoff)
+      redis.call('PEXPIRE', key, ttl)
+    elseif kind == 'r' then
+      redis.call('ZREM', key, member)
+    else
+      local lex, base, seen = key .. ':lex', key .. ':base', key .. ':seen'
+      local nul = string.find(member, '\\0', 1, true)
+      local name = nul and string.sub(member, nul + 1) or member
+      local lower = nul and string.sub(member, 1, nul - 1) or member
+      redis.call('ZADD', lex, 0, member)
+      if nul then redis.call('HSET', key .. ':lower', name, lower) end
+      local slash = string.find(lower, '/[^/]*$')
+      if slash then
+        redis.call('ZADD', base, 0, string.sub(lower, slash + 1) .. '\\0' .. name)
+      end
+      redis.call('ZADD', seen, 'GT', now, name)
+      local dead = redis.call('ZRANGEBYSCORE', seen, '-inf', cutoff, 'LIMIT', 0, 8)
+      for _, d in ipairs(dead) do
+        local dl = redis.call('HGET', key .. ':lower', d)
+        if dl then
+          redis.call('HDEL', key .. ':lower', d)
+          redis.call('ZREM', lex, dl .. '\\0' .. d)
+        else
+          dl = d
+          redis.call('ZREM', lex, d)
+        end
+        local s = string.find(dl, '/[^/]*$')
+        if s then redis.call('ZREM', base, string.sub(dl, s + 1) .. '\\0' .. d) end
+        redis.call('ZREM', seen, d)
+      end
+    end
+  end
+end
+`;
+
+/**
+ * `KEYS[1]`: any key of the slot. `ARGV`: prefix, now, expiry, ttl, then
+ * (kind, key, member) triples, every key in that slot.
+ */
+export const INDEX_SCRIPT: string = `${APPLY}
+local now, expiry = tonumber(ARGV[2]), tonumber(ARGV[3])
+apply_ops(ARGV[1], now, now - expiry, tonumber(ARGV[4]), ARGV, 5)
+return 1
+`;
+
+/**
+ * Changes one peer's record. `KEYS[1]`: the record. `ARGV`: op, now, expiry,
+ * ttl, prefix, tag (the record's hash tag), address, inline ("1": apply the
+ * index updates here, single Redis; "0": return them, cluster), then the
+ * op's arguments. Returns `{result, seq, ops…}`.
+ */
+export const PEER_SCRIPT: string = `${APPLY}
+local op, now, expiry, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local P, tag, address, inline = ARGV[5], ARGV[6], ARGV[7], ARGV[8] == '1'
+local cutoff = now - expiry
+local pkey = KEYS[1]
+local ops = {}
+local NUL = '\\0'
+
+local function ukey(net) return P .. ':{' .. tag .. '}:u:' .. net end
+local function fkey(net) return P .. ':{' .. tag .. '}:uf:' .. net end
+local function ckey(id) return P .. ':{c:' .. id .. '}' end
+local function nkey(name) return P .. ':{f:' .. name .. '}' end
+
+local function push(kind, key, member)
+  ops[#ops + 1] = kind; ops[#ops + 1] = key; ops[#ops + 1] = member
+end
+
+-- A file is {name, id, size[, lower]} (size a string): id and size '' for a seed peer's.
+local function entries(kind, f)
+  if f[2] == '' then
+    push(kind, nkey(f[1]), 'L' .. NUL .. address)
+  else
+    push(kind, nkey(f[1]), 'S' .. NUL .. address .. NUL .. f[2] .. NUL .. f[3])
+    push(kind, ckey(f[2]), address .. NUL .. f[3] .. NUL .. f[1])
+  end
+  if kind == 'a' then
+    push('n', P .. ':{names}', f[4] and (f[4] .. NUL .. f[1]) or f[1])
+  end
+end
+
+local function load()
+  local h = redis.call('HMGET', pkey, 'proto', 'seen', 'seq', 'net', 'files')
+  if not h[1] then return nil end
+  return { proto = h[1], seen = tonumber(h[2]), seq = tonumber(h[3]),
+           net = h[4], files = cjson.decode(h[5]) }
+end
+
+local function alive(r) return r ~= nil and r.seen > cutoff end
+
+-- Live peers and files of a network; forgets the expired ones.
+local function usage(net)
+  local uk, fk = ukey(net), fkey(net)
+  local dead = redis.call('ZRANGEBYSCORE', uk, '-inf', cutoff)
+  for _, a in ipairs(dead) do redis.call('HDEL', fk, a) end
+  if #dead > 0 then redis.call('ZREMRANGEBYSCORE', uk, '-inf', cutoff) end
+  local files = 0
+  for _, c in ipairs(redis.call('HVALS', fk)) do files = files + tonumber(c) end
+  return redis.call('ZCARD', uk), files
+end
+
+local function forget(r)
+  for _, f in ipairs(r.files) do entries('r', f) end
+  redis.call('ZREM', ukey(r.net), address)
+  redis.call('HDEL', fkey(r.net), address)
+  redis.call('DEL', pkey)
+end
+
+local function save(r)
+  redis.call('HSET', pkey, 'proto', r.proto, 'seen', now, 'seq', r.seq,
+    'net', r.net, 'files', #r.files == 0 and '[]' or cjson.encode(r.files))
+  redis.call('PEXPIRE', pkey, ttl)
+  local uk, fk = ukey(r.net), fkey(r.net)
+  redis.call('ZADD', uk, now, address)
+  redis.call('PEXPIRE', uk, ttl)
+  redis.call('HSET', fk, address, #r.files)
+  redis.call('PEXPIRE', fk, ttl)
+  r.seen = now
+end
+
+local function refresh(r)
+  save(r)
+  for _, f in ipairs(r.files) do entries('a', f) end
+end
+
+-- The live record, or nil (an expired one is forgotten here).
+local function live()
+  local r = load()
+  if r ~= nil and not alive(r) then forget(r); r = nil end
+  return r
+end
+
+local function register(proto, net, files, maxPeers, maxNet)
+  local old = live()
+  local same = old ~= nil and old.net == net
+  local peers, used = usage(net)
+  if not same and peers >= maxPeers then return 'too_many_peers' end
+  if used - (same and #old.files or 0) + #files > maxNet then
+    return 'too_many_files'
+  end
+  if old ~= nil then forget(old) end
+  refresh({ proto = proto, seq = 0, net = net, files = files })
+  return 'ok'
+end
+
+local function replace(r, files, maxNet)
+  local _, used = usage(r.net)
+  if used - #r.files + #files > maxNet then refresh(r); return 'too_many_files' end
+  for _, f in ipairs(r.files) do entries('r', f) end
+  r.files = files
+  r.seq = 0
+  refresh(r)
+  return 'ok'
+end
+
+local function finish(result, seq)
+  if inline then
+    apply_ops(P, now, cutoff, ttl, ops, 1)
+    return { result, seq }
+  end
+  local out = { result, seq }
+  for i = 1, #ops do out[#out + 1] = ops[i] end
+  return out
+end
+
+if op == 'register' then
+  local files = cjson.decode(ARGV[11])
+  return finish(register(ARGV[9], ARGV[10], files, tonumber(ARGV[12]), tonumber(ARGV[13])), 0)
+elseif op == 'replace' then
+  local r = live()
+  if r == nil then return finish('unknown_peer', 0) end
+  return finish(replace(r, cjson.decode(ARGV[9]), tonumber(ARGV[10])), 0)
+elseif op == 'apply' then
+  local r = live()
+  if r == nil then return finish('unknown_peer', 0) end
+  local seq = tonumber(ARGV[9])
+  if seq ~= r.seq + 1 then refresh(r); return finish('resync', r.seq) end
+  local added, removed = cjson.decode(ARGV[10]), cjson.decode(ARGV[11])
+  local maxFiles, maxNet = tonumber(ARGV[12]), tonumber(ARGV[13])
+  local gone, have, fresh = {}, {}, {}
+  for _, name in ipairs(removed) do gone[name] = true end
+  for _, f in ipairs(r.files) do have[f[1]] = true end
+  local count = #r.files
+  for name in pairs(gone) do if have[name] then count = count - 1 end end
+  for _, f in ipairs(added) do
+    if not have[f[1]] or gone[f[1]] then count = count + 1 end
+    fresh[f[1]] = true
+  end
+  local _, used = usage(r.net)
+  if count > maxFiles or used - #r.files + count > maxNet then
+    refresh(r)
+    return finish('too_many_files', r.seq)
+  end
+  local files = {}
+  for _, f in ipairs(r.files) do
+    if gone[f[1]] or fresh[f[1]] then entries('r', f) else files[#files + 1] = f end
+  end
+  for _, f in ipairs(added) do files[#files + 1] = f end
+  r.files = files
+  r.seq = seq
+  refresh(r)
+  return finish('ok', seq)
+elseif op == 'touch' then
+  local r = live()
+  if r == nil then return finish('unknown_peer', 0) end
+  refresh(r)
+  return finish('ok', r.seq)
+elseif op == 'seed' then
+  local command, hasFiles = ARGV[9], ARGV[10] ~= ''
+  local files = hasFiles and cjson.decode(ARGV[10]) or {}
+  local r = live()
+  if command == 'register' or (hasFiles and (r == nil or r.proto ~= 'legacy')) then
+    return finish(register('legacy', ARGV[11], files, tonumber(ARGV[12]), tonumber(ARGV[13])), 0)
+  elseif r == nil then
+    return finish('unknown_peer', 0)
+  elseif hasFiles then
+    return finish(replace(r, files, tonumber(ARGV[13])), 0)
+  end
+  refresh(r)
+  return finish('ok', 0)
+elseif op == 'unregister' then
+  local r = load()
+  if r == nil then return finish('unknown_peer', 0) end
+  local was = alive(r)
+  forget(r)
+  return finish(was and 'ok' or 'unknown_peer', 0)
+end
+return redis.error_reply('unknown op ' .. tostring(op))
+`;
+
+/**
+ * Live members of a sorted set (`KEYS[1]`): all of them when there are at
+ * most `ARGV[2]`, else a random sample of about that many. `ARGV[1]`: the
+ * expiry cutoff (members at or below it are gone).
+ */
+export const SAMPLE_SCRIPT: string = `
+local k, cutoff, want = KEYS[1], ARGV[1], tonumber(ARGV[2])
+local low = '(' .. cutoff
+local n = redis.call('ZCOUNT', k, low, '+inf')
+if n <= want then return redis.call('ZRANGEBYSCORE', k, low, '+inf') end
+local out, seen = {}, {}
+local s = redis.call('ZRANDMEMBER', k, want * 2, 'WITHSCORES')
+for i = 1, #s, 2 do
+  if tonumber(s[i + 1]) > tonumber(cutoff) and not seen[s[i]] then
+    seen[s[i]] = true; out[#out + 1] = s[i]
+  end
+end
+if #out < want then
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', k, low, '+inf', 'LIMIT', 0, want)) do
+    if not seen[m] then seen[m] = true; out[#out + 1] = m end
+  end
+end
+return out
+`;
+
+/**
+ * What a name (`KEYS[1]`) holds, counted server-side: `{id, size, holders…,
+ * legacy holders}` over its live members. `ARGV[1]`: the cutoff.
+ */
+export const NAME_TALLY_SCRIPT: string = `
+local counts, order, legacy = {}, {}, 0
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')) do
+  if string.sub(m, 1, 1) == 'L' then
+    legacy = legacy + 1
+  else
+    local a = string.find(m, '\\0', 3, true)
+    local key = string.sub(m, a + 1)
+    if counts[key] == nil then counts[key] = 0; order[#order + 1] = key end
+    counts[key] = counts[key] + 1
+  end
+end
+local out = {}
+for _, key in ipairs(order) do out[#out + 1] = key; out[#out + 1] = counts[key] end
+out[#out + 1] = legacy
+return out
+`;
+
+/**
+ * Distinct live holders of a content id (`KEYS[1]`) announcing a size:
+ * `ARGV[1]` the cutoff, `ARGV[2]…` the sizes; returns one count per size.
+ */
+export const CONTENT_COUNT_SCRIPT: string = `
+local bySize = {}
+for i = 2, #ARGV do bySize[ARGV[i]] = {} end
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')) do
+  local a = string.find(m, '\\0', 1, true)
+  local b = string.find(m, '\\0', a + 1, true)
+  local set = bySize[string.sub(m, a + 1, b - 1)]
+  if set then set[string.sub(m, 1, a - 1)] = true end
+end
+local out = {}
+for i = 2, #ARGV do
+  local n = 0
+  for _ in pairs(bySize[ARGV[i]]) do n = n + 1 end
+  out[#out + 1] = n
+end
+return out
+`;
+
+/**
+ * A page of the name index (`KEYS[1]` the index's base key): up to
+ * `ARGV[3]` entries of `…:lex` or `…:base` (`ARGV[4]`) from `ARGV[1]` to
+ * `ARGV[2]` (ZRANGEBYLEX bounds), keeping names seen after the cutoff
+ * `ARGV[5]`. Returns `{examined, last entry, live entries…}`.
+ */
+export const NAMES_PAGE_SCRIPT: string = `
+local seen = KEYS[1] .. ':seen'
+local page = redis.call('ZRANGEBYLEX', KEYS[1] .. ':' .. ARGV[4], ARGV[1], ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = { #page, page[#page] or '' }
+local cutoff = tonumber(ARGV[5])
+for _, entry in ipairs(page) do
+  local nul = string.find(entry, '\\0', 1, true)
+  local name = nul and string.sub(entry, nul + 1) or entry
+  local s = redis.call('ZSCORE', seen, name)
+  if s and tonumber(s) > cutoff then out[#out + 1] = entry end
+end
+return out
+`;

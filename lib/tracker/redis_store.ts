@@ -1,0 +1,734 @@
+/**
+ * A {@linkcode TrackerStore} in Redis, shared by any number of trackers: a
+ * single server (`redis://HOST:PORT/DB`) or a Redis Cluster. Each peer's
+ * record changes in one Lua script; holders are sorted sets scored by
+ * last-seen time, so expiry is exact at read time and needs no sweeper.
+ *
+ * @module
+ */
+import { Cluster, Redis } from "ioredis";
+import calculateSlot from "cluster-key-slot";
+import type { FileAnnouncement, PeerInfo } from "../protocol/messages.ts";
+import { HolderSet, networkOf } from "./_holder_set.ts";
+import {
+  CONTENT_COUNT_SCRIPT,
+  INDEX_SCRIPT,
+  NAME_TALLY_SCRIPT,
+  NAMES_PAGE_SCRIPT,
+  PEER_SCRIPT,
+  SAMPLE_SCRIPT,
+} from "./_redis_scripts.ts";
+import { searchNames } from "./_redis_search.ts";
+import {
+  DEFAULT_MAX_FILES_PER_ADDRESS,
+  DEFAULT_MAX_PEERS_PER_ADDRESS,
+} from "./registry.ts";
+import {
+  type ApplyChangesReply,
+  type ApplyChangesResult,
+  type Clock,
+  type FileChanges,
+  type PeerQuery,
+  type PeerRecord,
+  type PeerRegistration,
+  type SearchOptions,
+  type SearchResult,
+  type SeedAnnouncement,
+  type SeedList,
+  type SeedListOptions,
+  type StoredFile,
+  StoreUnavailableError,
+  systemClock,
+  type TrackerStore,
+} from "./store.ts";
+
+/** Options for {@linkcode RedisStore}. */
+export interface RedisStoreOptions {
+  /**
+   * Where Redis is: `redis://HOST:PORT[/DB]` for one server,
+   * `redis-cluster://HOST:PORT[,HOST:PORT…]` for a cluster (any of its
+   * nodes; the rest are discovered).
+   */
+  url: string;
+  /** A peer not heard from for this long is gone, ms. @default {90000} */
+  expiryMs?: number;
+  /**
+   * The clock liveness is measured by. Trackers sharing a Redis must agree
+   * on it (the wall clock, kept by NTP).
+   *
+   * @default {systemClock}
+   */
+  clock?: Clock;
+  /** Most peers registered from one network. @default {128} */
+  maxPeersPerAddress?: number;
+  /** Most files all peers of one network may announce. @default {100000} */
+  maxFilesPerAddress?: number;
+  /** Prefix of every key, so several swarms can share a Redis. @default {"shoal"} */
+  prefix?: string;
+  /**
+   * A call Redis has not answered in this long fails with
+   * {@linkcode StoreUnavailableError}, ms.
+   *
+   * @default {800}
+   */
+  timeoutMs?: number;
+  /** Random numbers in [0, 1) that order replies. @default {Math.random} */
+  random?: () => number;
+}
+
+/** A file as the scripts keep it: name, id, size (text), lowercase name. */
+type Entry = [string, string, string] | [string, string, string, string];
+
+/** Calls of the scripts defined on the client. */
+type ScriptCall = (...args: (string | number)[]) => Promise<unknown>;
+
+/**
+ * Tracker state in Redis: every tracker over the same Redis (and prefix)
+ * sees the same peers at once, and a tracker restart loses nothing.
+ *
+ * @example Sharing peers between two stores over one Redis
+ * ```ts ignore
+ * import { RedisStore } from "@shoal/shoal/tracker";
+ * await using a = await RedisStore.connect({ url: "redis://127.0.0.1:6379" });
+ * await using b = await RedisStore.connect({ url: "redis://127.0.0.1:6379" });
+ * await a.register({ address: "10.0.0.1:7000", protocol: "shoal", files: [] });
+ * if (!(await b.get("10.0.0.1:7000"))) throw new Error("not shared");
+ * ```
+ */
+export class RedisStore implements TrackerStore, AsyncDisposable {
+  readonly #redis: Redis | Cluster;
+  readonly #cluster: boolean;
+  readonly #prefix: string;
+  readonly #expiryMs: number;
+  readonly #ttlMs: number;
+  readonly #clock: Clock;
+  readonly #maxPeers: number;
+  readonly #maxFiles: number;
+  readonly #random: () => number;
+  #closed = false;
+
+  /**
+   * Creates a store; it connects in the background (see
+   * {@linkcode RedisStore.connect} to wait for it).
+   *
+   * @param options Where Redis is, expiry, limits.
+   * @throws {TypeError} If the URL is not a `redis://` or
+   *   `redis-cluster://` URL.
+   */
+  constructor(options: RedisStoreOptions) {
+    const timeout = options.timeoutMs ?? 800;
+    const common = {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: timeout,
+      connectTimeout: timeout,
+      retryStrategy: (times: number) => Math.min(50 * 2 ** times, 1000),
+    };
+    const target = parseRedisUrl(options.url);
+    if (target.cluster) {
+      this.#redis = new Cluster(target.nodes, {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        scaleReads: "master",
+        clusterRetryStrategy: (times: number) =>
+          Math.min(50 * 2 ** times, 1000),
+        slotsRefreshTimeout: timeout,
+        redisOptions: common,
+      });
+    } else {
+      this.#redis = new Redis({
+        ...target.nodes[0]!,
+        db: target.db,
+        ...common,
+      });
+    }
+    // Errors are reported by the calls that fail; the client reconnects.
+    this.#redis.on("error", () => {});
+    this.#cluster = target.cluster;
+    this.#prefix = options.prefix ?? "shoal";
+    if (/[{}]/.test(this.#prefix)) {
+      throw new TypeError(
+        `Invalid Redis key prefix "${this.#prefix}": it may not contain { or }`,
+      );
+    }
+    this.#expiryMs = options.expiryMs ?? 90_000;
+    // Keys outlive the window by a margin: liveness is by score, the TTL
+    // only reclaims the memory of what nobody refreshed.
+    this.#ttlMs = 2 * this.#expiryMs + 60_000;
+    this.#clock = options.clock ?? systemClock;
+    this.#maxPeers = options.maxPeersPerAddress ??
+      DEFAULT_MAX_PEERS_PER_ADDRESS;
+    this.#maxFiles = options.maxFilesPerAddress ??
+      DEFAULT_MAX_FILES_PER_ADDRESS;
+    this.#random = options.random ?? Math.random;
+    const scripts: [string, string, number][] = [
+      ["shoalPeer", PEER_SCRIPT, 1],
+      ["shoalIndex", INDEX_SCRIPT, 1],
+      ["shoalSample", SAMPLE_SCRIPT, 1],
+      ["shoalNameTally", NAME_TALLY_SCRIPT, 1],
+      ["shoalContentCount", CONTENT_COUNT_SCRIPT, 1],
+      ["shoalNamesPage", NAMES_PAGE_SCRIPT, 1],
+    ];
+    for (const [name, lua, numberOfKeys] of scripts) {
+      this.#redis.defineCommand(name, { lua, numberOfKeys });
+    }
+  }
+
+  /**
+   * Creates a store and waits (up to `waitMs`) for Redis: a store whose
+   * Redis is down still works once it comes up.
+   *
+   * @param options Where Redis is, expiry, limits.
+   * @param waitMs Longest wait for the first connection, ms.
+   * @returns The store.
+   */
+  static async connect(
+    options: RedisStoreOptions,
+    waitMs = 5000,
+  ): Promise<RedisStore> {
+    const store = new RedisStore(options);
+    await store.#connect(waitMs);
+    return store;
+  }
+
+  async #connect(waitMs: number): Promise<void> {
+    const redis = this.#redis;
+    const ready = new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        redis.off("ready", done);
+        resolve();
+      };
+      const timer = setTimeout(done, waitMs);
+      redis.on("ready", done);
+    });
+    redis.connect().catch(() => {});
+    await ready;
+  }
+
+  /** Whether this store is over a Redis Cluster. */
+  get cluster(): boolean {
+    return this.#cluster;
+  }
+
+  /**
+   * Closes the connections to Redis.
+   *
+   * @returns Once closed.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#redis.quit().catch(() => this.#redis.disconnect());
+  }
+
+  /** Same as {@linkcode RedisStore.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Runs a defined script, mapping connection failures to one error. */
+  async #call(name: string, ...args: (string | number)[]): Promise<unknown> {
+    const call = (this.#redis as unknown as Record<string, ScriptCall>)[name]!;
+    try {
+      return await call.apply(this.#redis, args);
+    } catch (error) {
+      throw unavailable(error);
+    }
+  }
+
+  #peerKey(address: string): [string, string] {
+    const tag = `n:${networkOf(hostOf(address))}`;
+    return [`${this.#prefix}:{${tag}}:p:${address}`, tag];
+  }
+
+  /** Runs the peer script, then (cluster) the index updates it derived. */
+  async #peer(
+    op: string,
+    address: string,
+    ...args: (string | number)[]
+  ): Promise<{ result: ApplyChangesResult; seq: number }> {
+    const now = Math.floor(this.#clock.now());
+    const [key, tag] = this.#peerKey(address);
+    const reply = await this.#call(
+      "shoalPeer",
+      key,
+      op,
+      now,
+      this.#expiryMs,
+      this.#ttlMs,
+      this.#prefix,
+      tag,
+      address,
+      this.#cluster ? "0" : "1",
+      ...args,
+    ) as (string | number)[];
+    const result = reply[0] as ApplyChangesResult;
+    const seq = Number(reply[1]);
+    if (reply.length > 2) await this.#applyIndex(now, reply.slice(2));
+    return { result, seq };
+  }
+
+  /** Cluster: index updates grouped by hash slot, one script per slot. */
+  async #applyIndex(now: number, ops: (string | number)[]): Promise<void> {
+    const bySlot = new Map<number, string[]>();
+    for (let i = 0; i < ops.length; i += 3) {
+      const key = String(ops[i + 1]);
+      const slot = calculateSlot(key);
+      let group = bySlot.get(slot);
+      if (!group) bySlot.set(slot, group = []);
+      group.push(String(ops[i]), key, String(ops[i + 2]));
+    }
+    await Promise.all(
+      [...bySlot.values()].map((group) =>
+        this.#call(
+          "shoalIndex",
+          group[1]!,
+          this.#prefix,
+          now,
+          this.#expiryMs,
+          this.#ttlMs,
+          ...group,
+        )
+      ),
+    );
+  }
+
+  /**
+   * {@inheritDoc TrackerStore.register}
+   *
+   * @param registration The peer and its files.
+   * @returns `"ok"`, or which per-network limit refused it.
+   */
+  async register(registration: PeerRegistration): Promise<ApplyChangesResult> {
+    const { address, protocol, files, source } = registration;
+    const network = networkOf(source ?? hostOf(address));
+    return (await this.#peer(
+      "register",
+      address,
+      protocol,
+      network,
+      encodeFiles(files),
+      this.#maxPeers,
+      this.#maxFiles,
+    )).result;
+  }
+
+  /**
+   * {@inheritDoc TrackerStore.replaceFiles}
+   *
+   * @param address The peer.
+   * @param files Its full file list.
+   * @returns `"ok"`, `"unknown_peer"` or `"too_many_files"`.
+   */
+  async replaceFiles(
+    address: string,
+    files: readonly (FileAnnouncement | StoredFile)[],
+  ): Promise<ApplyChangesResult> {
+    return (await this.#peer(
+      "replace",
+      address,
+      encodeFiles(files),
+      this.#maxFiles,
+    )).result;
+  }
+
+  /**
+   * {@inheritDoc TrackerStore.applyChanges}
+   *
+   * @param address The peer.
+   * @param changes The announce.
+   * @returns What it did and the peer's sequence number.
+   */
+  async applyChanges(
+    address: string,
+    changes: FileChanges,
+  ): Promise<ApplyChangesReply> {
+    return await this.#peer(
+      "apply",
+      address,
+      changes.seq,
+      encodeFiles(changes.added),
+      JSON.stringify(changes.removed.length ? changes.removed : []),
+      changes.maxFiles ?? Number.MAX_SAFE_INTEGER,
+      this.#maxFiles,
+    );
+  }
+
+  /**
+   * {@inheritDoc TrackerStore.touch}
+   *
+   * @param address The peer.
+   * @returns `false` if it is unknown or expired.
+   */
+  async touch(address: string): Promise<boolean> {
+    return (await this.#peer("touch", address)).result === "ok";
+  }
+
+  /**
+   * {@inheritDoc TrackerStore.seedAnnounce}
+   *
+   * @param announcement The command, peer, names and source.
+   * @returns `"ok"`, `"unknown_peer"`, or which limit refused it.
+   */
+  async seedAnnounce(
+    announcement: SeedAnnouncement,
+  ): Promise<ApplyChangesResult> {
+    const { command, address, files, source } = announcement;
+    const encoded = files
+      ? encodeFiles(files.map((name) => ({ name, id: null, size: null })))
+      : "";
+    return (await this.#peer(
+      "seed",
+      address,
+      command,
+      encoded,
+      networkOf(source),
+      this.#maxPeers,
+      this.#maxFiles,
+    )).result;
+  }
+
+  /**
+   * {@inheritDoc TrackerStore.unregister}
+   *
+   * @param address The peer.
+   * @returns Whether it was known.
+   */
+  async unregister(address: string): Promise<boolean> {
+    return (await this.#peer("unregister", address)).result === "ok";
+  }
+
+  /**
+   * {@inheritDoc TrackerStore.get}
+   *
+   * @param address The peer.
+   * @returns Its record, or `undefined`.
+   */
+  async get(address: string): Promise<PeerRecord | undefined> {
+    let fields: (string | null)[];
+    try {
+      fields = await this.#redis.hmget(
+        this.#peerKey(address)[0],
+        "proto",
+        "seen",
+        "seq",
+        "net",
+        "files",
+      );
+    } catch (error) {
+      throw unavailable(error);
+    }
+    const [protocol, seen, seq, network, files] = fields;
+    if (!protocol || !seen || !files) return undefined;
+    const lastSeen = Number(seen);
+    if (this.#clock.now() - lastSeen >= this.#expiryMs) return undefined;
+    const map = new Map<string, StoredFile>();
+    for (const [name, id, size] of JSON.parse(files) as Entry[]) {
+      map.set(name, {
+        name,
+        id: id === "" ? null : id,
+        size: size === "" ? null : Number(size),
+      });
+    }
+    return {
+      address,
+      protocol: protocol as "shoal" | "legacy",
+      lastSeen,
+      files: map,
+      seq: Number(seq),
+      network: network ?? "",
+    };
+  }
+
+  #cutoff(): number {
+    return Math.floor(this.#clock.now()) - this.#expiryMs;
+  }
+
+  /** Live members of a holder set, all or a sample of about `want`. */
+  async #sample(key: string, want: number): Promise<string[]> {
+    return await this.#call(
+      "shoalSample",
+      key,
+      this.#cutoff(),
+      want,
+    ) as string[];
+  }
+
+  /**
+   * {@inheritDoc TrackerStore.getPeers}
+   *
+   * @param query `id` or `name`.
+   * @param limit Most holders.
+   * @returns The holders.
+   */
+  async getPeers(query: PeerQuery, limit = 200): Promise<PeerInfo[]> {
+    if (limit <= 0) return [];
+    if (query.id !== undefined) {
+      const id = query.id;
+      const names = new Map<string, string>();
+      for (
+        const member of await this.#sample(this.#contentKey(id), 2 * limit)
+      ) {
+        const [address, , name] = splitMember(member, 3) as [
+          string,
+          string,
+          string,
+        ];
+        if (!names.has(address)) names.set(address, name);
+      }
+      return this.#fair([...names.keys()], limit).map((address) => ({
+        address,
+        protocol: "shoal",
+        name: names.get(address)!,
+        id,
+      }));
+    }
+    const name = query.name ?? "";
+    const shoal = new Map<string, string>();
+    const legacy: string[] = [];
+    for (const member of await this.#sample(this.nameKey(name), 2 * limit)) {
+      if (member.startsWith("L")) {
+        legacy.push(member.slice(2));
+      } else {
+        const [, address, id] = splitMember(member, 4) as [
+          string,
+          string,
+          string,
+        ];
+        if (!shoal.has(address)) shoal.set(address, id);
+      }
+    }
+    const first = this.#fair([...shoal.keys()], limit);
+    const rest = this.#fair(
+      legacy.filter((a) => !shoal.has(a)),
+      limit - first.length,
+    );
+    return [
+      ...first.map((address) => ({
+        address,
+        protocol: "shoal" as const,
+        name,
+        id: shoal.get(address)!,
+      })),
+      ...rest.map((address) => ({
+        address,
+        protocol: "legacy" as const,
+        name,
+        id: null,
+      })),
+    ];
+  }
+
+  /** Up to `limit` addresses, round-robin across networks at random. */
+  #fair(addresses: string[], limit: number): string[] {
+    if (limit <= 0 || addresses.length === 0) return [];
+    const set = new HolderSet();
+    for (const a of addresses) set.add(a, networkOf(hostOf(a)));
+    return set.sample(limit, this.#random);
+  }
+
+  #contentKey(id: string): string {
+    return `${this.#prefix}:{c:${id}}`;
+  }
+
+  /**
+   * The key of a name's holders (for tests and tools).
+   *
+   * @param name The name.
+   * @returns The Redis key.
+   */
+  nameKey(name: string): string {
+    return `${this.#prefix}:{f:${name}}`;
+  }
+
+  /**
+   * {@inheritDoc TrackerStore.search}
+   *
+   * @param query Substring or glob; everything when absent.
+   * @param options The bounds.
+   * @returns The entries, whether they were cut short, and the cost.
+   */
+  async search(query?: string, options?: SearchOptions): Promise<SearchResult> {
+    try {
+      return await searchNames(this.#reader(), query, options);
+    } catch (error) {
+      throw unavailable(error);
+    }
+  }
+
+  /** What the search needs of Redis. */
+  #reader() {
+    const cutoff = this.#cutoff();
+    const names = `${this.#prefix}:{names}`;
+    return {
+      page: (index: "lex" | "base", from: string, to: string, count: number) =>
+        this.#call(
+          "shoalNamesPage",
+          names,
+          from,
+          to,
+          count,
+          index,
+          cutoff,
+        ) as Promise<(string | number)[]>,
+      tally: (name: string) =>
+        this.#call("shoalNameTally", this.nameKey(name), cutoff) as Promise<
+          (string | number)[]
+        >,
+      count: (id: string, sizes: string[]) =>
+        this.#call(
+          "shoalContentCount",
+          this.#contentKey(id),
+          cutoff,
+          ...sizes,
+        ) as Promise<number[]>,
+      sample: (name: string, want: number) =>
+        this.#sample(this.nameKey(name), want),
+      fair: (addresses: string[], limit: number) =>
+        this.#fair(addresses, limit),
+    };
+  }
+
+  /**
+   * {@inheritDoc TrackerStore.seedList}
+   *
+   * @param options The bounds.
+   * @returns The map and whether it was cut short.
+   */
+  async seedList(options: SeedListOptions = {}): Promise<SeedList> {
+    try {
+      return await searchNames(this.#reader(), undefined, undefined, options)
+        .then((r) => r.seed!);
+    } catch (error) {
+      throw unavailable(error);
+    }
+  }
+
+  /**
+   * No sweeper is needed: replies filter by last-seen time, and keys of
+   * peers nobody refreshes expire in Redis.
+   *
+   * @returns Always empty.
+   */
+  expire(): Promise<string[]> {
+    return Promise.resolve([]);
+  }
+
+  /**
+   * Counts peer records by scanning (for tests and tools, not per request).
+   *
+   * @returns Peers held (live, and expired ones Redis has not dropped yet).
+   */
+  async size(): Promise<number> {
+    const nodes = this.#redis instanceof Cluster
+      ? this.#redis.nodes("master")
+      : [this.#redis];
+    let count = 0;
+    try {
+      for (const node of nodes) {
+        let cursor = "0";
+        do {
+          const [next, keys] = await node.scan(
+            cursor,
+            "MATCH",
+            `${this.#prefix}:{n:*}:p:*`,
+            "COUNT",
+            1000,
+          );
+          cursor = next;
+          count += keys.length;
+        } while (cursor !== "0");
+      }
+    } catch (error) {
+      throw unavailable(error);
+    }
+    return count;
+  }
+}
+
+/** Where a store URL points. */
+interface RedisTarget {
+  cluster: boolean;
+  nodes: { host: string; port: number }[];
+  db: number;
+}
+
+/**
+ * Parses `redis://HOST:PORT[/DB]` or `redis-cluster://HOST:PORT[,…]`.
+ *
+ * @param url The URL.
+ * @returns The nodes, database and mode.
+ * @throws {TypeError} If it is neither.
+ */
+export function parseRedisUrl(url: string): RedisTarget {
+  const match = /^(redis|redis-cluster):\/\/([^/]+?)(?:\/(\d+))?\/?$/.exec(url);
+  const bad = () =>
+    new TypeError(
+      `Invalid Redis URL "${url}": use redis://HOST:PORT[/DB] or redis-cluster://HOST:PORT[,HOST:PORT…]`,
+    );
+  if (!match) throw bad();
+  const cluster = match[1] === "redis-cluster";
+  const nodes = match[2]!.split(",").map((part) => {
+    const m = /^(\[[^\]]+\]|[^:\[\]]+)(?::(\d{1,5}))?$/.exec(part);
+    if (!m) throw bad();
+    const port = m[2] === undefined ? 6379 : Number(m[2]);
+    if (port < 1 || port > 65535) throw bad();
+    return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
+  });
+  if (!cluster && nodes.length !== 1) throw bad();
+  if (cluster && match[3] !== undefined) throw bad();
+  return { cluster, nodes, db: Number(match[3] ?? 0) };
+}
+
+/** A connection failure as {@linkcode StoreUnavailableError}; others as is. */
+function unavailable(error: unknown): unknown {
+  if (error instanceof StoreUnavailableError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  const replyError = error instanceof Error && error.name === "ReplyError";
+  if (
+    replyError && !/^(CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN)/.test(message)
+  ) {
+    return error;
+  }
+  return new StoreUnavailableError(`Cannot reach Redis: ${message}`, {
+    cause: error,
+  });
+}
+
+function encodeFiles(
+  files: readonly (FileAnnouncement | StoredFile)[],
+): string {
+  const seen = new Set<string>();
+  const out: Entry[] = [];
+  for (const { name, id, size } of files) {
+    if (seen.has(name)) continue; // one entry per name, the first
+    seen.add(name);
+    const lower = name.toLowerCase();
+    const entry: Entry = [name, id ?? "", size === null ? "" : String(size)];
+    if (lower !== name) entry.push(lower);
+    out.push(entry);
+  }
+  return out.length === 0 ? "[]" : JSON.stringify(out);
+}
+
+/** The first `parts - 1` NUL-separated fields and the rest. */
+function splitMember(member: string, parts: number): string[] {
+  const out: string[] = [];
+  let start = 0;
+  for (let i = 1; i < parts; i++) {
+    const nul = member.indexOf("\0", start);
+    out.push(member.slice(start, nul));
+    start = nul + 1;
+  }
+  out.push(member.slice(start));
+  return out;
+}
+
+/** The host of `host:port` or `[v6]:port`. */
+function hostOf(address: string): string {
+  const colon = address.lastIndexOf(":");
+  const host = colon >= 0 ? address.slice(0, colon) : address;
+  return host.startsWith("[") ? host.slice(1, -1) : host;
+}

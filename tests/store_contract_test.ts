@@ -1,0 +1,479 @@
+/**
+ * One contract for every `TrackerStore`: the same cases run against the
+ * in-memory store, a single real Redis and a real three-master Redis
+ * Cluster (register, deltas and resync, heartbeats, expiry to the
+ * millisecond, limits, list queries, getpeers, the seed protocol).
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { MemoryStore } from "../lib/tracker/memory_store.ts";
+import { RedisStore } from "../lib/tracker/redis_store.ts";
+import { TrackerService } from "../lib/tracker/service.ts";
+import type { Clock, TrackerStore } from "../lib/tracker/store.ts";
+import type { FileAnnouncement, ListedFile } from "../lib/protocol/messages.ts";
+import { startRedis, startRedisCluster } from "./_redis.ts";
+
+const IP = "127.0.0.1";
+const ID_A = "a".repeat(64);
+const ID_B = "b".repeat(64);
+const ID_C = "c".repeat(64);
+
+function file(name: string, id: string, size = 10): FileAnnouncement {
+  return { name, id, size };
+}
+
+/** Store options every backend takes. */
+interface StoreOptions {
+  expiryMs: number;
+  clock: Clock;
+  maxPeersPerAddress?: number;
+  maxFilesPerAddress?: number;
+}
+
+/** Makes a fresh, empty store of one backend. */
+type MakeStore = (options: StoreOptions) => Promise<TrackerStore>;
+
+/** A store and service on a clock the case moves by hand. */
+async function setup(make: MakeStore, extra: Partial<StoreOptions> = {}) {
+  const clock = { time: 1_000_000, now: () => clock.time };
+  const expiryMs = 1000;
+  const store = await make({ expiryMs, clock, ...extra });
+  const service = new TrackerService(store, {
+    heartbeatIntervalMs: 300,
+    expiryMs,
+    clock,
+    ...(extra.maxPeersPerAddress !== undefined
+      ? { maxPeersPerAddress: extra.maxPeersPerAddress }
+      : {}),
+  });
+  return { clock, store, service };
+}
+
+function sorted(files: ListedFile[]): ListedFile[] {
+  const key = (f: ListedFile) => `${f.name}\0${f.id ?? ""}`;
+  return [...files].sort((a, b) => key(a) < key(b) ? -1 : 1);
+}
+
+/** The cases, each over a fresh store. */
+const CASES: [string, (make: MakeStore) => Promise<void>][] = [
+  ["registers a peer and finds it by id, by name and in list", async (make) => {
+    const { store } = await setup(make);
+    assert.equal(
+      await store.register({
+        address: "127.0.0.1:10001",
+        protocol: "shoal",
+        files: [file("a.txt", ID_A, 5), file("docs/B.md", ID_B, 7)],
+      }),
+      "ok",
+    );
+    const record = await store.get("127.0.0.1:10001");
+    assert.equal(record?.protocol, "shoal");
+    assert.deepEqual([...record!.files.values()], [
+      { name: "a.txt", id: ID_A, size: 5 },
+      { name: "docs/B.md", id: ID_B, size: 7 },
+    ]);
+    assert.deepEqual(await store.getPeers({ id: ID_A }), [
+      {
+        address: "127.0.0.1:10001",
+        protocol: "shoal",
+        name: "a.txt",
+        id: ID_A,
+      },
+    ]);
+    assert.deepEqual(await store.getPeers({ name: "docs/B.md" }), [
+      {
+        address: "127.0.0.1:10001",
+        protocol: "shoal",
+        name: "docs/B.md",
+        id: ID_B,
+      },
+    ]);
+    const { files, truncated } = await store.search();
+    assert.equal(truncated, false);
+    assert.deepEqual(sorted(files), [
+      { name: "a.txt", id: ID_A, size: 5, holders: 1 },
+      { name: "docs/B.md", id: ID_B, size: 7, holders: 1 },
+    ]);
+  }],
+  [
+    "applies deltas in order and asks for a resync after a gap",
+    async (make) => {
+      const { service } = await setup(make);
+      await service.request({ type: "register", port: 10001, files: [] }, IP);
+      assert.deepEqual(
+        await service.request({
+          type: "heartbeat",
+          port: 10001,
+          seq: 1,
+          added: [file("a.txt", ID_A)],
+          removed: [],
+        }, IP),
+        { type: "ok" },
+      );
+      const gap = await service.request({
+        type: "heartbeat",
+        port: 10001,
+        seq: 3,
+        added: [file("b.txt", ID_B)],
+        removed: [],
+      }, IP);
+      assert.equal(gap.type === "error" && gap.code, "resync");
+      assert.match(gap.type === "error" ? gap.message : "", /expected 2/);
+      assert.deepEqual(
+        await service.request({
+          type: "heartbeat",
+          port: 10001,
+          seq: 2,
+          added: [file("c.txt", ID_C)],
+          removed: ["a.txt"],
+        }, IP),
+        { type: "ok" },
+      );
+      const files = await service.request({ type: "list" }, IP);
+      assert.deepEqual(
+        files.type === "files" && files.files.map((f) => f.name),
+        ["c.txt"],
+      );
+      assert.deepEqual(
+        await service.request({ type: "getpeers", id: ID_A }, IP),
+        { type: "peers", peers: [] },
+      );
+    },
+  ],
+  [
+    "keeps a peer alive by heartbeats and forgets it exactly at its expiry",
+    async (make) => {
+      const { service, clock, store } = await setup(make);
+      await service.request({
+        type: "register",
+        port: 10001,
+        files: [file("a.txt", ID_A)],
+      }, IP);
+      clock.time += 999;
+      assert.deepEqual(
+        await service.request({ type: "heartbeat", port: 10001 }, IP),
+        { type: "ok" },
+      );
+      clock.time += 999;
+      const alive = await service.request({ type: "getpeers", id: ID_A }, IP);
+      assert.equal(alive.type === "peers" && alive.peers.length, 1);
+      assert.equal((await store.search("a.*")).files.length, 1);
+      clock.time += 1; // exactly one window since the heartbeat
+      assert.deepEqual(
+        await service.request({ type: "getpeers", id: ID_A }, IP),
+        { type: "peers", peers: [] },
+      );
+      assert.deepEqual(
+        await service.request({ type: "getpeers", name: "a.txt" }, IP),
+        { type: "peers", peers: [] },
+      );
+      assert.deepEqual((await store.search()).files, []);
+      assert.equal(await store.get("127.0.0.1:10001"), undefined);
+      const late = await service.request(
+        { type: "heartbeat", port: 10001 },
+        IP,
+      );
+      assert.equal(late.type === "error" && late.code, "unknown_peer");
+    },
+  ],
+  ["replaces a file list by a full heartbeat", async (make) => {
+    const { store } = await setup(make);
+    const address = "127.0.0.1:10001";
+    await store.register({
+      address,
+      protocol: "shoal",
+      files: [file("a.txt", ID_A), file("b.txt", ID_B)],
+    });
+    assert.equal(
+      await store.replaceFiles(address, [file("c.txt", ID_C)]),
+      "ok",
+    );
+    assert.deepEqual((await store.search()).files.map((f) => f.name), [
+      "c.txt",
+    ]);
+    assert.deepEqual(await store.getPeers({ name: "a.txt" }), []);
+    assert.equal(
+      await store.replaceFiles("127.0.0.1:9", [file("c.txt", ID_C)]),
+      "unknown_peer",
+    );
+    assert.equal(await store.unregister(address), true);
+    assert.equal(await store.unregister(address), false);
+    assert.deepEqual((await store.search()).files, []);
+  }],
+  [
+    "counts holders of one content across names and picks the common name",
+    async (make) => {
+      const { store } = await setup(make);
+      const names = ["movie.mkv", "Movie.mkv", "movie.mkv", "other/film.mkv"];
+      for (const [i, name] of names.entries()) {
+        await store.register({
+          address: `127.0.0.1:${10001 + i}`,
+          protocol: "shoal",
+          files: [file(name, ID_A, 100)],
+        });
+      }
+      assert.deepEqual((await store.search()).files, [
+        { name: "movie.mkv", id: ID_A, size: 100, holders: 4 },
+      ]);
+      // A filtered query shows it under its most common matching name.
+      assert.deepEqual((await store.search("film")).files, [
+        { name: "other/film.mkv", id: ID_A, size: 100, holders: 4 },
+      ]);
+      assert.equal((await store.getPeers({ id: ID_A })).length, 4);
+    },
+  ],
+  [
+    "answers globs on whole and base names and substrings, ignoring case",
+    async (make) => {
+      const { store } = await setup(make);
+      await store.register({
+        address: "127.0.0.1:10001",
+        protocol: "shoal",
+        files: [
+          file("docs/Guide.md", ID_A),
+          file("report-2024.pdf", ID_B),
+          file("archive/Report-old.pdf", ID_C),
+        ],
+      });
+      const names = async (query: string) =>
+        (await store.search(query)).files.map((f) => f.name).sort();
+      assert.deepEqual(await names("guide.*"), ["docs/Guide.md"]);
+      assert.deepEqual(await names("report*"), [
+        "archive/Report-old.pdf",
+        "report-2024.pdf",
+      ]);
+      assert.deepEqual(await names("docs/*"), ["docs/Guide.md"]);
+      assert.deepEqual(await names("*.PDF"), [
+        "archive/Report-old.pdf",
+        "report-2024.pdf",
+      ]);
+      assert.deepEqual(await names("OLD"), ["archive/Report-old.pdf"]);
+      assert.deepEqual(await names("nothing"), []);
+    },
+  ],
+  ["bounds a list by its limit and says it is truncated", async (make) => {
+    const { store } = await setup(make);
+    const files = Array.from(
+      { length: 30 },
+      (_, i) =>
+        file(
+          `f-${String(i).padStart(2, "0")}.bin`,
+          i.toString(16).padStart(64, "0"),
+        ),
+    );
+    await store.register({
+      address: "127.0.0.1:10001",
+      protocol: "shoal",
+      files,
+    });
+    const some = await store.search("f-*", { limit: 10 });
+    assert.equal(some.files.length, 10);
+    assert.equal(some.truncated, true);
+    const all = await store.search(undefined, { limit: 10 });
+    assert.equal(all.files.length, 10);
+    assert.equal(all.truncated, true);
+    const bytes = await store.search(undefined, { maxBytes: 1000 });
+    assert.ok(bytes.truncated && bytes.files.length < 10);
+  }],
+  ["refuses peers and files beyond the per-network limits", async (make) => {
+    const { store } = await setup(make, {
+      maxPeersPerAddress: 2,
+      maxFilesPerAddress: 3,
+    });
+    const reg = (port: number, files: FileAnnouncement[]) =>
+      store.register({ address: `10.0.0.1:${port}`, protocol: "shoal", files });
+    assert.equal(await reg(1, [file("a", ID_A)]), "ok");
+    assert.equal(await reg(2, [file("b", ID_B)]), "ok");
+    assert.equal(await reg(3, []), "too_many_peers");
+    assert.equal(await reg(2, [file("b", ID_B), file("c", ID_C)]), "ok");
+    assert.equal(
+      await reg(2, [file("b", ID_B), file("c", ID_C), file("d", ID_A)]),
+      "too_many_files",
+    );
+    assert.equal(
+      (await store.applyChanges("10.0.0.1:1", {
+        seq: 1,
+        added: [file("e", ID_C)],
+        removed: [],
+      })).result,
+      "too_many_files",
+    );
+    // Another network is counted on its own.
+    assert.equal(
+      await store.register({
+        address: "10.0.0.2:1",
+        protocol: "shoal",
+        files: [file("x", ID_A)],
+      }),
+      "ok",
+    );
+  }],
+  ["lists Shoal holders of a name before seed-protocol ones", async (make) => {
+    const { service } = await setup(make);
+    for (let port = 20001; port <= 20005; port++) {
+      assert.deepEqual(
+        await service.seed({
+          command: "register",
+          address: `127.0.0.1:${port}`,
+          files: ["a.txt"],
+        }, IP),
+        { status: "ok" },
+      );
+    }
+    await service.request({
+      type: "register",
+      port: 10001,
+      files: [file("a.txt", ID_A)],
+    }, IP);
+    const reply = await service.request(
+      { type: "getpeers", name: "a.txt" },
+      IP,
+    );
+    const peers = reply.type === "peers" ? reply.peers : [];
+    assert.equal(peers.length, 6);
+    assert.deepEqual(peers[0], {
+      address: "127.0.0.1:10001",
+      protocol: "shoal",
+      name: "a.txt",
+      id: ID_A,
+    });
+    assert.ok(peers.slice(1).every((p) => p.protocol === "legacy" && !p.id));
+    const seed = await service.seed(
+      { command: "getpeers", filename: "a.txt" },
+      IP,
+    );
+    assert.equal(seed.peers?.[0], "127.0.0.1:10001");
+    const listed = await service.request({ type: "list" }, IP);
+    assert.deepEqual(
+      listed.type === "files" && sorted(listed.files),
+      [
+        { name: "a.txt", id: null, size: null, holders: 5 },
+        { name: "a.txt", id: ID_A, size: 10, holders: 1 },
+      ].sort((a, b) => (a.id ?? "") < (b.id ?? "") ? -1 : 1),
+    );
+  }],
+  ["applies seed-protocol register and heartbeat", async (make) => {
+    const { service, store, clock } = await setup(make);
+    const address = "127.0.0.1:20001";
+    assert.deepEqual(
+      await service.seed({ command: "heartbeat", address }, IP),
+      { status: `error: ${address} is not registered; register first` },
+    );
+    assert.deepEqual(
+      await service.seed(
+        { command: "register", address, files: ["x.bin"] },
+        IP,
+      ),
+      { status: "ok" },
+    );
+    assert.deepEqual(
+      await service.seed(
+        { command: "heartbeat", address, files: ["y.bin"] },
+        IP,
+      ),
+      { status: "ok" },
+    );
+    assert.deepEqual(await service.seed({ command: "list" }, IP), {
+      status: "ok",
+      filemap: { "y.bin": [address] },
+    });
+    clock.time += 999;
+    assert.deepEqual(
+      await service.seed({ command: "heartbeat", address }, IP),
+      { status: "ok" },
+    );
+    clock.time += 999;
+    assert.equal((await store.get(address))?.protocol, "legacy");
+    // A Shoal peer that speaks the seed protocol with files becomes a seed peer.
+    await service.request({
+      type: "register",
+      port: 10001,
+      files: [file("a.txt", ID_A)],
+    }, IP);
+    await service.seed({
+      command: "heartbeat",
+      address: "127.0.0.1:10001",
+      files: ["b.txt"],
+    }, IP);
+    assert.equal((await store.get("127.0.0.1:10001"))?.protocol, "legacy");
+    clock.time += 1;
+    assert.deepEqual(await service.seed({ command: "list" }, IP), {
+      status: "ok",
+      filemap: { "b.txt": ["127.0.0.1:10001"] },
+    });
+  }],
+  ["samples many holders fairly across networks", async (make) => {
+    const { store } = await setup(make, { maxPeersPerAddress: 1000 });
+    for (let port = 1; port <= 300; port++) {
+      await store.register({
+        address: `10.0.0.9:${port}`,
+        protocol: "shoal",
+        files: [file("pop.iso", ID_A)],
+      });
+    }
+    await store.register({
+      address: "10.0.0.1:1",
+      protocol: "shoal",
+      files: [file("pop.iso", ID_A)],
+    });
+    const some = await store.getPeers({ id: ID_A }, 50);
+    assert.equal(some.length, 50);
+    assert.equal(new Set(some.map((p) => p.address)).size, 50);
+    const byName = await store.getPeers({ name: "pop.iso" }, 500);
+    assert.equal(byName.length, 301);
+    assert.deepEqual((await store.search()).files, [
+      { name: "pop.iso", id: ID_A, size: 10, holders: 301 },
+    ]);
+  }],
+];
+
+/** Runs every case as a step against stores made by `make`. */
+async function contract(t: Deno.TestContext, make: MakeStore): Promise<void> {
+  for (const [name, run] of CASES) {
+    await t.step(name, () => run(make));
+  }
+}
+
+Deno.test("TrackerStore contract: MemoryStore", async (t) => {
+  await contract(t, (options) => Promise.resolve(new MemoryStore(options)));
+});
+
+/** Stores over one Redis URL, each under its own key prefix. */
+function redisStores(url: string) {
+  const stores: RedisStore[] = [];
+  let n = 0;
+  const make: MakeStore = async (options) => {
+    const store = await RedisStore.connect({
+      url,
+      prefix: `c${n++}`,
+      ...options,
+    });
+    stores.push(store);
+    return store;
+  };
+  const close = async () => {
+    for (const store of stores) await store.close();
+  };
+  return { make, close };
+}
+
+Deno.test("TrackerStore contract: RedisStore on one Redis server", async (t) => {
+  await using redis = await startRedis();
+  const { make, close } = redisStores(redis.url);
+  try {
+    await contract(t, make);
+  } finally {
+    await close();
+  }
+});
+
+Deno.test("TrackerStore contract: RedisStore on a three-master Redis Cluster", async (t) => {
+  await using cluster = await startRedisCluster();
+  const { make, close } = redisStores(cluster.url);
+  try {
+    await contract(t, make);
+  } finally {
+    await close();
+  }
+});
