@@ -105,15 +105,18 @@ async function swarmSecret(
   return secret === undefined ? plain : { secret, ...plain };
 }
 
+/** `--tracker`: one `HOST:PORT`, or several separated by commas (failover). */
 function trackerAddress(text: string): string {
   try {
-    const { hostname, port } = parseHostPort(text, "127.0.0.1");
-    return hostname.includes(":")
-      ? `[${hostname}]:${port}`
-      : `${hostname}:${port}`;
+    return text.split(",").map((one) => {
+      const { hostname, port } = parseHostPort(one.trim(), "127.0.0.1");
+      return hostname.includes(":")
+        ? `[${hostname}]:${port}`
+        : `${hostname}:${port}`;
+    }).join(",");
   } catch {
     throw new UsageError(
-      `Invalid --tracker "${text}": use HOST:PORT, e.g. localhost:9000`,
+      `Invalid --tracker "${text}": use HOST:PORT, e.g. localhost:9000, or several separated by commas`,
     );
   }
 }
@@ -780,7 +783,11 @@ function withCommon(command: Command, folders?: FolderHelp): Command {
       getOutHasColors: () => false,
       getErrHasColors: () => false,
     })
-    .option("-t, --tracker <host:port>", "tracker address", "localhost:9000");
+    .option(
+      "-t, --tracker <host:port>",
+      "tracker address; several separated by commas fail over in order",
+      "localhost:9000",
+    );
   if (folders) {
     command
       .option("-s, --shared <dir>", folders.shared)

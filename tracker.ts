@@ -2,7 +2,8 @@
  * The Shoal tracker command: keeps the live peers and what they share.
  * `deno run --allow-net tracker.ts [:9000] [--port 9000] [--host 0.0.0.0]`;
  * `--secret` (or `SHOAL_SECRET`, read with `--allow-env=SHOAL_SECRET`) makes
- * the swarm private.
+ * the swarm private; `--store redis://HOST:PORT` shares its state with other
+ * trackers through Redis (that needs `--allow-env` for the Redis client).
  *
  * @module
  */
@@ -21,6 +22,12 @@ import {
   DEFAULT_MAX_PEERS_PER_ADDRESS,
 } from "./lib/tracker/registry.ts";
 import { startTracker } from "./lib/tracker/server.ts";
+import { parseRedisUrl } from "./lib/tracker/_redis_url.ts";
+
+/** A store URL as printed: its scheme and nodes. */
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, "//");
+}
 
 const program = new Command("tracker")
   .description(
@@ -90,6 +97,11 @@ const program = new Command("tracker")
     "--no-plaintext",
     "refuse unencrypted framed connections (Shoal clients always encrypt)",
   )
+  .option(
+    "--store <store>",
+    "where peers are kept: memory, redis://HOST:PORT[/DB] or redis-cluster://HOST:PORT[,HOST:PORT…] (shared by every tracker on it)",
+    "memory",
+  )
   .option("-q, --quiet", "print only errors")
   .version(denoConfig.version, "-V, --version", "print the version")
   .exitOverride()
@@ -141,6 +153,16 @@ async function main(): Promise<number> {
     return n;
   };
   const secret = await commandSecret(opts.secret, "tracker");
+  const store: string = opts.store;
+  if (store !== "memory") {
+    try {
+      parseRedisUrl(store);
+    } catch {
+      throw new UsageError(
+        `Invalid --store "${store}": use memory, redis://HOST:PORT[/DB] or redis-cluster://HOST:PORT[,HOST:PORT…]`,
+      );
+    }
+  }
   const log = (line: string) => {
     if (!opts.quiet) console.log(`${new Date().toISOString()} ${line}`);
   };
@@ -180,6 +202,7 @@ async function main(): Promise<number> {
       ...(secret !== undefined ? { secret } : {}),
       seedProtocol: opts.seedProtocol !== false,
       plaintext: opts.plaintext !== false,
+      store,
     });
   } catch (error) {
     if (error instanceof Deno.errors.AddrInUse) {
@@ -197,14 +220,26 @@ async function main(): Promise<number> {
     "unregister",
     (e) => log(`unregister ${e.detail.address}`),
   );
+  // An outage is said once, on stderr, and its end once.
+  tracker.addEventListener("store-unavailable", (e) => {
+    console.error(
+      `${
+        new Date().toISOString()
+      } store unavailable: ${e.detail.message} (answering store_unavailable until it is back)`,
+    );
+  });
+  tracker.addEventListener(
+    "store-available",
+    () => log("store available again"),
+  );
   tracker.addEventListener("protocol-error", (e) => {
     const { remote, message } = e.detail;
     log(`dropped ${remote}: ${message}`);
   });
   console.log(
-    `Shoal tracker listening on ${host}:${tracker.port} (heartbeat ${interval} ms, expiry ${expiry} ms${
-      secret !== undefined ? ", private swarm" : ", open swarm"
-    })`,
+    `Shoal tracker listening on ${host}:${tracker.port} (heartbeat ${interval} ms, expiry ${expiry} ms, store ${
+      store === "memory" ? "memory" : redactUrl(store)
+    }${secret !== undefined ? ", private swarm" : ", open swarm"})`,
   );
   await new Promise<void>((resolve) => {
     const stop = () => resolve();

@@ -300,6 +300,11 @@ export interface SpawnTrackerOptions {
   interval?: string;
   /** Extra arguments. */
   args?: string[];
+  /**
+   * Run with the whole environment readable (`--allow-env`), as a tracker
+   * with a Redis store needs. @default {false}
+   */
+  allowEnv?: boolean;
 }
 
 /**
@@ -311,16 +316,19 @@ export interface SpawnTrackerOptions {
 export async function spawnTracker(
   options: SpawnTrackerOptions = {},
 ): Promise<TrackerProcess> {
+  const args = denoArgs("tracker", [
+    "--port",
+    String(options.port ?? 0),
+    "--host",
+    "127.0.0.1",
+    "--interval",
+    options.interval ?? "500ms",
+    ...(options.args ?? []),
+  ]);
   const tracker = new TrackerProcess(
-    denoArgs("tracker", [
-      "--port",
-      String(options.port ?? 0),
-      "--host",
-      "127.0.0.1",
-      "--interval",
-      options.interval ?? "500ms",
-      ...(options.args ?? []),
-    ]),
+    options.allowEnv
+      ? args.map((a) => a.startsWith("--allow-env") ? "--allow-env" : a)
+      : args,
   );
   try {
     const { match } = await tracker.waitFor(

@@ -1,11 +1,13 @@
 /**
  * A client for a Shoal tracker: register, heartbeat, unregister, list and
  * getpeers over the framed protocol, one short connection per call; falls
- * back to the seed protocol when the tracker speaks only that.
+ * back to the seed protocol when the tracker speaks only that. Given several
+ * trackers (`a:9000,b:9000`), it fails over to the next when one is
+ * unreachable and goes back to the first once it answers again.
  *
  * @module
  */
-import { ProtocolError } from "../errors.ts";
+import { ProtocolError, RemoteError } from "../errors.ts";
 import { legacyRequest } from "../protocol/legacy.ts";
 import { RpcClient } from "../protocol/rpc.ts";
 import { SeedTrackerClient } from "./seed_client.ts";
@@ -54,6 +56,13 @@ export interface TrackerClientOptions {
    * @default {true}
    */
   encryption?: boolean;
+  /**
+   * With several trackers: how long one that failed is passed over before
+   * it is tried first again, ms.
+   *
+   * @default {5000}
+   */
+  retryMs?: number;
 }
 
 /** Which protocol a tracker was found to speak. */
@@ -94,8 +103,13 @@ export interface Registration {
  * ```
  */
 export class TrackerClient {
-  /** Tracker `host:port`. */
+  /** Tracker `host:port`, or several separated by commas. */
   readonly address: string;
+  /** With several trackers: a client for each, in order of preference. */
+  readonly #members: TrackerClient[] | undefined;
+  /** When each member may be tried first again (ms, `performance.now`). */
+  readonly #downUntil: number[] = [];
+  readonly #retryMs: number;
   readonly #timeoutMs: number;
   readonly #secret: string | undefined;
   readonly #transport: Transport | undefined;
@@ -108,11 +122,20 @@ export class TrackerClient {
   /**
    * Creates a client (no connection is made until a call).
    *
-   * @param address Tracker `host:port`.
+   * @param address Tracker `host:port`, or several separated by commas
+   *   (preferred first).
    * @param options Timeouts.
    */
   constructor(address: string, options: TrackerClientOptions = {}) {
     this.address = address;
+    const addresses = address.split(",").map((a) => a.trim()).filter((a) =>
+      a !== ""
+    );
+    this.#members = addresses.length > 1
+      ? addresses.map((a) => new TrackerClient(a, options))
+      : undefined;
+    this.#downUntil = addresses.map(() => 0);
+    this.#retryMs = options.retryMs ?? 5000;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#secret = options.secret;
     this.#transport = options.transport;
@@ -126,7 +149,42 @@ export class TrackerClient {
    * answer, `seed` once it was found to speak only the seed protocol.
    */
   get protocol(): TrackerProtocol | undefined {
-    return this.#protocol;
+    return this.#members?.[this.#current]?.protocol ?? this.#protocol;
+  }
+
+  /** The member that answered last. */
+  #current = 0;
+
+  /**
+   * Asks the trackers in order, those that failed lately last: one that
+   * cannot be reached, or whose store is unavailable, hands the call to the
+   * next one.
+   */
+  async #failover<T>(
+    members: TrackerClient[],
+    call: (client: TrackerClient) => Promise<T>,
+  ): Promise<T> {
+    const now = performance.now();
+    const order = members.map((_, i) => i);
+    const up = order.filter((i) => this.#downUntil[i]! <= now);
+    const down = order.filter((i) => this.#downUntil[i]! > now)
+      .sort((a, b) => this.#downUntil[a]! - this.#downUntil[b]!);
+    let last: unknown;
+    for (const i of [...up, ...down]) {
+      try {
+        const result = await call(members[i]!);
+        this.#downUntil[i] = 0;
+        this.#current = i;
+        return result;
+      } catch (error) {
+        const handOver = !(error instanceof RemoteError) ||
+          error.code === "store_unavailable";
+        if (!handOver) throw error;
+        this.#downUntil[i] = performance.now() + this.#retryMs;
+        last = error;
+      }
+    }
+    throw last;
   }
 
   /**
@@ -212,6 +270,12 @@ export class TrackerClient {
     files: FileAnnouncement[],
     host?: string,
   ): Promise<Registration> {
+    if (this.#members) {
+      return await this.#failover(
+        this.#members,
+        (c) => c.register(port, files, host),
+      );
+    }
     return await this.#call<Registration>(
       async () => {
         const reply = await this.#ask({
@@ -249,6 +313,12 @@ export class TrackerClient {
     files?: FileAnnouncement[],
     host?: string,
   ): Promise<void> {
+    if (this.#members) {
+      return await this.#failover(
+        this.#members,
+        (c) => c.heartbeat(port, files, host),
+      );
+    }
     await this.#call(
       async () => {
         await this.#ask({
@@ -282,6 +352,12 @@ export class TrackerClient {
     removed: string[],
     host?: string,
   ): Promise<void> {
+    if (this.#members) {
+      return await this.#failover(
+        this.#members,
+        (c) => c.announceChanges(port, seq, added, removed, host),
+      );
+    }
     await this.#call(
       async () => {
         await this.#ask({
@@ -304,6 +380,12 @@ export class TrackerClient {
    * @param host Advertised host.
    */
   async unregister(port: number, host?: string): Promise<void> {
+    if (this.#members) {
+      return await this.#failover(
+        this.#members,
+        (c) => c.unregister(port, host),
+      );
+    }
     await this.#call(
       async () => {
         await this.#ask({
@@ -323,6 +405,9 @@ export class TrackerClient {
    * @returns The files with holder counts.
    */
   async list(query?: string): Promise<ListedFile[]> {
+    if (this.#members) {
+      return await this.#failover(this.#members, (c) => c.list(query));
+    }
     return await this.#call(
       async () => {
         const reply = await this.#ask({
@@ -344,6 +429,9 @@ export class TrackerClient {
   async getPeers(
     query: { id: string } | { name: string },
   ): Promise<PeerInfo[]> {
+    if (this.#members) {
+      return await this.#failover(this.#members, (c) => c.getPeers(query));
+    }
     return await this.#call(
       async () => (await this.#ask({ type: "getpeers", ...query })).peers,
       (seed) => seed.getPeers(query),

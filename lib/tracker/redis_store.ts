@@ -19,6 +19,7 @@ import {
   SAMPLE_SCRIPT,
 } from "./_redis_scripts.ts";
 import { searchNames } from "./_redis_search.ts";
+import { parseRedisUrl } from "./_redis_url.ts";
 import {
   DEFAULT_MAX_FILES_PER_ADDRESS,
   DEFAULT_MAX_PEERS_PER_ADDRESS,
@@ -646,40 +647,6 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
     }
     return count;
   }
-}
-
-/** Where a store URL points. */
-interface RedisTarget {
-  cluster: boolean;
-  nodes: { host: string; port: number }[];
-  db: number;
-}
-
-/**
- * Parses `redis://HOST:PORT[/DB]` or `redis-cluster://HOST:PORT[,…]`.
- *
- * @param url The URL.
- * @returns The nodes, database and mode.
- * @throws {TypeError} If it is neither.
- */
-export function parseRedisUrl(url: string): RedisTarget {
-  const match = /^(redis|redis-cluster):\/\/([^/]+?)(?:\/(\d+))?\/?$/.exec(url);
-  const bad = () =>
-    new TypeError(
-      `Invalid Redis URL "${url}": use redis://HOST:PORT[/DB] or redis-cluster://HOST:PORT[,HOST:PORT…]`,
-    );
-  if (!match) throw bad();
-  const cluster = match[1] === "redis-cluster";
-  const nodes = match[2]!.split(",").map((part) => {
-    const m = /^(\[[^\]]+\]|[^:\[\]]+)(?::(\d{1,5}))?$/.exec(part);
-    if (!m) throw bad();
-    const port = m[2] === undefined ? 6379 : Number(m[2]);
-    if (port < 1 || port > 65535) throw bad();
-    return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
-  });
-  if (!cluster && nodes.length !== 1) throw bad();
-  if (cluster && match[3] !== undefined) throw bad();
-  return { cluster, nodes, db: Number(match[3] ?? 0) };
 }
 
 /** A connection failure as {@linkcode StoreUnavailableError}; others as is. */

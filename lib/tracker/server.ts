@@ -27,6 +27,7 @@ import {
   type TrackerServiceOptions,
 } from "./service.ts";
 import type { Clock, TrackerStore } from "./store.ts";
+import { parseRedisUrl } from "./_redis_url.ts";
 import type { Transport } from "../net/transport.ts";
 
 export type { TrackerEventMap } from "./service.ts";
@@ -65,12 +66,17 @@ export interface TrackerOptions extends Omit<TrackerServiceOptions, "emit"> {
    */
   secret?: string;
   /**
-   * Where peers and their files are kept. A store passed in is not closed
-   * with the tracker; its own expiry must match `expiryMs`.
+   * Where peers and their files are kept: `"memory"` (this process), a
+   * Redis URL shared by several trackers (`redis://HOST:PORT[/DB]`, or
+   * `redis-cluster://HOST:PORT[,HOST:PORT…]` for a Redis Cluster), or a
+   * store object. A store made from a name or URL gets `expiryMs`, the
+   * clock and the per-address limits, and closes with the tracker; a store
+   * object passed in is not closed, and its own expiry must match
+   * `expiryMs`. Loading the Redis client needs `--allow-env`.
    *
-   * @default {a new MemoryStore with `expiryMs` and the per-address limits}
+   * @default {"memory"}
    */
-  store?: TrackerStore;
+  store?: TrackerStore | string;
   /**
    * The clock of the default store's expiry and of the rate limit.
    *
@@ -135,7 +141,9 @@ export interface Tracker
  * if (tracker.port === 0) throw new Error("not bound");
  * ```
  */
-export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
+export async function startTracker(
+  options: TrackerOptions = {},
+): Promise<Tracker> {
   const interval = options.heartbeatIntervalMs ?? 30_000;
   const expiryMs = options.expiryMs ?? 3 * interval;
   const readTimeoutMs = options.readTimeoutMs ?? 10_000;
@@ -146,13 +154,44 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
   const events = new EventTarget();
   const emit: TrackerEmit = (type, detail) =>
     events.dispatchEvent(new CustomEvent(type, { detail }));
-  const store = options.store ?? new MemoryStore({
-    expiryMs,
-    ...limitOptions(options),
-    ...(options.clock ? { clock: options.clock } : {}),
-    // Its own store tells of each expiry at once.
-    onExpire: (address) => emit("unregister", { address }),
-  });
+  const given = options.store ?? "memory";
+  let ownStore: (TrackerStore & { close(): Promise<void> }) | undefined;
+  let store: TrackerStore;
+  if (typeof given !== "string") {
+    store = given;
+  } else if (given === "memory") {
+    store = new MemoryStore({
+      expiryMs,
+      ...limitOptions(options),
+      ...(options.clock ? { clock: options.clock } : {}),
+      // Its own store tells of each expiry at once.
+      onExpire: (address) => emit("unregister", { address }),
+    });
+  } else {
+    if (!/^redis(-cluster)?:/.test(given)) {
+      throw new TypeError(
+        `Invalid store "${given}": use memory, redis://HOST:PORT[/DB] or redis-cluster://HOST:PORT[,HOST:PORT…]`,
+      );
+    }
+    parseRedisUrl(given); // a bad URL fails here, before loading the client
+    let module: typeof import("./redis_store.ts");
+    try {
+      module = await import("./redis_store.ts");
+    } catch (error) {
+      throw new Error(
+        `Cannot load the Redis client for --store ${given}: ${
+          (error as Error).message
+        } (it needs --allow-env)`,
+        { cause: error },
+      );
+    }
+    store = ownStore = await module.RedisStore.connect({
+      url: given,
+      expiryMs,
+      ...limitOptions(options),
+      ...(options.clock ? { clock: options.clock } : {}),
+    }, 2000);
+  }
   const service = new TrackerService(store, {
     heartbeatIntervalMs: interval,
     expiryMs,
@@ -179,41 +218,48 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
     maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
     emit,
   };
-  const server = ConnectionServer.listen(
-    {
-      hostname: options.hostname ?? "0.0.0.0",
-      port: options.port ?? 9000,
-      ...(options.transport ? { transport: options.transport } : {}),
-      ...(options.maxConnections
-        ? { maxConnections: options.maxConnections }
-        : {}),
-      ...(options.maxConnectionsPerAddress
-        ? { maxConnectionsPerAddress: options.maxConnectionsPerAddress }
-        : {}),
-      firstByteTimeoutMs: readTimeoutMs,
-      writeTimeoutMs: options.writeTimeoutMs ?? readTimeoutMs,
-      secure: {
-        identity,
-        ...(secret !== undefined ? { psk: swarmKey(secret) } : {}),
+  let server: ConnectionServer;
+  try {
+    server = ConnectionServer.listen(
+      {
+        hostname: options.hostname ?? "0.0.0.0",
+        port: options.port ?? 9000,
+        ...(options.transport ? { transport: options.transport } : {}),
+        ...(options.maxConnections
+          ? { maxConnections: options.maxConnections }
+          : {}),
+        ...(options.maxConnectionsPerAddress
+          ? { maxConnectionsPerAddress: options.maxConnectionsPerAddress }
+          : {}),
+        firstByteTimeoutMs: readTimeoutMs,
+        writeTimeoutMs: options.writeTimeoutMs ?? readTimeoutMs,
+        secure: {
+          identity,
+          ...(secret !== undefined ? { psk: swarmKey(secret) } : {}),
+        },
+        plaintext: options.plaintext ?? true,
       },
-      plaintext: options.plaintext ?? true,
-    },
-    {
-      framed: (conn, prefix, remote) =>
-        serveFramed(connection, conn, prefix, remote),
-      ...(options.seedProtocol === false ? {} : {
-        legacy: (conn: Accepted, prefix: Uint8Array, remote: string) =>
-          serveSeed(connection, conn, prefix, remote),
-      }),
-      // A failed secure handshake is reported like a bad request.
-      error: (error, remote) => {
-        if (error instanceof ProtocolError) {
-          emit("protocol-error", { remote, message: error.message });
-        }
+      {
+        framed: (conn, prefix, remote) =>
+          serveFramed(connection, conn, prefix, remote),
+        ...(options.seedProtocol === false ? {} : {
+          legacy: (conn: Accepted, prefix: Uint8Array, remote: string) =>
+            serveSeed(connection, conn, prefix, remote),
+        }),
+        // A failed secure handshake is reported like a bad request.
+        error: (error, remote) => {
+          if (error instanceof ProtocolError) {
+            emit("protocol-error", { remote, message: error.message });
+          }
+        },
+        dropped: (remote, message) =>
+          emit("protocol-error", { remote, message }),
       },
-      dropped: (remote, message) => emit("protocol-error", { remote, message }),
-    },
-  );
+    );
+  } catch (error) {
+    await ownStore?.close();
+    throw error;
+  }
   server.start();
 
   // Each sweep reports the peers it drops; a failing store is tried again
@@ -229,6 +275,7 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
       clearInterval(sweeper);
       options.signal?.removeEventListener("abort", onAbort);
       await server.close();
+      await ownStore?.close();
     })();
     return closing;
   };
@@ -247,7 +294,7 @@ export function startTracker(options: TrackerOptions = {}): Promise<Tracker> {
     close,
     [Symbol.asyncDispose]: close,
   });
-  return Promise.resolve(tracker);
+  return tracker;
 }
 
 /** The per-address limits of the options, as given. */
