@@ -11,26 +11,50 @@
 const CHUNK = 512;
 
 /**
- * Distinct strings in ascending order (UTF-16 code units), kept in chunks:
- * add, delete and finding a lower bound cost O(log n + chunk + n / chunk).
+ * Distinct strings in ascending order of a sort key (UTF-16 code units; by
+ * default the string itself), kept in chunks: add, delete and finding a
+ * lower bound cost O(log n + chunk + n / chunk). A key computed on the fly
+ * costs no memory per string.
  */
 export class SortedStrings {
   readonly #chunks: string[][] = [];
+  readonly #key: (value: string) => string;
   #size = 0;
+
+  /**
+   * Creates an empty set.
+   *
+   * @param key The sort key of a string (distinct strings, distinct keys).
+   */
+  constructor(key: (value: string) => string = (value) => value) {
+    this.#key = key;
+  }
 
   /** Number of strings held. */
   get size(): number {
     return this.#size;
   }
 
-  /** Index of the first chunk whose last string is `>= value`. */
-  #chunkFor(value: string): number {
+  /** Index of the first chunk whose last key is `>= key`. */
+  #chunkFor(key: string): number {
     let lo = 0;
     let hi = this.#chunks.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
       const chunk = this.#chunks[mid]!;
-      if (chunk[chunk.length - 1]! < value) lo = mid + 1;
+      if (this.#key(chunk[chunk.length - 1]!) < key) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Index of the first string of `array` whose key is `>= key`. */
+  #lowerBound(array: readonly string[], key: string): number {
+    let lo = 0;
+    let hi = array.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#key(array[mid]!) < key) lo = mid + 1;
       else hi = mid;
     }
     return lo;
@@ -48,9 +72,10 @@ export class SortedStrings {
       this.#size = 1;
       return true;
     }
-    const c = Math.min(this.#chunkFor(value), this.#chunks.length - 1);
+    const key = this.#key(value);
+    const c = Math.min(this.#chunkFor(key), this.#chunks.length - 1);
     const chunk = this.#chunks[c]!;
-    const i = lowerBound(chunk, value);
+    const i = this.#lowerBound(chunk, key);
     if (chunk[i] === value) return false;
     chunk.splice(i, 0, value);
     this.#size++;
@@ -67,10 +92,11 @@ export class SortedStrings {
    * @returns Whether it was there.
    */
   delete(value: string): boolean {
-    const c = this.#chunkFor(value);
+    const key = this.#key(value);
+    const c = this.#chunkFor(key);
     const chunk = this.#chunks[c];
     if (!chunk) return false;
-    const i = lowerBound(chunk, value);
+    const i = this.#lowerBound(chunk, key);
     if (chunk[i] !== value) return false;
     chunk.splice(i, 1);
     this.#size--;
@@ -79,30 +105,22 @@ export class SortedStrings {
   }
 
   /**
-   * The strings `>= start`, ascending. Do not change the set while iterating.
+   * The strings whose key is `>= start`, ascending. Do not change the set
+   * while iterating.
    *
-   * @param start Lower bound (`""`: from the first).
+   * @param start Lower bound of the key (`""`: from the first).
    * @returns The strings.
    */
   *from(start = ""): Generator<string, void, void> {
     let c = this.#chunkFor(start);
-    let i = c < this.#chunks.length ? lowerBound(this.#chunks[c]!, start) : 0;
+    let i = c < this.#chunks.length
+      ? this.#lowerBound(this.#chunks[c]!, start)
+      : 0;
     for (; c < this.#chunks.length; c++, i = 0) {
       const chunk = this.#chunks[c]!;
       for (; i < chunk.length; i++) yield chunk[i]!;
     }
   }
-}
-
-function lowerBound(array: readonly string[], value: string): number {
-  let lo = 0;
-  let hi = array.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (array[mid]! < value) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 /** How a {@linkcode NameIndex.match} ended. */
@@ -141,8 +159,11 @@ export class NameIndex {
    * lower case already (most are: that costs no memory).
    */
   readonly #full = new SortedStrings();
-  /** `lower(base name) \0 name` for names in a folder. */
-  readonly #base = new SortedStrings();
+  /**
+   * Names in a folder, ordered by `lower(base name) \0 name` (computed when
+   * compared, not stored).
+   */
+  readonly #base = new SortedStrings(baseKey);
 
   /** Number of names. */
   get size(): number {
@@ -157,8 +178,7 @@ export class NameIndex {
   add(name: string): void {
     const lower = name.toLowerCase();
     this.#full.add(lower === name ? name : lower + SEP + name);
-    const slash = lower.lastIndexOf("/");
-    if (slash >= 0) this.#base.add(lower.slice(slash + 1) + SEP + name);
+    if (name.includes("/")) this.#base.add(name);
   }
 
   /**
@@ -169,8 +189,7 @@ export class NameIndex {
   delete(name: string): void {
     const lower = name.toLowerCase();
     this.#full.delete(lower === name ? name : lower + SEP + name);
-    const slash = lower.lastIndexOf("/");
-    if (slash >= 0) this.#base.delete(lower.slice(slash + 1) + SEP + name);
+    if (name.includes("/")) this.#base.delete(name);
   }
 
   /**
@@ -213,12 +232,12 @@ export class NameIndex {
     // names whose whole path starts with it were seen above. A glob with a
     // slash never matches a base name.
     if (glob && prefix !== "" && !needle.includes("/")) {
-      for (const entry of this.#base.from(prefix)) {
+      for (const name of this.#base.from(prefix)) {
+        const entry = baseKey(name);
         if (!entry.startsWith(prefix)) break;
         if (examined >= maxExamined) return { examined, complete: false };
         examined++;
         const sep = entry.indexOf(SEP);
-        const name = entry.slice(sep + 1);
         if (name.toLowerCase().startsWith(prefix)) continue;
         if (globMatch(needle, entry, 0, sep) && !visit(name)) {
           return { examined, complete: false };
@@ -227,6 +246,12 @@ export class NameIndex {
     }
     return { examined, complete: true };
   }
+}
+
+/** The sort key of a name in the base-name index. */
+function baseKey(name: string): string {
+  const lower = name.toLowerCase();
+  return lower.slice(lower.lastIndexOf("/") + 1) + SEP + name;
 }
 
 function includesBefore(text: string, needle: string, end: number): boolean {

@@ -146,7 +146,7 @@ export class MemoryStore implements TrackerStore {
       changes.removed,
       changes.maxFiles,
     );
-    const seq = this.#registry.get(address)?.seq ?? 0;
+    const seq = this.#registry.status(address)?.seq ?? 0;
     return Promise.resolve({ result, seq });
   }
 
@@ -174,7 +174,7 @@ export class MemoryStore implements TrackerStore {
       size: null,
     }));
     const registry = this.#registry;
-    const known = registry.get(address);
+    const known = registry.status(address);
     let result: ApplyChangesResult;
     if (
       command === "register" ||
@@ -210,15 +210,8 @@ export class MemoryStore implements TrackerStore {
    * @returns A copy of its record, or `undefined`.
    */
   get(address: string): Promise<PeerRecord | undefined> {
-    const record = this.#registry.get(address);
-    return Promise.resolve(
-      record && {
-        ...record,
-        files: new Map(
-          [...record.files].map(([name, file]) => [name, { ...file }]),
-        ),
-      },
-    );
+    // The registry builds a fresh copy.
+    return Promise.resolve(this.#registry.get(address));
   }
 
   /**

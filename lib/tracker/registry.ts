@@ -61,6 +61,22 @@ export interface RegistryOptions {
   onExpire?: (address: string) => void;
 }
 
+/**
+ * A registered peer as the registry keeps it: its files point at the
+ * shared (id, size) entries instead of holding copies (`null`: a
+ * seed-protocol file, without id or size).
+ */
+interface Peer {
+  address: string;
+  protocol: "shoal" | "legacy";
+  lastSeen: number;
+  files: Map<string, Sized | null>;
+  seq: number;
+  network: string;
+  /** The public key it proved, if any. */
+  key?: string;
+}
+
 /** Holders of one content id, over every size announced for it. */
 interface Content {
   id: string;
@@ -95,8 +111,17 @@ interface Named {
   contents: Tally<Sized> | undefined;
 }
 
-/** Counts by key, without a map for the usual single key. */
-type Tally<K> = { key: K; n: number } | Map<K, number>;
+/** A single key counted more than once. */
+class Counted<K> {
+  constructor(public key: K, public n: number) {}
+}
+
+/**
+ * Counts by key, compact for the usual case: the key itself when it is
+ * counted once, a {@linkcode Counted} when one key is counted more, a map
+ * for several keys.
+ */
+type Tally<K> = K | Counted<K> | Map<K, number>;
 
 /** The names a peer shares one content id under (usually one). */
 type Names = string | string[];
@@ -127,7 +152,7 @@ export class Registry {
   readonly #maxFiles: number;
   readonly #onExpire: ((address: string) => void) | undefined;
   /** Peers, least recently heard from first. */
-  readonly #peers = new Map<string, PeerRecord>();
+  readonly #peers = new Map<string, Peer>();
   readonly #contents = new Map<string, Content>();
   readonly #names = new Map<string, Named>();
   readonly #nameIndex = new NameIndex();
@@ -158,7 +183,7 @@ export class Registry {
     return this.#peers.size;
   }
 
-  #alive(record: PeerRecord | undefined, now: number): record is PeerRecord {
+  #alive(record: Peer | undefined, now: number): record is Peer {
     return record !== undefined && now - record.lastSeen < this.#expiryMs;
   }
 
@@ -209,7 +234,7 @@ export class Registry {
       return "too_many_files";
     }
     this.remove(address);
-    const record: PeerRecord = {
+    const record: Peer = {
       address,
       protocol,
       lastSeen: now,
@@ -249,7 +274,7 @@ export class Registry {
   }
 
   /** Marks a live peer alive now; drops it if it expired. */
-  #refresh(address: string): PeerRecord | undefined {
+  #refresh(address: string): Peer | undefined {
     const now = this.#now();
     this.#expireDue(now);
     const record = this.#peers.get(address);
@@ -359,10 +384,9 @@ export class Registry {
     return "ok";
   }
 
-  #indexFile(record: PeerRecord, file: FileAnnouncement | StoredFile): void {
+  #indexFile(record: Peer, file: FileAnnouncement | StoredFile): void {
     const { address, network } = record;
     const { name, id, size } = file;
-    record.files.set(name, { name, id, size });
     this.#networks.get(network)!.files++;
     let named = this.#names.get(name);
     if (!named) {
@@ -371,6 +395,7 @@ export class Registry {
       this.#nameIndex.add(name);
     }
     if (id === null || size === null) {
+      record.files.set(name, null);
       named.legacy = addHolder(named.legacy, address, network, this.#network);
       this.#legacyNames.add(name);
       return;
@@ -386,6 +411,7 @@ export class Registry {
       sized = { content, size, holders: 0, names: undefined, best: undefined };
       addSized(content, sized);
     }
+    record.files.set(name, sized);
     const ids = this.#ids.get(address)!;
     const names = ids.get(id);
     if (names === undefined && content.holders !== address) {
@@ -411,7 +437,7 @@ export class Registry {
 
   /** Whether one of `names` of this peer announces `size`. */
   #holdsSize(
-    record: PeerRecord,
+    record: Peer,
     names: Names | undefined,
     size: number,
   ): boolean {
@@ -419,21 +445,21 @@ export class Registry {
     return namesOf(names).some((n) => record.files.get(n)?.size === size);
   }
 
-  #unindexFile(record: PeerRecord, name: string): void {
+  #unindexFile(record: Peer, name: string): void {
     const file = record.files.get(name);
-    if (!file) return;
+    if (file === undefined) return;
     const { address, network } = record;
     record.files.delete(name);
     this.#networks.get(network)!.files--;
     const named = this.#names.get(name)!;
-    const { id, size } = file;
-    if (id === null || size === null) {
+    if (file === null) {
       named.legacy = deleteHolder(named.legacy!, address, network);
       if (!named.legacy) this.#legacyNames.delete(name);
     } else {
       named.shoal = deleteHolder(named.shoal!, address, network);
-      const content = this.#contents.get(id)!;
-      const sized = sizedOf(content, size)!;
+      const sized = file;
+      const { content, size } = sized;
+      const id = content.id;
       named.contents = tallyRemove(named.contents!, sized);
       sized.names = tallyRemove(sized.names!, name);
       if (sized.best === name) sized.best = undefined;
@@ -506,7 +532,30 @@ export class Registry {
    */
   get(address: string): PeerRecord | undefined {
     const record = this.#peers.get(address);
-    return this.#alive(record, this.#now()) ? record : undefined;
+    if (!this.#alive(record, this.#now())) return undefined;
+    const files = new Map<string, StoredFile>();
+    for (const [name, sized] of record.files) {
+      files.set(name, {
+        name,
+        id: sized?.content.id ?? null,
+        size: sized?.size ?? null,
+      });
+    }
+    return { ...record, files };
+  }
+
+  /**
+   * A live peer's protocol and sequence number, without copying its files.
+   *
+   * @param address The peer.
+   * @returns Them, or `undefined` if it is unknown or expired.
+   */
+  status(
+    address: string,
+  ): { protocol: "shoal" | "legacy"; seq: number } | undefined {
+    const record = this.#peers.get(address);
+    if (!this.#alive(record, this.#now())) return undefined;
+    return { protocol: record.protocol, seq: record.seq };
   }
 
   /**
@@ -713,7 +762,7 @@ export class Registry {
         address,
         protocol: record.protocol,
         name,
-        id: record.files.get(name)?.id ?? null,
+        id: record.files.get(name)?.content.id ?? null,
         ...(record.key !== undefined ? { key: record.key } : {}),
       };
     });
@@ -814,33 +863,43 @@ function deleteSized(content: Content, size: number): void {
 }
 
 function tallyAdd<K>(tally: Tally<K> | undefined, key: K): Tally<K> {
-  if (tally === undefined) return { key, n: 1 };
+  if (tally === undefined) return key;
   if (tally instanceof Map) return tally.set(key, (tally.get(key) ?? 0) + 1);
-  if (tally.key === key) {
+  if (tally instanceof Counted) {
+    if (tally.key !== key) return new Map([[tally.key, tally.n], [key, 1]]);
     tally.n++;
     return tally;
   }
-  return new Map([[tally.key, tally.n], [key, 1]]);
+  return tally === key ? new Counted(key, 2) : new Map([[tally, 1], [key, 1]]);
 }
 
 function tallyRemove<K>(tally: Tally<K>, key: K): Tally<K> | undefined {
   if (tally instanceof Map) {
     decrement(tally, key);
-    return tally.size === 0 ? undefined : tally;
+    if (tally.size === 0) return undefined;
+    if (tally.size > 1) return tally;
+    const [only, n] = tally.entries().next().value!;
+    return n === 1 ? only : new Counted(only, n);
   }
-  if (tally.key !== key) return tally;
-  return --tally.n === 0 ? undefined : tally;
+  if (tally instanceof Counted) {
+    if (tally.key !== key) return tally;
+    return --tally.n === 1 ? tally.key : tally;
+  }
+  return tally === key ? undefined : tally;
 }
 
 function tallyGet<K>(tally: Tally<K> | undefined, key: K): number {
   if (tally === undefined) return 0;
   if (tally instanceof Map) return tally.get(key) ?? 0;
-  return tally.key === key ? tally.n : 0;
+  if (tally instanceof Counted) return tally.key === key ? tally.n : 0;
+  return tally === key ? 1 : 0;
 }
 
 function tallyEntries<K>(tally: Tally<K> | undefined): Iterable<[K, number]> {
   if (tally === undefined) return [];
-  return tally instanceof Map ? tally : [[tally.key, tally.n]];
+  if (tally instanceof Map) return tally;
+  if (tally instanceof Counted) return [[tally.key, tally.n]];
+  return [[tally, 1]];
 }
 
 function decrement<K>(map: Map<K, number>, key: K): void {

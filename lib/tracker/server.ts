@@ -338,7 +338,7 @@ async function serveFramed(
     maxFrameSize: context.maxFrameSize,
     // Requests are small JSON: a small buffer keeps 1,000 open connections
     // cheap.
-    readBufferSize: 16 * 1024,
+    readBufferSize: 4 * 1024,
     allowData: false,
     // Each write must also make progress within `writeTimeoutMs`
     // (ConnectionServer), which reports the drop.
