@@ -587,3 +587,35 @@ Deno.test("Registry search with 8+ hex digits also finds the ids they start", ()
   // Fewer than 8 digits stay a name query.
   assert.deepEqual(ids("cc4dacc"), []);
 });
+
+Deno.test("Registry finds the names of a peer with many files by content id, after changes", () => {
+  const { registry } = fakeClockRegistry();
+  // Past the size where the registry keeps a per-peer map of names by id.
+  const files = Array.from(
+    { length: 50 },
+    (_, i) => file(`f-${i}.bin`, i.toString(16).padStart(64, "0")),
+  );
+  registry.upsert(PEER_1, "shoal", [
+    ...files,
+    file("x.bin", ID_A),
+    file("y.bin", ID_A),
+  ]);
+  assert.equal(registry.getPeers({ id: ID_A })[0]?.name, "x.bin");
+  assert.equal(
+    registry.applyChanges(PEER_1, 1, [], ["x.bin"]),
+    "ok",
+  );
+  assert.equal(registry.getPeers({ id: ID_A })[0]?.name, "y.bin");
+  assert.equal(registry.applyChanges(PEER_1, 2, [], ["y.bin"]), "ok");
+  assert.deepEqual(registry.getPeers({ id: ID_A }), []);
+  assert.equal(registry.list().length, 50);
+  // Shrunk below the threshold, then grown again: still consistent.
+  registry.replaceFiles(PEER_1, [file("z.bin", ID_B), file("w.bin", ID_B)]);
+  assert.deepEqual(
+    registry.getPeers({ id: ID_B }).map((p) => p.name),
+    ["z.bin"],
+  );
+  assert.deepEqual(registry.list(), [
+    { name: "w.bin", id: ID_B, size: 10, holders: 1 },
+  ]);
+});

@@ -75,7 +75,15 @@ interface Peer {
   network: string;
   /** The public key it proved, if any. */
   key?: string;
+  /**
+   * content id → the names it is shared under, kept only for peers with
+   * more than {@linkcode IDS_MAP_MIN_FILES} files (others are scanned).
+   */
+  ids: Map<string, Names> | undefined;
 }
+
+/** Peers with more files than this keep a map of their names by id. */
+const IDS_MAP_MIN_FILES = 32;
 
 /** Holders of one content id, over every size announced for it. */
 interface Content {
@@ -159,8 +167,6 @@ export class Registry {
   /** Names with at least one seed-protocol holder. */
   readonly #legacyNames = new Set<string>();
   readonly #networks = new Map<string, { peers: number; files: number }>();
-  /** address → content id → the names that peer shares it under */
-  readonly #ids = new Map<string, Map<string, Names>>();
 
   /**
    * Creates an empty registry.
@@ -242,9 +248,9 @@ export class Registry {
       seq: 0,
       network,
       ...(key !== undefined ? { key } : {}),
+      ids: undefined,
     };
     this.#peers.set(address, record);
-    this.#ids.set(address, new Map());
     const after = this.#networks.get(network) ?? { peers: 0, files: 0 };
     after.peers++;
     this.#networks.set(network, after);
@@ -412,9 +418,8 @@ export class Registry {
       addSized(content, sized);
     }
     record.files.set(name, sized);
-    const ids = this.#ids.get(address)!;
-    const names = ids.get(id);
-    if (names === undefined && content.holders !== address) {
+    const names = this.#namesFor(record, id, name);
+    if (names.length === 0 && content.holders !== address) {
       content.holders = addHolder(
         content.holders,
         address,
@@ -423,7 +428,7 @@ export class Registry {
       );
     }
     if (!this.#holdsSize(record, names, size)) sized.holders++;
-    ids.set(id, names === undefined ? name : [...namesOf(names), name]);
+    this.#setNames(record, id, [...names, name]);
     named.contents = tallyAdd(named.contents, sized);
     sized.names = tallyAdd(sized.names, name);
     if (sized.best !== undefined && sized.best !== name) {
@@ -436,13 +441,42 @@ export class Registry {
   }
 
   /** Whether one of `names` of this peer announces `size`. */
-  #holdsSize(
-    record: Peer,
-    names: Names | undefined,
-    size: number,
-  ): boolean {
-    if (names === undefined) return false;
-    return namesOf(names).some((n) => record.files.get(n)?.size === size);
+  #holdsSize(record: Peer, names: string[], size: number): boolean {
+    return names.some((n) => record.files.get(n)?.size === size);
+  }
+
+  /** The names a peer shares `id` under, but `except`. */
+  #namesFor(record: Peer, id: string, except?: string): string[] {
+    if (record.ids) {
+      const names = record.ids.get(id);
+      return names === undefined
+        ? []
+        : namesOf(names).filter((n) => n !== except);
+    }
+    const out: string[] = [];
+    for (const [name, sized] of record.files) {
+      if (name !== except && sized?.content.id === id) out.push(name);
+    }
+    return out;
+  }
+
+  /** Records the names a peer shares `id` under (a big peer's map). */
+  #setNames(record: Peer, id: string, names: string[]): void {
+    if (!record.ids) {
+      if (record.files.size <= IDS_MAP_MIN_FILES) return; // scanned
+      record.ids = new Map();
+      for (const [name, sized] of record.files) {
+        if (!sized) continue;
+        const had = record.ids.get(sized.content.id);
+        record.ids.set(
+          sized.content.id,
+          had === undefined ? name : [...namesOf(had), name],
+        );
+      }
+      return;
+    }
+    if (names.length === 0) record.ids.delete(id);
+    else record.ids.set(id, names.length === 1 ? names[0]! : names);
   }
 
   #unindexFile(record: Peer, name: string): void {
@@ -463,14 +497,11 @@ export class Registry {
       named.contents = tallyRemove(named.contents!, sized);
       sized.names = tallyRemove(sized.names!, name);
       if (sized.best === name) sized.best = undefined;
-      const ids = this.#ids.get(address)!;
-      const left = namesOf(ids.get(id)!).filter((n) => n !== name);
+      const left = this.#namesFor(record, id, name);
+      this.#setNames(record, id, left);
       let holders: Holders | undefined = content.holders;
       if (left.length === 0) {
-        ids.delete(id);
         holders = deleteHolder(content.holders, address, network);
-      } else {
-        ids.set(id, left.length === 1 ? left[0]! : left);
       }
       if (!this.#holdsSize(record, left, size) && --sized.holders === 0) {
         deleteSized(content, size);
@@ -497,7 +528,6 @@ export class Registry {
       this.#unindexFile(record, name);
     }
     this.#peers.delete(address);
-    this.#ids.delete(address);
     const usage = this.#networks.get(record.network)!;
     if (--usage.peers === 0) this.#networks.delete(record.network);
     return true;
@@ -541,7 +571,8 @@ export class Registry {
         size: sized?.size ?? null,
       });
     }
-    return { ...record, files };
+    const { ids: _ids, ...rest } = record;
+    return { ...rest, files };
   }
 
   /**
@@ -735,7 +766,7 @@ export class Registry {
           return {
             address,
             protocol: "shoal",
-            name: namesOf(this.#ids.get(address)!.get(id)!)[0]!,
+            name: this.#namesFor(this.#peers.get(address)!, id)[0]!,
             id,
             ...(key !== undefined ? { key } : {}),
           };
