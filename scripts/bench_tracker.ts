@@ -1,11 +1,15 @@
 /**
- * Tracker load benchmark: runs `tracker.ts` as a subprocess, registers many
- * simulated peers (10,000 × 10 files by default) and keeps them heartbeating
- * at the tracker's interval while it measures `getpeers` and `list` latency
- * percentiles and the tracker's memory. Prints a table, then one JSON line.
+ * Tracker load benchmark: runs `tracker.ts` as a subprocess over a store
+ * (memory, or a Redis server or three-master Redis Cluster it starts
+ * itself), registers many simulated peers (10,000 × 10 files by default) and
+ * keeps them heartbeating at the tracker's interval from a worker while the
+ * main thread times `getpeers` and `list`; then measures heartbeat
+ * throughput in a closed loop against one tracker and, on Redis, against two
+ * trackers sharing it. Prints a table, then one JSON line.
  *
- * `deno task bench:tracker [--peers 10000] [--files 10] [--duration 30s]
- * [--interval 30s] [--concurrency 32] [--query-rate 100]`
+ * `deno task bench:tracker [--store memory|redis|redis-cluster|URL]
+ * [--peers 10000] [--files 10] [--duration 30s] [--interval 30s]
+ * [--concurrency 32] [--query-rate 100] [--throughput 5s]`
  *
  * @module
  */
@@ -13,6 +17,15 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import type { FileAnnouncement } from "../lib/protocol/messages.ts";
 import { TrackerClient } from "../lib/tracker/client.ts";
+import { type LoadResult, runLoadWorker } from "./_bench_load.ts";
+import { taskFlags } from "./_tasks.ts";
+import {
+  type RedisCluster,
+  type RedisServer,
+  startRedis,
+  startRedisCluster,
+  usedMemory,
+} from "./_redis.ts";
 
 /** Names of popular files: each is held by many simulated peers. */
 const POPULAR = 100;
@@ -163,31 +176,36 @@ function positive(name: string, text: string): number {
   return n;
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      peers: { type: "string", default: "10000" },
-      files: { type: "string", default: "10" },
-      concurrency: { type: "string", default: "32" },
-      interval: { type: "string", default: "30s" },
-      duration: { type: "string", default: "30s" },
-      "query-rate": { type: "string", default: "100" },
-    },
-  });
-  const peers = positive("peers", values.peers);
-  const files = positive("files", values.files);
-  const concurrency = positive("concurrency", values.concurrency);
-  const intervalMs = parseMs(values.interval);
-  const durationMs = parseMs(values.duration);
-  const queryRate = positive("query-rate", values["query-rate"]);
+/** Port of the first simulated peer. */
+const BASE_PORT = 1024;
 
-  // The tracker runs as the user would run it, in its own process, with the
-  // per-address limits lifted: every simulated peer shares 127.0.0.1.
+/** A tracker child process and its port. */
+interface TrackerChild {
+  child: Deno.ChildProcess;
+  address: string;
+  drain: Promise<void>;
+}
+
+/**
+ * Starts `tracker.ts` as the user would, with the per-address limits lifted
+ * (every simulated peer shares 127.0.0.1) and no rate limit.
+ */
+async function spawnTracker(
+  store: string,
+  peers: number,
+  files: number,
+  intervalMs: number,
+): Promise<TrackerChild> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      "--allow-net",
+      // As `deno task tracker` runs it; the Redis client also reads its
+      // environment.
+      ...taskFlags("tracker").map((flag) =>
+        store !== "memory" && flag.startsWith("--allow-env")
+          ? "--allow-env"
+          : flag
+      ),
       fileURLToPath(new URL("../tracker.ts", import.meta.url)),
       "--no-secret",
       "--host",
@@ -204,6 +222,8 @@ async function main(): Promise<void> {
       String(peers),
       "--max-files-per-address",
       String(peers * files),
+      "--store",
+      store,
       "--quiet",
     ],
     stdout: "piped",
@@ -223,9 +243,122 @@ async function main(): Promise<void> {
   const drain = (async () => {
     for await (const _ of lines) { /* keep the pipe flowing */ }
   })();
-  const address = `127.0.0.1:${port}`;
-  const client = new TrackerClient(address);
-  const baseline = await processMemory(child.pid);
+  return { child, address: `127.0.0.1:${port}`, drain };
+}
+
+async function stopTracker(tracker: TrackerChild): Promise<void> {
+  try {
+    tracker.child.kill("SIGTERM");
+  } catch { /* already gone */ }
+  await tracker.child.status;
+  await tracker.drain;
+}
+
+/** The Redis the benchmark runs against, started by it or given. */
+interface Store {
+  url: string;
+  /** Ports whose `used_memory` is summed (none for a URL given). */
+  ports: number[];
+  close(): Promise<void>;
+}
+
+async function openStore(store: string): Promise<Store> {
+  if (store === "redis") {
+    const server: RedisServer = await startRedis();
+    return {
+      url: server.url,
+      ports: [server.port],
+      close: () => server.stop(),
+    };
+  }
+  if (store === "redis-cluster") {
+    const cluster: RedisCluster = await startRedisCluster();
+    return {
+      url: cluster.url,
+      ports: cluster.servers.map((s) => s.port),
+      close: async () => await cluster[Symbol.asyncDispose](),
+    };
+  }
+  return { url: store, ports: [], close: () => Promise.resolve() };
+}
+
+async function redisBytes(ports: number[]): Promise<number> {
+  let total = 0;
+  for (const port of ports) total += await usedMemory(port);
+  return total;
+}
+
+/** Requests per second of closed-loop heartbeats, from two workers. */
+async function throughput(
+  trackers: string[],
+  peers: number,
+  durationMs: number,
+  concurrency: number,
+): Promise<{ perSecond: number; errors: number; latency: Percentiles }> {
+  const results: LoadResult[] = await Promise.all(
+    [0, 1].map((index) =>
+      runLoadWorker({
+        mode: "closed",
+        trackers,
+        peers,
+        basePort: BASE_PORT,
+        intervalMs: 0,
+        durationMs,
+        concurrency,
+        index,
+        of: 2,
+      })
+    ),
+  );
+  const ok = results.reduce((n, r) => n + r.ok, 0);
+  const elapsed = Math.max(...results.map((r) => r.elapsedMs));
+  return {
+    perSecond: Math.round(ok / (elapsed / 1000)),
+    errors: results.reduce((n, r) => n + r.errors, 0),
+    latency: percentiles(results.flatMap((r) => r.latencies)),
+  };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      store: { type: "string", default: "memory" },
+      peers: { type: "string", default: "10000" },
+      files: { type: "string", default: "10" },
+      concurrency: { type: "string", default: "32" },
+      interval: { type: "string", default: "30s" },
+      duration: { type: "string", default: "30s" },
+      "query-rate": { type: "string", default: "100" },
+      throughput: { type: "string", default: "5s" },
+    },
+  });
+  const storeName = values.store;
+  if (
+    !/^(memory|redis|redis-cluster|redis(-cluster)?:\/\/.+)$/.test(storeName)
+  ) {
+    throw new TypeError(
+      `Invalid --store "${storeName}": use memory, redis, redis-cluster or a redis:// or redis-cluster:// URL`,
+    );
+  }
+  const peers = positive("peers", values.peers);
+  const files = positive("files", values.files);
+  const concurrency = positive("concurrency", values.concurrency);
+  const intervalMs = parseMs(values.interval);
+  const durationMs = parseMs(values.duration);
+  const throughputMs = parseMs(values.throughput);
+  const queryRate = positive("query-rate", values["query-rate"]);
+  const redis = storeName === "memory" ? undefined : await openStore(storeName);
+  const store = redis?.url ?? "memory";
+  const kind = storeName === "memory"
+    ? "memory"
+    : store.startsWith("redis-cluster:")
+    ? "redis-cluster"
+    : "redis";
+  const redisBefore = redis ? await redisBytes(redis.ports) : 0;
+  const tracker = await spawnTracker(store, peers, files, intervalMs);
+  const client = new TrackerClient(tracker.address);
+  const baseline = await processMemory(tracker.child.pid);
 
   try {
     // Phase 1: every simulated peer registers (one connection per request,
@@ -235,39 +368,29 @@ async function main(): Promise<void> {
     await runPool(peers, concurrency, async (i) => {
       await timed(
         registerMs,
-        () => client.register(1024 + i, simulatedFiles(i, files)),
+        () => client.register(BASE_PORT + i, simulatedFiles(i, files)),
       );
     });
     const registerSeconds = (performance.now() - registerStart) / 1000;
-    const afterRegister = await processMemory(child.pid);
+    const afterRegister = await processMemory(tracker.child.pid);
+    const redisAfter = redis ? await redisBytes(redis.ports) : 0;
     const listed = await client.list();
     if (listed.length === 0) throw new Error("Tracker lists no files");
 
     // Phase 2: heartbeats at the tracker's interval (each peer once per
-    // interval, spread evenly) while a measuring client queries.
-    const heartbeatMs: number[] = [];
-    let heartbeats = 0;
-    let heartbeatErrors = 0;
+    // interval, spread evenly) from a worker, while this thread queries.
+    const heartbeating = runLoadWorker({
+      mode: "paced",
+      trackers: [tracker.address],
+      peers,
+      basePort: BASE_PORT,
+      intervalMs,
+      durationMs,
+      concurrency,
+      index: 0,
+      of: 1,
+    });
     const stop = performance.now() + durationMs;
-    const heartbeating = (async () => {
-      const start = performance.now();
-      const perMs = peers / intervalMs;
-      let sent = 0;
-      const pending = new Set<Promise<void>>();
-      while (performance.now() < stop) {
-        const due = Math.floor((performance.now() - start) * perMs);
-        while (sent < due && pending.size < concurrency) {
-          const i = sent++ % peers;
-          const p = timed(heartbeatMs, () => client.heartbeat(1024 + i))
-            .then(() => void heartbeats++, () => void heartbeatErrors++)
-            .finally(() => pending.delete(p));
-          pending.add(p);
-        }
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-      await Promise.all(pending);
-    })();
-
     const getpeersName: number[] = [];
     const getpeersId: number[] = [];
     const listQuery: number[] = [];
@@ -294,30 +417,80 @@ async function main(): Promise<void> {
       if (round % 100 === 0) await timed(listAll, () => client.list());
       round++;
     }
-    await heartbeating;
+    const beats = await heartbeating;
     if (holders === 0) throw new Error("getpeers found no holders");
-    const end = await processMemory(child.pid);
+    const afterQueries = await processMemory(tracker.child.pid);
+
+    // Phase 3: heartbeat throughput in a closed loop, one tracker; on Redis
+    // also two trackers over the same store.
+    const one = await throughput(
+      [tracker.address],
+      peers,
+      throughputMs,
+      concurrency,
+    );
+    let two: typeof one | undefined;
+    if (redis) {
+      const second = await spawnTracker(store, peers, files, intervalMs);
+      try {
+        two = await throughput(
+          [tracker.address, second.address],
+          peers,
+          throughputMs,
+          concurrency,
+        );
+      } finally {
+        await stopTracker(second);
+      }
+    }
+    const end = await processMemory(tracker.child.pid);
 
     const results = {
+      store: kind,
       peers,
       filesPerPeer: files,
       files: peers * files,
       registerPerSecond: Math.round(peers / registerSeconds),
       register: percentiles(registerMs),
-      heartbeats,
-      heartbeatErrors,
-      heartbeat: percentiles(heartbeatMs),
+      heartbeats: beats.ok,
+      heartbeatErrors: beats.errors,
+      heartbeat: percentiles(beats.latencies),
       getpeersByName: percentiles(getpeersName),
       getpeersById: percentiles(getpeersId),
       listQuery: percentiles(listQuery),
       listAll: percentiles(listAll),
       listAllEntries: listed.length,
+      heartbeatThroughput: {
+        oneTracker: one.perSecond,
+        ...(two
+          ? {
+            twoTrackers: two.perSecond,
+            ratio: Math.round(two.perSecond / one.perSecond * 100) / 100,
+          }
+          : {}),
+        errors: one.errors + (two?.errors ?? 0),
+      },
       trackerMemoryMiB: {
         baselineRss: baseline.rss,
         afterRegisterRss: afterRegister.rss,
+        afterQueriesRss: afterQueries.rss,
         endRss: end.rss,
-        peakRss: end.hwm,
+        /** Peak while registering, heartbeating and answering queries. */
+        peakRss: afterQueries.hwm,
+        /** Peak including the closed-loop throughput phase. */
+        peakRssWithThroughput: end.hwm,
       },
+      ...(redis && redis.ports.length > 0
+        ? {
+          redisMemory: {
+            usedMiB: Math.round((redisAfter - redisBefore) / 2 ** 20 * 10) /
+              10,
+            bytesPerFile: Math.round(
+              (redisAfter - redisBefore) / (peers * files),
+            ),
+          },
+        }
+        : {}),
     };
     const rows: [string, Percentiles][] = [
       ["register", results.register],
@@ -326,12 +499,13 @@ async function main(): Promise<void> {
       ["getpeers (id)", results.getpeersById],
       ["list (glob query)", results.listQuery],
       [`list (all, ${listed.length} entries)`, results.listAll],
+      ["heartbeat, closed loop", one.latency],
     ];
     const pad = (text: string, width: number) => text.padStart(width);
     console.log(
-      `Tracker load: ${peers} peers × ${files} files = ${
+      `Tracker load (${kind} store): ${peers} peers × ${files} files = ${
         peers * files
-      } files, registered at ${results.registerPerSecond}/s; ${heartbeats} heartbeats (${heartbeatErrors} errors) over ${
+      } files, registered at ${results.registerPerSecond}/s; ${beats.ok} heartbeats (${beats.errors} errors) over ${
         durationMs / 1000
       } s`,
     );
@@ -348,20 +522,44 @@ async function main(): Promise<void> {
       );
     }
     console.log(
-      `tracker memory: ${baseline.rss} MiB idle, ${afterRegister.rss} MiB after registering, ${end.rss} MiB at the end, peak ${end.hwm} MiB`,
-    );
-    const met = results.getpeersByName.p99 < 10 &&
-      results.getpeersById.p99 < 10 && end.hwm < 300;
-    console.log(
-      `targets (p99 getpeers < 10 ms, memory < 300 MiB): ${
-        met ? "met" : "MISSED"
+      `heartbeats, closed loop: ${one.perSecond}/s on one tracker${
+        two
+          ? `, ${two.perSecond}/s on two sharing the store (×${results.heartbeatThroughput.ratio})`
+          : ""
       }`,
     );
-    console.log(JSON.stringify({ bench: "tracker", ...results, met }));
+    console.log(
+      `tracker memory: ${baseline.rss} MiB idle, ${afterRegister.rss} MiB after registering, peak ${afterQueries.hwm} MiB under the load, ${end.hwm} MiB after the throughput phase`,
+    );
+    if (results.redisMemory) {
+      console.log(
+        `redis memory: ${results.redisMemory.usedMiB} MiB for ${
+          peers * files
+        } files = ${results.redisMemory.bytesPerFile} bytes per file record`,
+      );
+    }
+    const p99 = Math.max(
+      results.getpeersByName.p99,
+      results.getpeersById.p99,
+    );
+    const targets = kind === "memory"
+      ? { getpeersP99Ms: 5, peakRssMiB: 150 }
+      : { getpeersP99Ms: peers > 10_000 ? 20 : 10 };
+    const met = p99 <= targets.getpeersP99Ms &&
+      (targets.peakRssMiB === undefined ||
+        afterQueries.hwm <= targets.peakRssMiB) &&
+      (two === undefined || two.perSecond > one.perSecond);
+    console.log(
+      `targets (${
+        Object.entries(targets).map(([k, v]) => `${k} ≤ ${v}`).join(", ")
+      }${two ? ", two trackers > one" : ""}): ${met ? "met" : "MISSED"}`,
+    );
+    console.log(
+      JSON.stringify({ bench: "tracker", ...results, targets, met }),
+    );
   } finally {
-    child.kill("SIGTERM");
-    await child.status;
-    await drain;
+    await stopTracker(tracker);
+    await redis?.close();
   }
 }
 

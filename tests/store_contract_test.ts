@@ -12,7 +12,7 @@ import { RedisStore } from "../lib/tracker/redis_store.ts";
 import { TrackerService } from "../lib/tracker/service.ts";
 import type { Clock, TrackerStore } from "../lib/tracker/store.ts";
 import type { FileAnnouncement, ListedFile } from "../lib/protocol/messages.ts";
-import { startRedis, startRedisCluster } from "./_redis.ts";
+import { startRedis, startRedisCluster } from "../scripts/_redis.ts";
 
 const IP = "127.0.0.1";
 const ID_A = "a".repeat(64);

@@ -23,7 +23,7 @@ import {
   tempDir,
   writeRandomFile,
 } from "../_helpers.ts";
-import { startRedis } from "../_redis.ts";
+import { startRedis } from "../../scripts/_redis.ts";
 
 const ID = "d".repeat(64);
 

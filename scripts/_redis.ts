@@ -1,12 +1,54 @@
 /**
- * Test helpers that run real Redis servers: one `redis-server` on a free
- * port, or a three-master Redis Cluster built with `redis-cli --cluster
- * create`. Nothing is persisted (`--save "" --appendonly no`) and every
- * process is stopped by the test that started it.
+ * Private helper of the tests and the tracker benchmark: real Redis servers,
+ * one `redis-server` on a free port or a three-master Redis Cluster built
+ * with `redis-cli --cluster create`. Nothing is persisted (`--save ""
+ * --appendonly no`) and whoever starts a server stops it.
  *
  * @module
  */
-import { freePort, pollUntil, tempDir } from "./_helpers.ts";
+
+/** A port that was free a moment ago. */
+function freePort(): number {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  return listener.addr.port;
+}
+
+/** Polls `check` every 25 ms until it is true, or fails after `timeoutMs`. */
+async function pollUntil(
+  check: () => Promise<boolean>,
+  what: string,
+  { timeoutMs }: { timeoutMs: number },
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) {
+      throw new Error(`Timed out after ${timeoutMs} ms: ${what}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** A temporary directory removed on dispose. */
+async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix: "shoal_redis_" });
+  return {
+    path,
+    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }),
+  };
+}
+
+/**
+ * Memory Redis uses for data, bytes (`used_memory` of `INFO memory`).
+ *
+ * @param port The server.
+ * @returns The bytes.
+ */
+export async function usedMemory(port: number): Promise<number> {
+  const info = await cli(port, "INFO", "memory");
+  const match = /^used_memory:(\d+)/m.exec(info);
+  if (!match) throw new Error(`Cannot read used_memory of Redis on ${port}`);
+  return Number(match[1]);
+}
 
 /** One `redis-server` process. */
 export class RedisServer implements AsyncDisposable {
@@ -15,6 +57,12 @@ export class RedisServer implements AsyncDisposable {
   readonly #args: string[];
   #child: Deno.ChildProcess | undefined;
 
+  /**
+   * Describes a server; nothing runs until {@linkcode RedisServer.start}.
+   *
+   * @param port Its port.
+   * @param args Extra `redis-server` arguments.
+   */
   constructor(port: number, args: string[]) {
     this.port = port;
     this.#args = args;
