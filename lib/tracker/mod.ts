@@ -1,7 +1,8 @@
 /**
  * The tracker's parts, for embedding or extending one: the server, the
  * request logic without sockets, a client for its requests, and the storage
- * seam (the store interface and its in-memory default).
+ * seam (the store interface and its in-memory default; the Redis store is
+ * `@shoal/shoal/tracker/redis`).
  *
  * @example Asking a tracker what it knows
  * ```ts
@@ -55,6 +56,7 @@ export {
   type SeedList,
   type SeedListOptions,
   type StoredFile,
+  StoreUnavailableError,
   systemClock,
   type TrackerStore,
 } from "./store.ts";

@@ -6,8 +6,7 @@
  *
  * @module
  */
-import { Cluster, Redis } from "ioredis";
-import calculateSlot from "cluster-key-slot";
+import type { Cluster, Redis } from "ioredis";
 import type { FileAnnouncement, PeerInfo } from "../protocol/messages.ts";
 import { HolderSet, networkOf } from "./_holder_set.ts";
 import {
@@ -89,7 +88,7 @@ type ScriptCall = (...args: (string | number)[]) => Promise<unknown>;
  *
  * @example Sharing peers between two stores over one Redis
  * ```ts ignore
- * import { RedisStore } from "@shoal/shoal/tracker";
+ * import { RedisStore } from "@shoal/shoal/tracker/redis";
  * await using a = await RedisStore.connect({ url: "redis://127.0.0.1:6379" });
  * await using b = await RedisStore.connect({ url: "redis://127.0.0.1:6379" });
  * await a.register({ address: "10.0.0.1:7000", protocol: "shoal", files: [] });
@@ -106,47 +105,26 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
   readonly #maxPeers: number;
   readonly #maxFiles: number;
   readonly #random: () => number;
+  readonly #slot: (key: string) => number;
   #closed = false;
 
   /**
-   * Creates a store; it connects in the background (see
-   * {@linkcode RedisStore.connect} to wait for it).
+   * Wraps a client (see {@linkcode RedisStore.connect}).
    *
+   * @param client The Redis client.
+   * @param slot The hash slot of a key.
    * @param options Where Redis is, expiry, limits.
-   * @throws {TypeError} If the URL is not a `redis://` or
-   *   `redis-cluster://` URL.
    */
-  constructor(options: RedisStoreOptions) {
-    const timeout = options.timeoutMs ?? 800;
-    const common = {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: timeout,
-      connectTimeout: timeout,
-      retryStrategy: (times: number) => Math.min(50 * 2 ** times, 1000),
-    };
-    const target = parseRedisUrl(options.url);
-    if (target.cluster) {
-      this.#redis = new Cluster(target.nodes, {
-        lazyConnect: true,
-        enableOfflineQueue: false,
-        scaleReads: "master",
-        clusterRetryStrategy: (times: number) =>
-          Math.min(50 * 2 ** times, 1000),
-        slotsRefreshTimeout: timeout,
-        redisOptions: common,
-      });
-    } else {
-      this.#redis = new Redis({
-        ...target.nodes[0]!,
-        db: target.db,
-        ...common,
-      });
-    }
+  private constructor(
+    client: Redis | Cluster,
+    slot: (key: string) => number,
+    options: RedisStoreOptions,
+  ) {
+    this.#redis = client;
+    this.#slot = slot;
     // Errors are reported by the calls that fail; the client reconnects.
     this.#redis.on("error", () => {});
-    this.#cluster = target.cluster;
+    this.#cluster = parseRedisUrl(options.url).cluster;
     this.#prefix = options.prefix ?? "shoal";
     if (/[{}]/.test(this.#prefix)) {
       throw new TypeError(
@@ -178,17 +156,49 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
 
   /**
    * Creates a store and waits (up to `waitMs`) for Redis: a store whose
-   * Redis is down still works once it comes up.
+   * Redis is down still works once it comes up. The Redis client is loaded
+   * here, not on import (it reads the environment: `--allow-env`).
    *
    * @param options Where Redis is, expiry, limits.
    * @param waitMs Longest wait for the first connection, ms.
    * @returns The store.
+   * @throws {TypeError} If the URL is not a `redis://` or
+   *   `redis-cluster://` URL, or the key prefix holds `{` or `}`.
    */
   static async connect(
     options: RedisStoreOptions,
     waitMs = 5000,
   ): Promise<RedisStore> {
-    const store = new RedisStore(options);
+    const target = parseRedisUrl(options.url);
+    const { Cluster, Redis } = await import("ioredis");
+    const { default: slot } = await import("cluster-key-slot");
+    const timeout = options.timeoutMs ?? 800;
+    const common = {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: timeout,
+      connectTimeout: timeout,
+      retryStrategy: (times: number) => Math.min(50 * 2 ** times, 1000),
+    };
+    const client = target.cluster
+      ? new Cluster(target.nodes, {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        scaleReads: "master",
+        clusterRetryStrategy: (times: number) =>
+          Math.min(50 * 2 ** times, 1000),
+        slotsRefreshTimeout: timeout,
+        redisOptions: common,
+      })
+      : new Redis({ ...target.nodes[0]!, db: target.db, ...common });
+    let store: RedisStore;
+    try {
+      store = new RedisStore(client, slot, options);
+    } catch (error) {
+      client.disconnect();
+      throw error;
+    }
     await store.#connect(waitMs);
     return store;
   }
@@ -276,7 +286,7 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
     const bySlot = new Map<number, string[]>();
     for (let i = 0; i < ops.length; i += 3) {
       const key = String(ops[i + 1]);
-      const slot = calculateSlot(key);
+      const slot = this.#slot(key);
       let group = bySlot.get(slot);
       if (!group) bySlot.set(slot, group = []);
       group.push(String(ops[i]), key, String(ops[i + 2]));
@@ -623,9 +633,9 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
    * @returns Peers held (live, and expired ones Redis has not dropped yet).
    */
   async size(): Promise<number> {
-    const nodes = this.#redis instanceof Cluster
-      ? this.#redis.nodes("master")
-      : [this.#redis];
+    const nodes = this.#cluster
+      ? (this.#redis as Cluster).nodes("master")
+      : [this.#redis as Redis];
     let count = 0;
     try {
       for (const node of nodes) {

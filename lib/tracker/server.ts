@@ -174,23 +174,21 @@ export async function startTracker(
       );
     }
     parseRedisUrl(given); // a bad URL fails here, before loading the client
-    let module: typeof import("./redis_store.ts");
+    const { RedisStore } = await import("./redis_store.ts");
     try {
-      module = await import("./redis_store.ts");
+      store = ownStore = await RedisStore.connect({
+        url: given,
+        expiryMs,
+        ...limitOptions(options),
+        ...(options.clock ? { clock: options.clock } : {}),
+      }, 2000);
     } catch (error) {
+      if (!(error instanceof Deno.errors.NotCapable)) throw error;
       throw new Error(
-        `Cannot load the Redis client for --store ${given}: ${
-          (error as Error).message
-        } (it needs --allow-env)`,
+        `Cannot load the Redis client for ${given}: it reads the environment (run with --allow-env)`,
         { cause: error },
       );
     }
-    store = ownStore = await module.RedisStore.connect({
-      url: given,
-      expiryMs,
-      ...limitOptions(options),
-      ...(options.clock ? { clock: options.clock } : {}),
-    }, 2000);
   }
   const service = new TrackerService(store, {
     heartbeatIntervalMs: interval,
