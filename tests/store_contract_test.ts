@@ -309,6 +309,39 @@ const CASES: [string, (make: MakeStore) => Promise<void>][] = [
       "ok",
     );
   }],
+  [
+    "frees an expired or departed peer's share of the network's limits",
+    async (make) => {
+      const { store, clock } = await setup(make, {
+        maxPeersPerAddress: 1,
+        maxFilesPerAddress: 2,
+      });
+      const reg = (port: number, files: FileAnnouncement[]) =>
+        store.register({
+          address: `10.0.0.1:${port}`,
+          protocol: "shoal",
+          files,
+        });
+      assert.equal(await reg(1, [file("a", ID_A), file("b", ID_B)]), "ok");
+      assert.equal(await reg(2, []), "too_many_peers");
+      clock.time += 1000; // peer 1 expires
+      assert.equal(await reg(2, [file("c", ID_C), file("d", ID_A)]), "ok");
+      assert.equal(await store.unregister("10.0.0.1:2"), true);
+      assert.equal(await reg(3, [file("e", ID_B), file("f", ID_C)]), "ok");
+      assert.equal(
+        await store.replaceFiles("10.0.0.1:3", [
+          file("e", ID_B),
+          file("f", ID_C),
+          file("g", ID_A),
+        ]),
+        "too_many_files",
+      );
+      assert.deepEqual((await store.search()).files.map((f) => f.name).sort(), [
+        "e",
+        "f",
+      ]);
+    },
+  ],
   ["lists Shoal holders of a name before seed-protocol ones", async (make) => {
     const { service } = await setup(make);
     for (let port = 20001; port <= 20005; port++) {

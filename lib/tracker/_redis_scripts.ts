@@ -8,11 +8,13 @@
  */
 
 /**
- * Applies index updates: `a` adds (or refreshes) a member at score `now`,
- * trims members older than the expiry window and extends the key's TTL; `r`
- * removes a member; `n` records a name in the lexicographic name index and
- * its last-seen time, and drops a few names nobody has announced within the
- * window (so the index cleans itself without a sweeper).
+ * Applies index updates: `a` adds a member at score `now`, trims members
+ * older than the expiry window and extends the key's TTL; `t` (a heartbeat)
+ * only moves a member to `now` (re-adding it if it was lost) and extends
+ * the TTL; `r` removes a member; `n` records a name in the lexicographic
+ * name index and its last-seen time, and drops a few names nobody has
+ * announced within the window (so the index cleans itself without a
+ * sweeper); `s` only moves a name's last-seen time.
  */
 const APPLY = `
 local function apply_ops(P, now, cutoff, ttl, ops, first)
@@ -22,8 +24,13 @@ local function apply_ops(P, now, cutoff, ttl, ops, first)
       redis.call('ZADD', key, now, member)
       redis.call('ZREMRANGEBYSCORE', key, '-inf', cutoff)
       redis.call('PEXPIRE', key, ttl)
+    elseif kind == 't' then
+      redis.call('ZADD', key, now, member)
+      redis.call('PEXPIRE', key, ttl)
     elseif kind == 'r' then
       redis.call('ZREM', key, member)
+    elseif kind == 's' then
+      redis.call('ZADD', key .. ':seen', 'GT', now, member)
     else
       local lex, base, seen = key .. ':lex', key .. ':base', key .. ':seen'
       local nul = string.find(member, '\\0', 1, true)
@@ -98,6 +105,8 @@ local function entries(kind, f)
   end
   if kind == 'a' then
     push('n', P .. ':{names}', f[4] and (f[4] .. NUL .. f[1]) or f[1])
+  elseif kind == 't' then
+    push('s', P .. ':{names}', f[1])
   end
 end
 
@@ -111,38 +120,65 @@ end
 local function alive(r) return r ~= nil and r.seen > cutoff end
 
 -- Live peers and files of a network; forgets the expired ones.
+-- Live peers and files of a network; forgets the expired ones. The files
+-- are a running total (field TOTAL of the counts hash), so this costs
+-- O(expired peers), not O(peers).
+local TOTAL = NUL .. 'total'
 local function usage(net)
   local uk, fk = ukey(net), fkey(net)
   local dead = redis.call('ZRANGEBYSCORE', uk, '-inf', cutoff)
-  for _, a in ipairs(dead) do redis.call('HDEL', fk, a) end
-  if #dead > 0 then redis.call('ZREMRANGEBYSCORE', uk, '-inf', cutoff) end
-  local files = 0
-  for _, c in ipairs(redis.call('HVALS', fk)) do files = files + tonumber(c) end
-  return redis.call('ZCARD', uk), files
+  if #dead > 0 then
+    local gone = 0
+    for _, a in ipairs(dead) do
+      gone = gone + (tonumber(redis.call('HGET', fk, a)) or 0)
+      redis.call('HDEL', fk, a)
+    end
+    redis.call('HINCRBY', fk, TOTAL, -gone)
+    redis.call('ZREMRANGEBYSCORE', uk, '-inf', cutoff)
+  end
+  return redis.call('ZCARD', uk), tonumber(redis.call('HGET', fk, TOTAL)) or 0
+end
+
+-- Sets this peer's file count in its network (nil: it left).
+local function count(net, n)
+  local fk = fkey(net)
+  local old = tonumber(redis.call('HGET', fk, address)) or 0
+  if n == nil then redis.call('HDEL', fk, address) else redis.call('HSET', fk, address, n) end
+  if (n or 0) ~= old then redis.call('HINCRBY', fk, TOTAL, (n or 0) - old) end
 end
 
 local function forget(r)
   for _, f in ipairs(r.files) do entries('r', f) end
   redis.call('ZREM', ukey(r.net), address)
-  redis.call('HDEL', fkey(r.net), address)
+  count(r.net, nil)
   redis.call('DEL', pkey)
 end
 
-local function save(r)
-  redis.call('HSET', pkey, 'proto', r.proto, 'seen', now, 'seq', r.seq,
-    'net', r.net, 'files', #r.files == 0 and '[]' or cjson.encode(r.files))
+-- Writes the record (all of it when changed, else its time) and marks the
+-- peer alive in its network.
+local function save(r, changed)
+  if changed then
+    redis.call('HSET', pkey, 'proto', r.proto, 'seen', now, 'seq', r.seq,
+      'net', r.net, 'files', #r.files == 0 and '[]' or cjson.encode(r.files))
+    count(r.net, #r.files)
+  else
+    redis.call('HSET', pkey, 'seen', now)
+  end
   redis.call('PEXPIRE', pkey, ttl)
-  local uk, fk = ukey(r.net), fkey(r.net)
+  local uk = ukey(r.net)
   redis.call('ZADD', uk, now, address)
   redis.call('PEXPIRE', uk, ttl)
-  redis.call('HSET', fk, address, #r.files)
-  redis.call('PEXPIRE', fk, ttl)
+  redis.call('PEXPIRE', fkey(r.net), ttl)
   r.seen = now
 end
 
-local function refresh(r)
-  save(r)
-  for _, f in ipairs(r.files) do entries('a', f) end
+-- Saves and refreshes every index entry: new files (all when \`added\` is
+-- nil) are added, the others only get the new time.
+local function refresh(r, changed, added)
+  save(r, changed)
+  for _, f in ipairs(r.files) do
+    entries((added == nil or added[f[1]]) and 'a' or 't', f)
+  end
 end
 
 -- The live record, or nil (an expired one is forgotten here).
@@ -161,17 +197,20 @@ local function register(proto, net, files, maxPeers, maxNet)
     return 'too_many_files'
   end
   if old ~= nil then forget(old) end
-  refresh({ proto = proto, seq = 0, net = net, files = files })
+  refresh({ proto = proto, seq = 0, net = net, files = files }, true, nil)
   return 'ok'
 end
 
 local function replace(r, files, maxNet)
   local _, used = usage(r.net)
-  if used - #r.files + #files > maxNet then refresh(r); return 'too_many_files' end
+  if used - #r.files + #files > maxNet then
+    refresh(r, false, {})
+    return 'too_many_files'
+  end
   for _, f in ipairs(r.files) do entries('r', f) end
   r.files = files
   r.seq = 0
-  refresh(r)
+  refresh(r, true, nil)
   return 'ok'
 end
 
@@ -196,21 +235,21 @@ elseif op == 'apply' then
   local r = live()
   if r == nil then return finish('unknown_peer', 0) end
   local seq = tonumber(ARGV[9])
-  if seq ~= r.seq + 1 then refresh(r); return finish('resync', r.seq) end
+  if seq ~= r.seq + 1 then refresh(r, false, {}); return finish('resync', r.seq) end
   local added, removed = cjson.decode(ARGV[10]), cjson.decode(ARGV[11])
   local maxFiles, maxNet = tonumber(ARGV[12]), tonumber(ARGV[13])
   local gone, have, fresh = {}, {}, {}
   for _, name in ipairs(removed) do gone[name] = true end
   for _, f in ipairs(r.files) do have[f[1]] = true end
-  local count = #r.files
-  for name in pairs(gone) do if have[name] then count = count - 1 end end
+  local n = #r.files
+  for name in pairs(gone) do if have[name] then n = n - 1 end end
   for _, f in ipairs(added) do
-    if not have[f[1]] or gone[f[1]] then count = count + 1 end
+    if not have[f[1]] or gone[f[1]] then n = n + 1 end
     fresh[f[1]] = true
   end
   local _, used = usage(r.net)
-  if count > maxFiles or used - #r.files + count > maxNet then
-    refresh(r)
+  if n > maxFiles or used - #r.files + n > maxNet then
+    refresh(r, false, {})
     return finish('too_many_files', r.seq)
   end
   local files = {}
@@ -220,12 +259,12 @@ elseif op == 'apply' then
   for _, f in ipairs(added) do files[#files + 1] = f end
   r.files = files
   r.seq = seq
-  refresh(r)
+  refresh(r, true, fresh)
   return finish('ok', seq)
 elseif op == 'touch' then
   local r = live()
   if r == nil then return finish('unknown_peer', 0) end
-  refresh(r)
+  refresh(r, false, {})
   return finish('ok', r.seq)
 elseif op == 'seed' then
   local command, hasFiles = ARGV[9], ARGV[10] ~= ''
@@ -238,7 +277,7 @@ elseif op == 'seed' then
   elseif hasFiles then
     return finish(replace(r, files, tonumber(ARGV[13])), 0)
   end
-  refresh(r)
+  refresh(r, false, {})
   return finish('ok', 0)
 elseif op == 'unregister' then
   local r = load()

@@ -175,6 +175,8 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
     const timeout = options.timeoutMs ?? 800;
     const common = {
       lazyConnect: true,
+      // Calls made in the same tick go out in one write per node.
+      enableAutoPipelining: true,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       commandTimeout: timeout,
@@ -184,6 +186,7 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
     const client = target.cluster
       ? new Cluster(target.nodes, {
         lazyConnect: true,
+        enableAutoPipelining: true,
         enableOfflineQueue: false,
         scaleReads: "master",
         clusterRetryStrategy: (times: number) =>
