@@ -10,14 +10,15 @@
 /**
  * Applies index updates: `a` adds a member at score `now`, trims members
  * older than the expiry window and extends the key's TTL; `t` (a heartbeat)
- * only moves a member to `now` (re-adding it if it was lost) and extends
- * the TTL; `r` removes a member; `n` records a name in the lexicographic
+ * only moves a member to `now` (re-adding it if it was lost), and `e` also
+ * extends the TTL; `r` removes a member; `n` records a name in the lexicographic
  * name index and its last-seen time, and drops a few names nobody has
  * announced within the window (so the index cleans itself without a
  * sweeper); `s` only moves a name's last-seen time.
  */
 const APPLY = `
 local function apply_ops(P, now, cutoff, ttl, ops, first)
+  local seen = {}
   for i = first, #ops, 3 do
     local kind, key, member = ops[i], ops[i + 1], ops[i + 2]
     if kind == 'a' then
@@ -26,11 +27,15 @@ local function apply_ops(P, now, cutoff, ttl, ops, first)
       redis.call('PEXPIRE', key, ttl)
     elseif kind == 't' then
       redis.call('ZADD', key, now, member)
+    elseif kind == 'e' then
+      redis.call('ZADD', key, now, member)
       redis.call('PEXPIRE', key, ttl)
     elseif kind == 'r' then
       redis.call('ZREM', key, member)
     elseif kind == 's' then
-      redis.call('ZADD', key .. ':seen', 'GT', now, member)
+      local list = seen[key]
+      if list == nil then list = {}; seen[key] = list end
+      list[#list + 1] = now; list[#list + 1] = member
     else
       local lex, base, seen = key .. ':lex', key .. ':base', key .. ':seen'
       local nul = string.find(member, '\\0', 1, true)
@@ -59,14 +64,22 @@ local function apply_ops(P, now, cutoff, ttl, ops, first)
       end
     end
   end
+  -- Heartbeats' name times: one call per key and 500 names.
+  for key, list in pairs(seen) do
+    for i = 1, #list, 1000 do
+      redis.call('ZADD', key .. ':seen', 'GT', unpack(list, i, math.min(i + 999, #list)))
+    end
+  end
 end
 `;
 
 /**
- * `KEYS[1]`: any key of the slot. `ARGV`: prefix, now, expiry, ttl, then
- * (kind, key, member) triples, every key in that slot.
+ * `KEYS[1]`: any key of the node. `ARGV`: prefix, now, expiry, ttl, then
+ * (kind, key, member) triples, every key on that node (a cluster node may
+ * serve several slots in one script with `allow-cross-slot-keys`).
  */
-export const INDEX_SCRIPT: string = `${APPLY}
+export const INDEX_SCRIPT: string = `#!lua flags=allow-cross-slot-keys
+${APPLY}
 local now, expiry = tonumber(ARGV[2]), tonumber(ARGV[3])
 apply_ops(ARGV[1], now, now - expiry, tonumber(ARGV[4]), ARGV, 5)
 return 1
@@ -105,16 +118,16 @@ local function entries(kind, f)
   end
   if kind == 'a' then
     push('n', P .. ':{names}', f[4] and (f[4] .. NUL .. f[1]) or f[1])
-  elseif kind == 't' then
+  elseif kind ~= 'r' then
     push('s', P .. ':{names}', f[1])
   end
 end
 
 local function load()
-  local h = redis.call('HMGET', pkey, 'proto', 'seen', 'seq', 'net', 'files')
+  local h = redis.call('HMGET', pkey, 'proto', 'seen', 'seq', 'net', 'files', 'tx')
   if not h[1] then return nil end
   return { proto = h[1], seen = tonumber(h[2]), seq = tonumber(h[3]),
-           net = h[4], files = cjson.decode(h[5]) }
+           net = h[4], files = cjson.decode(h[5]), tx = tonumber(h[6]) or 0 }
 end
 
 local function alive(r) return r ~= nil and r.seen > cutoff end
@@ -174,10 +187,17 @@ end
 
 -- Saves and refreshes every index entry: new files (all when \`added\` is
 -- nil) are added, the others only get the new time.
+-- The index keys' TTLs are extended when a quarter of it has passed (not
+-- at every heartbeat).
 local function refresh(r, changed, added)
   save(r, changed)
+  local kept = 't'
+  if now - (r.tx or 0) >= ttl / 4 then
+    kept = 'e'
+    redis.call('HSET', pkey, 'tx', now)
+  end
   for _, f in ipairs(r.files) do
-    entries((added == nil or added[f[1]]) and 'a' or 't', f)
+    entries((added == nil or added[f[1]]) and 'a' or kept, f)
   end
 end
 

@@ -134,7 +134,7 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
     this.#expiryMs = options.expiryMs ?? 90_000;
     // Keys outlive the window by a margin: liveness is by score, the TTL
     // only reclaims the memory of what nobody refreshed.
-    this.#ttlMs = 2 * this.#expiryMs + 60_000;
+    this.#ttlMs = 4 * this.#expiryMs + 60_000;
     this.#clock = options.clock ?? systemClock;
     this.#maxPeers = options.maxPeersPerAddress ??
       DEFAULT_MAX_PEERS_PER_ADDRESS;
@@ -284,29 +284,47 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
     return { result, seq };
   }
 
-  /** Cluster: index updates grouped by hash slot, one script per slot. */
+  /**
+   * Cluster: index updates grouped by the node serving their slots, one
+   * script per node; by slot if the slot map is unknown or moved under it.
+   */
   async #applyIndex(now: number, ops: (string | number)[]): Promise<void> {
+    const slots = (this.#redis as Cluster).slots;
+    const byNode = new Map<string, string[]>();
     const bySlot = new Map<number, string[]>();
     for (let i = 0; i < ops.length; i += 3) {
       const key = String(ops[i + 1]);
       const slot = this.#slot(key);
-      let group = bySlot.get(slot);
-      if (!group) bySlot.set(slot, group = []);
-      group.push(String(ops[i]), key, String(ops[i + 2]));
+      const triple = [String(ops[i]), key, String(ops[i + 2])];
+      const node = slots[slot]?.[0] ?? `slot ${slot}`;
+      let group = byNode.get(node);
+      if (!group) byNode.set(node, group = []);
+      group.push(...triple);
+      let single = bySlot.get(slot);
+      if (!single) bySlot.set(slot, single = []);
+      single.push(...triple);
     }
-    await Promise.all(
-      [...bySlot.values()].map((group) =>
-        this.#call(
-          "shoalIndex",
-          group[1]!,
-          this.#prefix,
-          now,
-          this.#expiryMs,
-          this.#ttlMs,
-          ...group,
-        )
-      ),
-    );
+    const run = (groups: Iterable<string[]>) =>
+      Promise.all(
+        [...groups].map((group) =>
+          this.#call(
+            "shoalIndex",
+            group[1]!,
+            this.#prefix,
+            now,
+            this.#expiryMs,
+            this.#ttlMs,
+            ...group,
+          )
+        ),
+      );
+    try {
+      await run(byNode.values());
+    } catch (error) {
+      if (error instanceof StoreUnavailableError) throw error;
+      // A slot moved between nodes: each slot on its own is always right.
+      await run(bySlot.values());
+    }
   }
 
   /**
