@@ -583,11 +583,8 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
    * @returns The entries, whether they were cut short, and the cost.
    */
   async search(query?: string, options?: SearchOptions): Promise<SearchResult> {
-    try {
-      return await searchNames(this.#reader(), query, options);
-    } catch (error) {
-      throw unavailable(error);
-    }
+    // Each read maps its own connection failures (`#call`).
+    return await searchNames(this.#reader(), query, options);
   }
 
   /** What the search needs of Redis. */
@@ -630,12 +627,13 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
    * @returns The map and whether it was cut short.
    */
   async seedList(options: SeedListOptions = {}): Promise<SeedList> {
-    try {
-      return await searchNames(this.#reader(), undefined, undefined, options)
-        .then((r) => r.seed!);
-    } catch (error) {
-      throw unavailable(error);
-    }
+    const result = await searchNames(
+      this.#reader(),
+      undefined,
+      undefined,
+      options,
+    );
+    return result.seed!;
   }
 
   /**
