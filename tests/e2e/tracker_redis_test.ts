@@ -12,9 +12,11 @@ import { TrackerClient } from "../../lib/tracker/client.ts";
 import { RedisStore } from "../../lib/tracker/redis_store.ts";
 import { RemoteError } from "../../lib/errors.ts";
 import {
+  assertOneLineError,
   CliProcess,
   PEER_TS,
   pollUntil,
+  run,
   sha256,
   sha256File,
   spawnPeer,
@@ -199,4 +201,24 @@ Deno.test("Redis stopped: store_unavailable within a second, logged once; Redis 
     );
     assert.equal(outages.length, 1, tracker.stderr);
   }
+});
+
+Deno.test("A bad --store, or a Redis store without --allow-env, is one clear error line", async () => {
+  const bad = await run("tracker", ["--port", "0", "--store", "postgres://x"]);
+  assert.equal(bad.code, 2);
+  assertOneLineError(bad, "a bad --store");
+  assert.match(
+    bad.stderr,
+    /Invalid --store "postgres:\/\/x": use memory, redis:/,
+  );
+  // The task grants only SHOAL_SECRET of the environment.
+  const env = await run("tracker", [
+    "--port",
+    "0",
+    "--store",
+    "redis://127.0.0.1:1",
+  ]);
+  assert.equal(env.code, 1);
+  assertOneLineError(env, "a Redis store without --allow-env");
+  assert.match(env.stderr, /run with --allow-env/);
 });
