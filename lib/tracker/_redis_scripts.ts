@@ -335,45 +335,60 @@ return out
 `;
 
 /**
- * What a name (`KEYS[1]`) holds, counted server-side: `{id, size, holders…,
- * legacy holders}` over its live members. `ARGV[1]`: the cutoff.
+ * What names hold, counted server-side: `KEYS[1]` routes to the node,
+ * `ARGV[1]` is the cutoff, `ARGV[2]` the number of names and the names'
+ * keys follow (all on that node). For each name: the number of (id, size)
+ * pairs, each pair's `id\0size` and live holders, then its live
+ * seed-protocol holders.
  */
-export const NAME_TALLY_SCRIPT: string = `
-local counts, order, legacy = {}, {}, 0
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')) do
-  if string.sub(m, 1, 1) == 'L' then
-    legacy = legacy + 1
-  else
-    local a = string.find(m, '\\0', 3, true)
-    local key = string.sub(m, a + 1)
-    if counts[key] == nil then counts[key] = 0; order[#order + 1] = key end
-    counts[key] = counts[key] + 1
-  end
-end
+export const NAME_TALLY_SCRIPT: string =
+  `#!lua flags=allow-cross-slot-keys,no-writes
 local out = {}
-for _, key in ipairs(order) do out[#out + 1] = key; out[#out + 1] = counts[key] end
-out[#out + 1] = legacy
+for k = 1, tonumber(ARGV[2]) do
+  local counts, order, legacy = {}, {}, 0
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', ARGV[2 + k], '(' .. ARGV[1], '+inf')) do
+    if string.sub(m, 1, 1) == 'L' then
+      legacy = legacy + 1
+    else
+      local a = string.find(m, '\\0', 3, true)
+      local key = string.sub(m, a + 1)
+      if counts[key] == nil then counts[key] = 0; order[#order + 1] = key end
+      counts[key] = counts[key] + 1
+    end
+  end
+  out[#out + 1] = #order
+  for _, key in ipairs(order) do out[#out + 1] = key; out[#out + 1] = counts[key] end
+  out[#out + 1] = legacy
+end
 return out
 `;
 
 /**
- * Distinct live holders of a content id (`KEYS[1]`) announcing a size:
- * `ARGV[1]` the cutoff, `ARGV[2]…` the sizes; returns one count per size.
+ * Distinct live holders of content ids per size: `KEYS[1]` routes to the
+ * node, `ARGV[1]` is the cutoff, `ARGV[2]` the number `n` of ids, then the
+ * ids' keys (all on that node), then for each the sizes asked,
+ * comma-separated. Returns the counts in that order.
  */
-export const CONTENT_COUNT_SCRIPT: string = `
-local bySize = {}
-for i = 2, #ARGV do bySize[ARGV[i]] = {} end
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')) do
-  local a = string.find(m, '\\0', 1, true)
-  local b = string.find(m, '\\0', a + 1, true)
-  local set = bySize[string.sub(m, a + 1, b - 1)]
-  if set then set[string.sub(m, 1, a - 1)] = true end
-end
+export const CONTENT_COUNT_SCRIPT: string =
+  `#!lua flags=allow-cross-slot-keys,no-writes
 local out = {}
-for i = 2, #ARGV do
-  local n = 0
-  for _ in pairs(bySize[ARGV[i]]) do n = n + 1 end
-  out[#out + 1] = n
+local n = tonumber(ARGV[2])
+for k = 1, n do
+  local bySize, sizes = {}, {}
+  for size in string.gmatch(ARGV[2 + n + k], '[^,]+') do
+    bySize[size] = {}; sizes[#sizes + 1] = size
+  end
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', ARGV[2 + k], '(' .. ARGV[1], '+inf')) do
+    local a = string.find(m, '\\0', 1, true)
+    local b = string.find(m, '\\0', a + 1, true)
+    local set = bySize[string.sub(m, a + 1, b - 1)]
+    if set then set[string.sub(m, 1, a - 1)] = true end
+  end
+  for _, size in ipairs(sizes) do
+    local n = 0
+    for _ in pairs(bySize[size]) do n = n + 1 end
+    out[#out + 1] = n
+  end
 end
 return out
 `;

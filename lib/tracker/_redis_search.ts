@@ -31,10 +31,15 @@ export interface NameReader {
     to: string,
     count: number,
   ): Promise<(string | number)[]>;
-  /** `{id\0size, holders, …, legacy holders}` of a name. */
-  tally(name: string): Promise<(string | number)[]>;
-  /** Distinct live holders of `id` per size. */
-  count(id: string, sizes: string[]): Promise<number[]>;
+  /**
+   * What each name holds: its (`id\0size`, live holders) pairs and its
+   * live seed-protocol holders.
+   */
+  tally(
+    names: string[],
+  ): Promise<{ pairs: [string, number][]; legacy: number }[]>;
+  /** Distinct live holders of each id, per size asked. */
+  count(ids: string[], sizes: string[][]): Promise<number[][]>;
   /** Live holder members of a name (a sample of about `want`). */
   sample(name: string, want: number): Promise<string[]>;
   /** A fair sample of addresses. */
@@ -141,13 +146,11 @@ export async function searchNames(
   const legacy: ListedFile[] = [];
   let full = false;
   const walked = await walk(reader, query, maxExamined, async (names) => {
-    const tallies = await Promise.all(names.map((n) => reader.tally(n)));
+    const tallies = await reader.tally(names);
     for (let i = 0; i < names.length; i++) {
       const name = names[i]!;
       const tally = tallies[i]!;
-      for (let j = 0; j + 1 < tally.length; j += 2) {
-        const key = String(tally[j]);
-        const count = Number(tally[j + 1]);
+      for (const [key, count] of tally.pairs) {
         const seen = found.get(key);
         if (!seen) {
           if (found.size + legacy.length >= limit) return !(full = true);
@@ -159,7 +162,7 @@ export async function searchNames(
           seen.count = count;
         }
       }
-      const legacyHolders = Number(tally[tally.length - 1]);
+      const legacyHolders = tally.legacy;
       if (legacyHolders > 0) {
         if (found.size + legacy.length >= limit) return !(full = true);
         legacy.push({ name, id: null, size: null, holders: legacyHolders });
@@ -179,12 +182,13 @@ export async function searchNames(
   const holders = new Map<string, number>();
   for (let i = 0; i < ids.length; i += PAGE) {
     const batch = ids.slice(i, i + PAGE);
-    const counts = await Promise.all(
-      batch.map((id) => reader.count(id, sizesById.get(id)!)),
+    const counts = await reader.count(
+      batch,
+      batch.map((id) => sizesById.get(id)!),
     );
     batch.forEach((id, k) =>
       sizesById.get(id)!.forEach((size, s) =>
-        holders.set(`${id}\0${size}`, Number(counts[k]![s]))
+        holders.set(`${id}\0${size}`, counts[k]![s]!)
       )
     );
   }

@@ -285,6 +285,37 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
   }
 
   /**
+   * Runs `read` once per node with the indexes of the keys it serves (one
+   * group on a single Redis); per slot if the slot map moved under it.
+   */
+  async #perNode(
+    keys: string[],
+    read: (at: number[]) => Promise<void>,
+  ): Promise<void> {
+    if (keys.length === 0) return;
+    if (!this.#cluster) return await read(keys.map((_, i) => i));
+    const slots = (this.#redis as Cluster).slots;
+    const byNode = new Map<string, number[]>();
+    const bySlot = new Map<number, number[]>();
+    keys.forEach((key, i) => {
+      const slot = this.#slot(key);
+      const node = slots[slot]?.[0] ?? `slot ${slot}`;
+      let group = byNode.get(node);
+      if (!group) byNode.set(node, group = []);
+      group.push(i);
+      let single = bySlot.get(slot);
+      if (!single) bySlot.set(slot, single = []);
+      single.push(i);
+    });
+    try {
+      await Promise.all([...byNode.values()].map(read));
+    } catch (error) {
+      if (error instanceof StoreUnavailableError) throw error;
+      await Promise.all([...bySlot.values()].map(read));
+    }
+  }
+
+  /**
    * Cluster: index updates grouped by the node serving their slots, one
    * script per node; by slot if the slot map is unknown or moved under it.
    */
@@ -602,17 +633,46 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
           index,
           cutoff,
         ) as Promise<(string | number)[]>,
-      tally: (name: string) =>
-        this.#call("shoalNameTally", this.nameKey(name), cutoff) as Promise<
-          (string | number)[]
-        >,
-      count: (id: string, sizes: string[]) =>
-        this.#call(
-          "shoalContentCount",
-          this.#contentKey(id),
-          cutoff,
-          ...sizes,
-        ) as Promise<number[]>,
+      tally: async (names: string[]) => {
+        const out: { pairs: [string, number][]; legacy: number }[] = [];
+        const keys = names.map((n) => this.nameKey(n));
+        await this.#perNode(keys, async (at) => {
+          const reply = await this.#call(
+            "shoalNameTally",
+            keys[at[0]!]!,
+            cutoff,
+            at.length,
+            ...at.map((i) => keys[i]!),
+          ) as (string | number)[];
+          let r = 0;
+          for (const i of at) {
+            const n = Number(reply[r++]);
+            const pairs: [string, number][] = [];
+            for (let p = 0; p < n; p++, r += 2) {
+              pairs.push([String(reply[r]), Number(reply[r + 1])]);
+            }
+            out[i] = { pairs, legacy: Number(reply[r++]) };
+          }
+        });
+        return out;
+      },
+      count: async (ids: string[], sizes: string[][]) => {
+        const out: number[][] = [];
+        const keys = ids.map((id) => this.#contentKey(id));
+        await this.#perNode(keys, async (at) => {
+          const reply = await this.#call(
+            "shoalContentCount",
+            keys[at[0]!]!,
+            cutoff,
+            at.length,
+            ...at.map((i) => keys[i]!),
+            ...at.map((i) => sizes[i]!.join(",")),
+          ) as number[];
+          let r = 0;
+          for (const i of at) out[i] = sizes[i]!.map(() => Number(reply[r++]));
+        });
+        return out;
+      },
       sample: (name: string, want: number) =>
         this.#sample(this.nameKey(name), want),
       fair: (addresses: string[], limit: number) =>
@@ -678,16 +738,15 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
   }
 }
 
+/** What the Redis client says when Redis cannot be reached or answered. */
+const UNREACHABLE =
+  /Connection is closed|isn't writeable|timed out|Cluster isn't ready|startup nodes|refresh slots|max retries|ECONN|EPIPE|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|socket|^(CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN)/i;
+
 /** A connection failure as {@linkcode StoreUnavailableError}; others as is. */
 function unavailable(error: unknown): unknown {
   if (error instanceof StoreUnavailableError) return error;
   const message = error instanceof Error ? error.message : String(error);
-  const replyError = error instanceof Error && error.name === "ReplyError";
-  if (
-    replyError && !/^(CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN)/.test(message)
-  ) {
-    return error;
-  }
+  if (!UNREACHABLE.test(message)) return error;
   return new StoreUnavailableError(`Cannot reach Redis: ${message}`, {
     cause: error,
   });
