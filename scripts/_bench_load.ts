@@ -8,16 +8,29 @@
  */
 import { TrackerClient } from "../lib/tracker/client.ts";
 
+/**
+ * Where simulated peer `i` says it serves: its own host (10.x.y.z), so the
+ * peers spread over networks and, on a cluster, over hash slots, as peers on
+ * the Internet would (the tracker runs with `--trust-advertised-address`).
+ *
+ * @param i Index of the peer.
+ * @returns Its advertised host and port.
+ */
+export function simulatedPeer(i: number): { host: string; port: number } {
+  return {
+    host: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
+    port: 7000,
+  };
+}
+
 /** What the worker is asked to do. */
 export interface LoadTask {
   /** `paced`: each peer once per interval; `closed`: as fast as answered. */
   mode: "paced" | "closed";
   /** Trackers; closed-loop connections are spread over them in turn. */
   trackers: string[];
-  /** Simulated peers `basePort … basePort + peers - 1`. */
+  /** Simulated peers `0 … peers - 1` (see {@linkcode simulatedPeer}). */
   peers: number;
-  /** Port of the first simulated peer. */
-  basePort: number;
   /** Paced: the heartbeat interval, ms. */
   intervalMs: number;
   /** How long to run, ms. */
@@ -53,7 +66,8 @@ async function run(task: LoadTask): Promise<LoadResult> {
   const beat = async (n: number, client: TrackerClient) => {
     const t = performance.now();
     try {
-      await client.heartbeat(task.basePort + (mine(n) % task.peers));
+      const { host, port } = simulatedPeer(mine(n) % task.peers);
+      await client.heartbeat(port, undefined, host);
       latencies.push(performance.now() - t);
       ok++;
     } catch {

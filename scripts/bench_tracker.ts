@@ -17,9 +17,14 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import type { FileAnnouncement } from "../lib/protocol/messages.ts";
 import { TrackerClient } from "../lib/tracker/client.ts";
-import { type LoadResult, runLoadWorker } from "./_bench_load.ts";
+import {
+  type LoadResult,
+  runLoadWorker,
+  simulatedPeer,
+} from "./_bench_load.ts";
 import { taskFlags } from "./_tasks.ts";
 import {
+  cli,
   type RedisCluster,
   type RedisServer,
   startRedis,
@@ -176,9 +181,6 @@ function positive(name: string, text: string): number {
   return n;
 }
 
-/** Port of the first simulated peer. */
-const BASE_PORT = 1024;
-
 /** A tracker child process and its port. */
 interface TrackerChild {
   child: Deno.ChildProcess;
@@ -216,6 +218,8 @@ async function spawnTracker(
       `${intervalMs}ms`,
       "--rate-limit",
       "0",
+      // Each simulated peer advertises its own host (simulatedPeer).
+      "--trust-advertised-address",
       "--max-connections-per-address",
       "1024",
       "--max-peers-per-address",
@@ -282,6 +286,20 @@ async function openStore(store: string): Promise<Store> {
   return { url: store, ports: [], close: () => Promise.resolve() };
 }
 
+/** The slowest command Redis logged (SLOWLOG, over 10 ms), ms. */
+async function slowestMs(ports: number[]): Promise<number> {
+  let slowest = 0;
+  for (const port of ports) {
+    const log = await cli(port, "SLOWLOG", "GET", "128");
+    // Each entry: id, timestamp, duration (µs), then the command.
+    const durations = [...log.matchAll(/^\d+\n\d+\n(\d+)\n/gm)].map((m) =>
+      Number(m[1])
+    );
+    slowest = Math.max(slowest, ...durations);
+  }
+  return Math.round(slowest / 100) / 10;
+}
+
 async function redisBytes(ports: number[]): Promise<number> {
   let total = 0;
   for (const port of ports) total += await usedMemory(port);
@@ -301,7 +319,6 @@ async function throughput(
         mode: "closed",
         trackers,
         peers,
-        basePort: BASE_PORT,
         intervalMs: 0,
         durationMs,
         concurrency,
@@ -364,12 +381,23 @@ async function main(): Promise<void> {
     // Phase 1: every simulated peer registers (one connection per request,
     // exactly like TrackerClient in a real peer).
     const registerMs: number[] = [];
+    let registerErrors = 0;
     const registerStart = performance.now();
     await runPool(peers, concurrency, async (i) => {
-      await timed(
-        registerMs,
-        () => client.register(BASE_PORT + i, simulatedFiles(i, files)),
-      );
+      const { host, port } = simulatedPeer(i);
+      // A refused registration is retried (and counted), as a peer would.
+      for (let attempt = 0;; attempt++) {
+        try {
+          await timed(
+            registerMs,
+            () => client.register(port, simulatedFiles(i, files), host),
+          );
+          return;
+        } catch (error) {
+          registerErrors++;
+          if (attempt >= 3) throw error;
+        }
+      }
     });
     const registerSeconds = (performance.now() - registerStart) / 1000;
     const afterRegister = await processMemory(tracker.child.pid);
@@ -383,7 +411,6 @@ async function main(): Promise<void> {
       mode: "paced",
       trackers: [tracker.address],
       peers,
-      basePort: BASE_PORT,
       intervalMs,
       durationMs,
       concurrency,
@@ -444,6 +471,7 @@ async function main(): Promise<void> {
       }
     }
     const end = await processMemory(tracker.child.pid);
+    const slowest = redis ? await slowestMs(redis.ports) : undefined;
 
     const results = {
       store: kind,
@@ -451,6 +479,7 @@ async function main(): Promise<void> {
       filesPerPeer: files,
       files: peers * files,
       registerPerSecond: Math.round(peers / registerSeconds),
+      registerErrors,
       register: percentiles(registerMs),
       heartbeats: beats.ok,
       heartbeatErrors: beats.errors,
@@ -488,6 +517,7 @@ async function main(): Promise<void> {
             bytesPerFile: Math.round(
               (redisAfter - redisBefore) / (peers * files),
             ),
+            slowestCommandMs: slowest,
           },
         }
         : {}),

@@ -201,6 +201,42 @@ const CASES: [string, (make: MakeStore) => Promise<void>][] = [
     assert.equal(await store.unregister(address), false);
     assert.deepEqual((await store.search()).files, []);
   }],
+  ["follows a name re-announced with other content", async (make) => {
+    const { store, clock } = await setup(make);
+    const address = "127.0.0.1:10001";
+    await store.register({
+      address,
+      protocol: "shoal",
+      files: [file("a.txt", ID_A, 5)],
+    });
+    clock.time += 500;
+    assert.equal(
+      (await store.applyChanges(address, {
+        seq: 1,
+        added: [file("a.txt", ID_B, 6)],
+        removed: [],
+      })).result,
+      "ok",
+    );
+    assert.deepEqual(await store.getPeers({ name: "a.txt" }), [
+      { address, protocol: "shoal", name: "a.txt", id: ID_B },
+    ]);
+    assert.deepEqual(await store.getPeers({ id: ID_A }), []);
+    assert.deepEqual((await store.search("a.txt")).files, [
+      { name: "a.txt", id: ID_B, size: 6, holders: 1 },
+    ]);
+    // Another peer's registration trims the first once it expired.
+    clock.time += 1000;
+    await store.register({
+      address: "127.0.0.1:10002",
+      protocol: "shoal",
+      files: [file("a.txt", ID_B, 6)],
+    });
+    assert.deepEqual(
+      (await store.getPeers({ name: "a.txt" })).map((p) => p.address),
+      ["127.0.0.1:10002"],
+    );
+  }],
   [
     "counts holders of one content across names and picks the common name",
     async (make) => {

@@ -23,7 +23,21 @@ local function apply_ops(P, now, cutoff, ttl, ops, first)
     local kind, key, member = ops[i], ops[i + 1], ops[i + 2]
     if kind == 'a' then
       redis.call('ZADD', key, now, member)
-      redis.call('ZREMRANGEBYSCORE', key, '-inf', cutoff)
+      -- Trim dead holders (and a name's ids of them).
+      for _, d in ipairs(redis.call('ZRANGEBYSCORE', key, '-inf', cutoff, 'LIMIT', 0, 64)) do
+        redis.call('ZREM', key, d)
+        if string.sub(d, 1, 2) == 'S\\0' then
+          redis.call('HDEL', key .. ':i', string.sub(d, 3))
+        end
+      end
+      redis.call('PEXPIRE', key, ttl)
+    elseif kind == 'h' then
+      local at = string.find(member, '%z[^%z]*$')
+      redis.call('HSET', key, string.sub(member, 1, at - 1), string.sub(member, at + 1))
+      redis.call('PEXPIRE', key, ttl)
+    elseif kind == 'x' then
+      redis.call('HDEL', key, member)
+    elseif kind == 'p' then
       redis.call('PEXPIRE', key, ttl)
     elseif kind == 't' then
       redis.call('ZADD', key, now, member)
@@ -113,7 +127,17 @@ local function entries(kind, f)
   if f[2] == '' then
     push(kind, nkey(f[1]), 'L' .. NUL .. address)
   else
-    push(kind, nkey(f[1]), 'S' .. NUL .. address .. NUL .. f[2] .. NUL .. f[3])
+    -- A name's holders are short (Redis keeps a small sorted set compact
+    -- while members stay under 64 bytes); their ids sit in a hash beside it.
+    local held = address .. NUL .. f[3]
+    push(kind, nkey(f[1]), 'S' .. NUL .. held)
+    if kind == 'a' then
+      push('h', nkey(f[1]) .. ':i', held .. NUL .. f[2])
+    elseif kind == 'r' then
+      push('x', nkey(f[1]) .. ':i', held)
+    elseif kind == 'e' then
+      push('p', nkey(f[1]) .. ':i', '')
+    end
     push(kind, ckey(f[2]), address .. NUL .. f[3] .. NUL .. f[1])
   end
   if kind == 'a' then
@@ -312,13 +336,25 @@ return redis.error_reply('unknown op ' .. tostring(op))
 /**
  * Live members of a sorted set (`KEYS[1]`): all of them when there are at
  * most `ARGV[2]`, else a random sample of about that many. `ARGV[1]`: the
- * expiry cutoff (members at or below it are gone).
+ * expiry cutoff (members at or below it are gone); `ARGV[3]` = `ids`: a
+ * name's holders, each followed by the content id it holds.
  */
 export const SAMPLE_SCRIPT: string = `
 local k, cutoff, want = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local low = '(' .. cutoff
+-- With ARGV[3] = 'ids', a name's members each followed by its id.
+local function withIds(members)
+  if ARGV[3] ~= 'ids' then return members end
+  local out = {}
+  for _, m in ipairs(members) do
+    out[#out + 1] = m
+    out[#out + 1] = string.sub(m, 1, 1) == 'S'
+      and (redis.call('HGET', k .. ':i', string.sub(m, 3)) or '') or ''
+  end
+  return out
+end
 local n = redis.call('ZCOUNT', k, low, '+inf')
-if n <= want then return redis.call('ZRANGEBYSCORE', k, low, '+inf') end
+if n <= want then return withIds(redis.call('ZRANGEBYSCORE', k, low, '+inf')) end
 local out, seen = {}, {}
 local s = redis.call('ZRANDMEMBER', k, want * 2, 'WITHSCORES')
 for i = 1, #s, 2 do
@@ -331,7 +367,7 @@ if #out < want then
     if not seen[m] then seen[m] = true; out[#out + 1] = m end
   end
 end
-return out
+return withIds(out)
 `;
 
 /**
@@ -350,8 +386,9 @@ for k = 1, tonumber(ARGV[2]) do
     if string.sub(m, 1, 1) == 'L' then
       legacy = legacy + 1
     else
-      local a = string.find(m, '\\0', 3, true)
-      local key = string.sub(m, a + 1)
+      local held = string.sub(m, 3)
+      local size = string.sub(held, string.find(held, '\\0', 1, true) + 1)
+      local key = (redis.call('HGET', ARGV[2 + k] .. ':i', held) or '') .. '\\0' .. size
       if counts[key] == nil then counts[key] = 0; order[#order + 1] = key end
       counts[key] = counts[key] + 1
     end

@@ -510,12 +510,13 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
   }
 
   /** Live members of a holder set, all or a sample of about `want`. */
-  async #sample(key: string, want: number): Promise<string[]> {
+  async #sample(key: string, want: number, ids = false): Promise<string[]> {
     return await this.#call(
       "shoalSample",
       key,
       this.#cutoff(),
       want,
+      ...(ids ? ["ids"] : []),
     ) as string[];
   }
 
@@ -551,15 +552,15 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
     const name = query.name ?? "";
     const shoal = new Map<string, string>();
     const legacy: string[] = [];
-    for (const member of await this.#sample(this.nameKey(name), 2 * limit)) {
+    // Each member (`S address size` or `L address`) comes with its id.
+    const sampled = await this.#sample(this.nameKey(name), 2 * limit, true);
+    for (let i = 0; i + 1 < sampled.length; i += 2) {
+      const member = sampled[i]!;
+      const id = sampled[i + 1]!;
       if (member.startsWith("L")) {
         legacy.push(member.slice(2));
-      } else {
-        const [, address, id] = splitMember(member, 4) as [
-          string,
-          string,
-          string,
-        ];
+      } else if (id !== "") {
+        const [, address] = splitMember(member, 3) as [string, string];
         if (!shoal.has(address)) shoal.set(address, id);
       }
     }
