@@ -6,7 +6,6 @@
  *
  * @module
  */
-import type { Cluster, Redis } from "ioredis";
 import type { FileAnnouncement, PeerInfo } from "../protocol/messages.ts";
 import { HolderSet, networkOf } from "./_holder_set.ts";
 import {
@@ -18,7 +17,7 @@ import {
   SAMPLE_SCRIPT,
 } from "./_redis_scripts.ts";
 import { searchNames } from "./_redis_search.ts";
-import { parseRedisUrl } from "./_redis_url.ts";
+import { RedisClient } from "./_redis_client.ts";
 import {
   DEFAULT_MAX_FILES_PER_ADDRESS,
   DEFAULT_MAX_PEERS_PER_ADDRESS,
@@ -37,7 +36,6 @@ import {
   type SeedList,
   type SeedListOptions,
   type StoredFile,
-  StoreUnavailableError,
   systemClock,
   type TrackerStore,
 } from "./store.ts";
@@ -79,9 +77,6 @@ export interface RedisStoreOptions {
 /** A file as the scripts keep it: name, id, size (text), lowercase name. */
 type Entry = [string, string, string] | [string, string, string, string];
 
-/** Calls of the scripts defined on the client. */
-type ScriptCall = (...args: (string | number)[]) => Promise<unknown>;
-
 /**
  * Tracker state in Redis: every tracker over the same Redis (and prefix)
  * sees the same peers at once, and a tracker restart loses nothing.
@@ -96,8 +91,7 @@ type ScriptCall = (...args: (string | number)[]) => Promise<unknown>;
  * ```
  */
 export class RedisStore implements TrackerStore, AsyncDisposable {
-  readonly #redis: Redis | Cluster;
-  readonly #cluster: boolean;
+  readonly #client: RedisClient;
   readonly #prefix: string;
   readonly #expiryMs: number;
   readonly #ttlMs: number;
@@ -105,32 +99,16 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
   readonly #maxPeers: number;
   readonly #maxFiles: number;
   readonly #random: () => number;
-  readonly #slot: (key: string) => number;
-  #closed = false;
 
   /**
-   * Wraps a client (see {@linkcode RedisStore.connect}).
+   * Wraps a connection (see {@linkcode RedisStore.connect}).
    *
-   * @param client The Redis client.
-   * @param slot The hash slot of a key.
-   * @param options Where Redis is, expiry, limits.
+   * @param client The connection.
+   * @param options Expiry, limits.
    */
-  private constructor(
-    client: Redis | Cluster,
-    slot: (key: string) => number,
-    options: RedisStoreOptions,
-  ) {
-    this.#redis = client;
-    this.#slot = slot;
-    // Errors are reported by the calls that fail; the client reconnects.
-    this.#redis.on("error", () => {});
-    this.#cluster = parseRedisUrl(options.url).cluster;
+  private constructor(client: RedisClient, options: RedisStoreOptions) {
+    this.#client = client;
     this.#prefix = options.prefix ?? "shoal";
-    if (/[{}]/.test(this.#prefix)) {
-      throw new TypeError(
-        `Invalid Redis key prefix "${this.#prefix}": it may not contain { or }`,
-      );
-    }
     this.#expiryMs = options.expiryMs ?? 90_000;
     // Keys outlive the window by a margin: liveness is by score, the TTL
     // only reclaims the memory of what nobody refreshed.
@@ -141,17 +119,6 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
     this.#maxFiles = options.maxFilesPerAddress ??
       DEFAULT_MAX_FILES_PER_ADDRESS;
     this.#random = options.random ?? Math.random;
-    const scripts: [string, string, number][] = [
-      ["shoalPeer", PEER_SCRIPT, 1],
-      ["shoalIndex", INDEX_SCRIPT, 1],
-      ["shoalSample", SAMPLE_SCRIPT, 1],
-      ["shoalNameTally", NAME_TALLY_SCRIPT, 1],
-      ["shoalContentCount", CONTENT_COUNT_SCRIPT, 1],
-      ["shoalNamesPage", NAMES_PAGE_SCRIPT, 1],
-    ];
-    for (const [name, lua, numberOfKeys] of scripts) {
-      this.#redis.defineCommand(name, { lua, numberOfKeys });
-    }
   }
 
   /**
@@ -169,61 +136,31 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
     options: RedisStoreOptions,
     waitMs = 5000,
   ): Promise<RedisStore> {
-    const target = parseRedisUrl(options.url);
-    const { Cluster, Redis } = await import("ioredis");
-    const { default: slot } = await import("cluster-key-slot");
-    const timeout = options.timeoutMs ?? 800;
-    const common = {
-      lazyConnect: true,
-      // Calls made in the same tick go out in one write per node.
-      enableAutoPipelining: true,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: timeout,
-      connectTimeout: timeout,
-      retryStrategy: (times: number) => Math.min(50 * 2 ** times, 1000),
-    };
-    const client = target.cluster
-      ? new Cluster(target.nodes, {
-        lazyConnect: true,
-        enableAutoPipelining: true,
-        enableOfflineQueue: false,
-        scaleReads: "master",
-        clusterRetryStrategy: (times: number) =>
-          Math.min(50 * 2 ** times, 1000),
-        slotsRefreshTimeout: timeout,
-        redisOptions: common,
-      })
-      : new Redis({ ...target.nodes[0]!, db: target.db, ...common });
-    let store: RedisStore;
-    try {
-      store = new RedisStore(client, slot, options);
-    } catch (error) {
-      client.disconnect();
-      throw error;
+    const prefix = options.prefix ?? "shoal";
+    if (/[{}]/.test(prefix)) {
+      throw new TypeError(
+        `Invalid Redis key prefix "${prefix}": it may not contain { or }`,
+      );
     }
-    await store.#connect(waitMs);
-    return store;
-  }
-
-  async #connect(waitMs: number): Promise<void> {
-    const redis = this.#redis;
-    const ready = new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        redis.off("ready", done);
-        resolve();
-      };
-      const timer = setTimeout(done, waitMs);
-      redis.on("ready", done);
-    });
-    redis.connect().catch(() => {});
-    await ready;
+    const client = await RedisClient.open(
+      options.url,
+      {
+        shoalPeer: [PEER_SCRIPT, 1],
+        shoalIndex: [INDEX_SCRIPT, 1],
+        shoalSample: [SAMPLE_SCRIPT, 1],
+        shoalNameTally: [NAME_TALLY_SCRIPT, 1],
+        shoalContentCount: [CONTENT_COUNT_SCRIPT, 1],
+        shoalNamesPage: [NAMES_PAGE_SCRIPT, 1],
+      },
+      options.timeoutMs ?? 800,
+      waitMs,
+    );
+    return new RedisStore(client, options);
   }
 
   /** Whether this store is over a Redis Cluster. */
   get cluster(): boolean {
-    return this.#cluster;
+    return this.#client.cluster;
   }
 
   /**
@@ -231,25 +168,13 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
    *
    * @returns Once closed.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    await this.#redis.quit().catch(() => this.#redis.disconnect());
+  close(): Promise<void> {
+    return this.#client.close();
   }
 
   /** Same as {@linkcode RedisStore.close}. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
-  }
-
-  /** Runs a defined script, mapping connection failures to one error. */
-  async #call(name: string, ...args: (string | number)[]): Promise<unknown> {
-    const call = (this.#redis as unknown as Record<string, ScriptCall>)[name]!;
-    try {
-      return await call.apply(this.#redis, args);
-    } catch (error) {
-      throw unavailable(error);
-    }
   }
 
   #peerKey(address: string): [string, string] {
@@ -265,7 +190,7 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
   ): Promise<{ result: ApplyChangesResult; seq: number }> {
     const now = Math.floor(this.#clock.now());
     const [key, tag] = this.#peerKey(address);
-    const reply = await this.#call(
+    const reply = await this.#client.call(
       "shoalPeer",
       key,
       op,
@@ -275,7 +200,7 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
       this.#prefix,
       tag,
       address,
-      this.#cluster ? "0" : "1",
+      this.#client.cluster ? "0" : "1",
       ...args,
     ) as (string | number)[];
     const result = reply[0] as ApplyChangesResult;
@@ -285,77 +210,26 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
   }
 
   /**
-   * Runs `read` once per node with the indexes of the keys it serves (one
-   * group on a single Redis); per slot if the slot map moved under it.
-   */
-  async #perNode(
-    keys: string[],
-    read: (at: number[]) => Promise<void>,
-  ): Promise<void> {
-    if (keys.length === 0) return;
-    if (!this.#cluster) return await read(keys.map((_, i) => i));
-    const slots = (this.#redis as Cluster).slots;
-    const byNode = new Map<string, number[]>();
-    const bySlot = new Map<number, number[]>();
-    keys.forEach((key, i) => {
-      const slot = this.#slot(key);
-      const node = slots[slot]?.[0] ?? `slot ${slot}`;
-      let group = byNode.get(node);
-      if (!group) byNode.set(node, group = []);
-      group.push(i);
-      let single = bySlot.get(slot);
-      if (!single) bySlot.set(slot, single = []);
-      single.push(i);
-    });
-    try {
-      await Promise.all([...byNode.values()].map(read));
-    } catch (error) {
-      if (error instanceof StoreUnavailableError) throw error;
-      await Promise.all([...bySlot.values()].map(read));
-    }
-  }
-
-  /**
-   * Cluster: index updates grouped by the node serving their slots, one
-   * script per node; by slot if the slot map is unknown or moved under it.
+   * Cluster: index updates, one script per node serving their keys (each
+   * (kind, key, member) triple keeps its order within a node).
    */
   async #applyIndex(now: number, ops: (string | number)[]): Promise<void> {
-    const slots = (this.#redis as Cluster).slots;
-    const byNode = new Map<string, string[]>();
-    const bySlot = new Map<number, string[]>();
-    for (let i = 0; i < ops.length; i += 3) {
-      const key = String(ops[i + 1]);
-      const slot = this.#slot(key);
-      const triple = [String(ops[i]), key, String(ops[i + 2])];
-      const node = slots[slot]?.[0] ?? `slot ${slot}`;
-      let group = byNode.get(node);
-      if (!group) byNode.set(node, group = []);
-      group.push(...triple);
-      let single = bySlot.get(slot);
-      if (!single) bySlot.set(slot, single = []);
-      single.push(...triple);
-    }
-    const run = (groups: Iterable<string[]>) =>
-      Promise.all(
-        [...groups].map((group) =>
-          this.#call(
-            "shoalIndex",
-            group[1]!,
-            this.#prefix,
-            now,
-            this.#expiryMs,
-            this.#ttlMs,
-            ...group,
-          )
-        ),
+    const keys: string[] = [];
+    for (let i = 0; i < ops.length; i += 3) keys.push(String(ops[i + 1]));
+    await this.#client.perNode(keys, async (at) => {
+      const group = at.flatMap((
+        k,
+      ) => [String(ops[3 * k]), keys[k]!, String(ops[3 * k + 2])]);
+      await this.#client.call(
+        "shoalIndex",
+        group[1]!,
+        this.#prefix,
+        now,
+        this.#expiryMs,
+        this.#ttlMs,
+        ...group,
       );
-    try {
-      await run(byNode.values());
-    } catch (error) {
-      if (error instanceof StoreUnavailableError) throw error;
-      // A slot moved between nodes: each slot on its own is always right.
-      await run(bySlot.values());
-    }
+    });
   }
 
   /**
@@ -470,19 +344,14 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
    * @returns Its record, or `undefined`.
    */
   async get(address: string): Promise<PeerRecord | undefined> {
-    let fields: (string | null)[];
-    try {
-      fields = await this.#redis.hmget(
-        this.#peerKey(address)[0],
-        "proto",
-        "seen",
-        "seq",
-        "net",
-        "files",
-      );
-    } catch (error) {
-      throw unavailable(error);
-    }
+    const fields = await this.#client.hmget(
+      this.#peerKey(address)[0],
+      "proto",
+      "seen",
+      "seq",
+      "net",
+      "files",
+    );
     const [protocol, seen, seq, network, files] = fields;
     if (!protocol || !seen || !files) return undefined;
     const lastSeen = Number(seen);
@@ -511,7 +380,7 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
 
   /** Live members of a holder set, all or a sample of about `want`. */
   async #sample(key: string, want: number, ids = false): Promise<string[]> {
-    return await this.#call(
+    return await this.#client.call(
       "shoalSample",
       key,
       this.#cutoff(),
@@ -625,7 +494,7 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
     const names = `${this.#prefix}:{names}`;
     return {
       page: (index: "lex" | "base", from: string, to: string, count: number) =>
-        this.#call(
+        this.#client.call(
           "shoalNamesPage",
           names,
           from,
@@ -637,8 +506,8 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
       tally: async (names: string[]) => {
         const out: { pairs: [string, number][]; legacy: number }[] = [];
         const keys = names.map((n) => this.nameKey(n));
-        await this.#perNode(keys, async (at) => {
-          const reply = await this.#call(
+        await this.#client.perNode(keys, async (at) => {
+          const reply = await this.#client.call(
             "shoalNameTally",
             keys[at[0]!]!,
             cutoff,
@@ -660,8 +529,8 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
       count: async (ids: string[], sizes: string[][]) => {
         const out: number[][] = [];
         const keys = ids.map((id) => this.#contentKey(id));
-        await this.#perNode(keys, async (at) => {
-          const reply = await this.#call(
+        await this.#client.perNode(keys, async (at) => {
+          const reply = await this.#client.call(
             "shoalContentCount",
             keys[at[0]!]!,
             cutoff,
@@ -712,45 +581,9 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
    *
    * @returns Peers held (live, and expired ones Redis has not dropped yet).
    */
-  async size(): Promise<number> {
-    const nodes = this.#cluster
-      ? (this.#redis as Cluster).nodes("master")
-      : [this.#redis as Redis];
-    let count = 0;
-    try {
-      for (const node of nodes) {
-        let cursor = "0";
-        do {
-          const [next, keys] = await node.scan(
-            cursor,
-            "MATCH",
-            `${this.#prefix}:{n:*}:p:*`,
-            "COUNT",
-            1000,
-          );
-          cursor = next;
-          count += keys.length;
-        } while (cursor !== "0");
-      }
-    } catch (error) {
-      throw unavailable(error);
-    }
-    return count;
+  size(): Promise<number> {
+    return this.#client.countKeys(`${this.#prefix}:{n:*}:p:*`);
   }
-}
-
-/** What the Redis client says when Redis cannot be reached or answered. */
-const UNREACHABLE =
-  /Connection is closed|isn't writeable|timed out|Cluster isn't ready|startup nodes|refresh slots|max retries|ECONN|EPIPE|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|socket|^(CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN)/i;
-
-/** A connection failure as {@linkcode StoreUnavailableError}; others as is. */
-function unavailable(error: unknown): unknown {
-  if (error instanceof StoreUnavailableError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  if (!UNREACHABLE.test(message)) return error;
-  return new StoreUnavailableError(`Cannot reach Redis: ${message}`, {
-    cause: error,
-  });
 }
 
 function encodeFiles(
