@@ -383,8 +383,15 @@ async function main(): Promise<void> {
       duration: { type: "string", default: "30s" },
       "query-rate": { type: "string", default: "100" },
       throughput: { type: "string", default: "5s" },
+      help: { type: "boolean", short: "h", default: false },
     },
   });
+  if (values.help) {
+    console.log(
+      "Usage: deno task bench:tracker [--store memory|redis|redis-cluster|URL] [--peers 10000, or 100000 for the large run] [--files 10] [--duration 30s] [--interval 30s] [--concurrency 32] [--query-rate 100] [--throughput 5s]",
+    );
+    return;
+  }
   const storeName = values.store;
   if (
     !/^(memory|redis|redis-cluster|redis(-cluster)?:\/\/.+)$/.test(storeName)

@@ -39,6 +39,8 @@ export const EXTERNAL_PROGRAMS: ReadonlySet<string> = new Set([
   "ls",
   "mkdir",
   "openssl",
+  "redis-cli",
+  "redis-server",
   "rm",
   "sha256sum",
   "sudo",
@@ -475,7 +477,8 @@ async function checkValue(
         parseBoundedSize(value, 0, Number.MAX_SAFE_INTEGER, flag);
         break;
       case "host:port":
-        parseHostPort(value);
+        // `--tracker` takes several, separated by commas (failover).
+        for (const one of value.split(",")) parseHostPort(one);
         break;
       case "dir":
         // A directory of the repository to share must exist (a download

@@ -201,6 +201,61 @@ const CASES: [string, (make: MakeStore) => Promise<void>][] = [
     assert.equal(await store.unregister(address), false);
     assert.deepEqual((await store.search()).files, []);
   }],
+  [
+    "lists the key a peer proved with it, and only while it holds it",
+    async (make) => {
+      const { store } = await setup(make);
+      const key = "ab".repeat(32);
+      await store.register({
+        address: "127.0.0.1:10001",
+        protocol: "shoal",
+        files: [file("a.txt", ID_A)],
+        key,
+      });
+      await store.register({
+        address: "127.0.0.1:10002",
+        protocol: "shoal",
+        files: [file("a.txt", ID_A)],
+      });
+      const byAddress = (peers: { address: string; key?: string }[]) =>
+        Object.fromEntries(peers.map((p) => [p.address, p.key]));
+      assert.deepEqual(byAddress(await store.getPeers({ id: ID_A })), {
+        "127.0.0.1:10001": key,
+        "127.0.0.1:10002": undefined,
+      });
+      assert.deepEqual(byAddress(await store.getPeers({ name: "a.txt" })), {
+        "127.0.0.1:10001": key,
+        "127.0.0.1:10002": undefined,
+      });
+      assert.equal((await store.get("127.0.0.1:10001"))?.key, key);
+      // Registering again without a key forgets it.
+      await store.register({
+        address: "127.0.0.1:10001",
+        protocol: "shoal",
+        files: [file("a.txt", ID_A)],
+      });
+      assert.equal((await store.get("127.0.0.1:10001"))?.key, undefined);
+    },
+  ],
+  ["matches content ids by a prefix of 8 or more hex digits", async (make) => {
+    const { store } = await setup(make);
+    const twinA = "cc4dacc4" + "1".repeat(56);
+    const twinB = "cc4dacc4" + "2".repeat(56);
+    await store.register({
+      address: "127.0.0.1:10001",
+      protocol: "shoal",
+      files: [file("a.txt", twinA), file("b.txt", twinB), file("c.txt", ID_C)],
+    });
+    const ids = async (query: string) =>
+      (await store.search(query)).files.map((f) => f.id).sort();
+    assert.deepEqual(await ids("cc4dacc4"), [twinA, twinB]);
+    assert.deepEqual(await ids("CC4DACC41"), [twinA]);
+    assert.deepEqual(await ids(ID_C), [ID_C]);
+    assert.deepEqual(await ids("cc4dacc"), []);
+    assert.deepEqual((await store.search("cc4dacc41")).files, [
+      { name: "a.txt", id: twinA, size: 10, holders: 1 },
+    ]);
+  }],
   ["follows a name re-announced with other content", async (make) => {
     const { store, clock } = await setup(make);
     const address = "127.0.0.1:10001";

@@ -46,10 +46,20 @@ local function apply_ops(P, now, cutoff, ttl, ops, first)
       redis.call('PEXPIRE', key, ttl)
     elseif kind == 'r' then
       redis.call('ZREM', key, member)
-    elseif kind == 's' then
-      local list = seen[key]
-      if list == nil then list = {}; seen[key] = list end
+    elseif kind == 's' or kind == 'u' then
+      local at = key .. (kind == 's' and ':seen' or ':idseen')
+      local list = seen[at]
+      if list == nil then list = {}; seen[at] = list end
       list[#list + 1] = now; list[#list + 1] = member
+    elseif kind == 'd' then
+      -- A content id in the id index (for id-prefix queries).
+      local ids, idseen = key .. ':ids', key .. ':idseen'
+      redis.call('ZADD', ids, 0, member)
+      redis.call('ZADD', idseen, 'GT', now, member)
+      for _, d in ipairs(redis.call('ZRANGEBYSCORE', idseen, '-inf', cutoff, 'LIMIT', 0, 8)) do
+        redis.call('ZREM', ids, d)
+        redis.call('ZREM', idseen, d)
+      end
     else
       local lex, base, seen = key .. ':lex', key .. ':base', key .. ':seen'
       local nul = string.find(member, '\\0', 1, true)
@@ -78,10 +88,10 @@ local function apply_ops(P, now, cutoff, ttl, ops, first)
       end
     end
   end
-  -- Heartbeats' name times: one call per key and 500 names.
+  -- Heartbeats' name and id times: one call per key and 500 entries.
   for key, list in pairs(seen) do
     for i = 1, #list, 1000 do
-      redis.call('ZADD', key .. ':seen', 'GT', unpack(list, i, math.min(i + 999, #list)))
+      redis.call('ZADD', key, 'GT', unpack(list, i, math.min(i + 999, #list)))
     end
   end
 end
@@ -142,16 +152,19 @@ local function entries(kind, f)
   end
   if kind == 'a' then
     push('n', P .. ':{names}', f[4] and (f[4] .. NUL .. f[1]) or f[1])
+    if f[2] ~= '' then push('d', P .. ':{names}', f[2]) end
   elseif kind ~= 'r' then
     push('s', P .. ':{names}', f[1])
+    if f[2] ~= '' then push('u', P .. ':{names}', f[2]) end
   end
 end
 
 local function load()
-  local h = redis.call('HMGET', pkey, 'proto', 'seen', 'seq', 'net', 'files', 'tx')
+  local h = redis.call('HMGET', pkey, 'proto', 'seen', 'seq', 'net', 'files', 'tx', 'key')
   if not h[1] then return nil end
   return { proto = h[1], seen = tonumber(h[2]), seq = tonumber(h[3]),
-           net = h[4], files = cjson.decode(h[5]), tx = tonumber(h[6]) or 0 }
+           net = h[4], files = cjson.decode(h[5]), tx = tonumber(h[6]) or 0,
+           key = h[7] or nil }
 end
 
 local function alive(r) return r ~= nil and r.seen > cutoff end
@@ -197,6 +210,7 @@ local function save(r, changed)
   if changed then
     redis.call('HSET', pkey, 'proto', r.proto, 'seen', now, 'seq', r.seq,
       'net', r.net, 'files', #r.files == 0 and '[]' or cjson.encode(r.files))
+    if r.key then redis.call('HSET', pkey, 'key', r.key) else redis.call('HDEL', pkey, 'key') end
     count(r.net, #r.files)
   else
     redis.call('HSET', pkey, 'seen', now)
@@ -232,7 +246,7 @@ local function live()
   return r
 end
 
-local function register(proto, net, files, maxPeers, maxNet)
+local function register(proto, net, files, maxPeers, maxNet, key)
   local old = live()
   local same = old ~= nil and old.net == net
   local peers, used = usage(net)
@@ -241,7 +255,7 @@ local function register(proto, net, files, maxPeers, maxNet)
     return 'too_many_files'
   end
   if old ~= nil then forget(old) end
-  refresh({ proto = proto, seq = 0, net = net, files = files }, true, nil)
+  refresh({ proto = proto, seq = 0, net = net, files = files, key = key }, true, nil)
   return 'ok'
 end
 
@@ -270,7 +284,8 @@ end
 
 if op == 'register' then
   local files = cjson.decode(ARGV[11])
-  return finish(register(ARGV[9], ARGV[10], files, tonumber(ARGV[12]), tonumber(ARGV[13])), 0)
+  local key = ARGV[14] ~= '' and ARGV[14] or nil
+  return finish(register(ARGV[9], ARGV[10], files, tonumber(ARGV[12]), tonumber(ARGV[13]), key), 0)
 elseif op == 'replace' then
   local r = live()
   if r == nil then return finish('unknown_peer', 0) end
@@ -434,10 +449,10 @@ return out
  * A page of the name index (`KEYS[1]` the index's base key): up to
  * `ARGV[3]` entries of `…:lex` or `…:base` (`ARGV[4]`) from `ARGV[1]` to
  * `ARGV[2]` (ZRANGEBYLEX bounds), keeping names seen after the cutoff
- * `ARGV[5]`. Returns `{examined, last entry, live entries…}`.
+ * `ARGV[5]` (by `…:seen`, or by `…:ARGV[6]`: `ids` pages by `idseen`). Returns `{examined, last entry, live entries…}`.
  */
 export const NAMES_PAGE_SCRIPT: string = `
-local seen = KEYS[1] .. ':seen'
+local seen = KEYS[1] .. ':' .. (ARGV[6] or 'seen')
 local page = redis.call('ZRANGEBYLEX', KEYS[1] .. ':' .. ARGV[4], ARGV[1], ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
 local out = { #page, page[#page] or '' }
 local cutoff = tonumber(ARGV[5])
@@ -446,6 +461,46 @@ for _, entry in ipairs(page) do
   local name = nul and string.sub(entry, nul + 1) or entry
   local s = redis.call('ZSCORE', seen, name)
   if s and tonumber(s) > cutoff then out[#out + 1] = entry end
+end
+return out
+`;
+
+/**
+ * The public keys of peers: `KEYS[1]` routes to the node, `ARGV` are peer
+ * record keys on it; returns each record's key (`""` when none).
+ */
+export const KEYS_SCRIPT: string = `#!lua flags=allow-cross-slot-keys,no-writes
+local out = {}
+for i = 1, #ARGV do out[i] = redis.call('HGET', ARGV[i], 'key') or '' end
+return out
+`;
+
+/**
+ * What content ids hold, for an id-prefix query: `KEYS[1]` routes to the
+ * node, `ARGV[1]` is the cutoff and the ids' keys follow (all on that
+ * node). For each id: the number of sizes, then each size and its most
+ * common name (ties to the smaller name).
+ */
+export const CONTENT_NAMES_SCRIPT: string =
+  `#!lua flags=allow-cross-slot-keys,no-writes
+local out = {}
+for k = 2, #ARGV do
+  local names, sizes = {}, {}
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', ARGV[k], '(' .. ARGV[1], '+inf')) do
+    local a = string.find(m, '\\0', 1, true)
+    local b = string.find(m, '\\0', a + 1, true)
+    local size, name = string.sub(m, a + 1, b - 1), string.sub(m, b + 1)
+    if names[size] == nil then names[size] = {}; sizes[#sizes + 1] = size end
+    names[size][name] = (names[size][name] or 0) + 1
+  end
+  out[#out + 1] = #sizes
+  for _, size in ipairs(sizes) do
+    local best, count = nil, 0
+    for name, n in pairs(names[size]) do
+      if n > count or (n == count and name < best) then best, count = name, n end
+    end
+    out[#out + 1] = size; out[#out + 1] = best
+  end
 end
 return out
 `;

@@ -21,12 +21,17 @@ import type {
 const PAGE = 256;
 /** Bytes of a `list` entry besides its name: id, size, holders, keys. */
 const ENTRY_BYTES = 128;
+/** A `list` query that also matches the content ids it starts. */
+const ID_PREFIX = /^[0-9a-fA-F]{8,64}$/;
 
 /** What the search needs of the Redis store. */
 export interface NameReader {
-  /** A page of live entries: `{examined, last, entries…}`. */
+  /**
+   * A page of live entries: `{examined, last, entries…}` (`ids`: the
+   * content id index).
+   */
   page(
-    index: "lex" | "base",
+    index: "lex" | "base" | "ids",
     from: string,
     to: string,
     count: number,
@@ -40,6 +45,8 @@ export interface NameReader {
   ): Promise<{ pairs: [string, number][]; legacy: number }[]>;
   /** Distinct live holders of each id, per size asked. */
   count(ids: string[], sizes: string[][]): Promise<number[][]>;
+  /** Each id's sizes, each with its most common name. */
+  contentNames(ids: string[]): Promise<[size: string, name: string][][]>;
   /** Live holder members of a name (a sample of about `want`). */
   sample(name: string, want: number): Promise<string[]>;
   /** A fair sample of addresses. */
@@ -170,6 +177,44 @@ export async function searchNames(
     }
     return true;
   });
+  // 8 to 64 hex digits also match the content ids they start (bounded).
+  let examined = walked.examined;
+  let idsComplete = true;
+  if (query && ID_PREFIX.test(query)) {
+    const prefix = query.toLowerCase();
+    let from = `[${prefix}`;
+    let scanned = 0;
+    for (;;) {
+      const room = maxExamined - scanned;
+      if (room <= 0) {
+        idsComplete = false;
+        break;
+      }
+      const want = Math.min(PAGE, room);
+      const reply = await reader.page("ids", from, "+", want);
+      const count = Number(reply[0]);
+      const last = String(reply[1]);
+      scanned += count;
+      const ids = reply.slice(2).map(String).filter((id) =>
+        id.startsWith(prefix)
+      );
+      const named = await reader.contentNames(ids);
+      ids.forEach((id, i) => {
+        for (const [size, name] of named[i]!) {
+          const key = `${id}\0${size}`;
+          if (found.has(key)) continue;
+          if (found.size + legacy.length >= limit) {
+            full = true;
+            return;
+          }
+          found.set(key, { name, count: 0 });
+        }
+      });
+      if (full || count < want || !last.startsWith(prefix)) break;
+      from = `(${last}`;
+    }
+    examined += scanned;
+  }
   // Holders of each (id, size) over every name, counted per id.
   const sizesById = new Map<string, string[]>();
   for (const key of found.keys()) {
@@ -198,7 +243,6 @@ export async function searchNames(
     bytes += jsonBytes(name) + ENTRY_BYTES;
     return out.length < limit && bytes <= maxBytes;
   };
-  const examined = walked.examined;
   for (const [key, { name }] of found) {
     const count = holders.get(key) ?? 0;
     if (count === 0) continue; // every holder expired meanwhile
@@ -210,7 +254,11 @@ export async function searchNames(
     if (!room(entry.name)) return { files: out, truncated: true, examined };
     out.push(entry);
   }
-  return { files: out, truncated: full || !walked.complete, examined };
+  return {
+    files: out,
+    truncated: full || !walked.complete || !idsComplete,
+    examined,
+  };
 }
 
 async function seedList(

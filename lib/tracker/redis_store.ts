@@ -10,7 +10,9 @@ import type { FileAnnouncement, PeerInfo } from "../protocol/messages.ts";
 import { HolderSet, networkOf } from "./_holder_set.ts";
 import {
   CONTENT_COUNT_SCRIPT,
+  CONTENT_NAMES_SCRIPT,
   INDEX_SCRIPT,
+  KEYS_SCRIPT,
   NAME_TALLY_SCRIPT,
   NAMES_PAGE_SCRIPT,
   PEER_SCRIPT,
@@ -151,6 +153,8 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
         shoalNameTally: [NAME_TALLY_SCRIPT, 1],
         shoalContentCount: [CONTENT_COUNT_SCRIPT, 1],
         shoalNamesPage: [NAMES_PAGE_SCRIPT, 1],
+        shoalKeys: [KEYS_SCRIPT, 1],
+        shoalContentNames: [CONTENT_NAMES_SCRIPT, 1],
       },
       options.timeoutMs ?? 800,
       waitMs,
@@ -239,7 +243,7 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
    * @returns `"ok"`, or which per-network limit refused it.
    */
   async register(registration: PeerRegistration): Promise<ApplyChangesResult> {
-    const { address, protocol, files, source } = registration;
+    const { address, protocol, files, source, key } = registration;
     const network = networkOf(source ?? hostOf(address));
     return (await this.#peer(
       "register",
@@ -249,6 +253,7 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
       encodeFiles(files),
       this.#maxPeers,
       this.#maxFiles,
+      key ?? "",
     )).result;
   }
 
@@ -351,8 +356,9 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
       "seq",
       "net",
       "files",
+      "key",
     );
-    const [protocol, seen, seq, network, files] = fields;
+    const [protocol, seen, seq, network, files, key] = fields;
     if (!protocol || !seen || !files) return undefined;
     const lastSeen = Number(seen);
     if (this.#clock.now() - lastSeen >= this.#expiryMs) return undefined;
@@ -371,6 +377,7 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
       files: map,
       seq: Number(seq),
       network: network ?? "",
+      ...(key ? { key } : {}),
     };
   }
 
@@ -411,12 +418,14 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
         ];
         if (!names.has(address)) names.set(address, name);
       }
-      return this.#fair([...names.keys()], limit).map((address) => ({
-        address,
-        protocol: "shoal",
-        name: names.get(address)!,
-        id,
-      }));
+      return await this.#withKeys(
+        this.#fair([...names.keys()], limit).map((address) => ({
+          address,
+          protocol: "shoal",
+          name: names.get(address)!,
+          id,
+        })),
+      );
     }
     const name = query.name ?? "";
     const shoal = new Map<string, string>();
@@ -439,12 +448,12 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
       limit - first.length,
     );
     return [
-      ...first.map((address) => ({
+      ...await this.#withKeys(first.map((address) => ({
         address,
         protocol: "shoal" as const,
         name,
         id: shoal.get(address)!,
-      })),
+      }))),
       ...rest.map((address) => ({
         address,
         protocol: "legacy" as const,
@@ -452,6 +461,21 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
         id: null,
       })),
     ];
+  }
+
+  /** The holders with the public keys their records hold. */
+  async #withKeys(peers: PeerInfo[]): Promise<PeerInfo[]> {
+    const records = peers.map((p) => this.#peerKey(p.address)[0]);
+    const keys: string[] = [];
+    await this.#client.perNode(records, async (at) => {
+      const reply = await this.#client.call(
+        "shoalKeys",
+        records[at[0]!]!,
+        ...at.map((i) => records[i]!),
+      ) as string[];
+      at.forEach((i, r) => keys[i] = reply[r] ?? "");
+    });
+    return peers.map((p, i) => keys[i] ? { ...p, key: keys[i]! } : p);
   }
 
   /** Up to `limit` addresses, round-robin across networks at random. */
@@ -493,7 +517,12 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
     const cutoff = this.#cutoff();
     const names = `${this.#prefix}:{names}`;
     return {
-      page: (index: "lex" | "base", from: string, to: string, count: number) =>
+      page: (
+        index: "lex" | "base" | "ids",
+        from: string,
+        to: string,
+        count: number,
+      ) =>
         this.#client.call(
           "shoalNamesPage",
           names,
@@ -502,7 +531,30 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
           count,
           index,
           cutoff,
+          index === "ids" ? "idseen" : "seen",
         ) as Promise<(string | number)[]>,
+      contentNames: async (ids: string[]) => {
+        const out: [string, string][][] = [];
+        const keys = ids.map((id) => this.#contentKey(id));
+        await this.#client.perNode(keys, async (at) => {
+          const reply = await this.#client.call(
+            "shoalContentNames",
+            keys[at[0]!]!,
+            cutoff,
+            ...at.map((i) => keys[i]!),
+          ) as (string | number)[];
+          let r = 0;
+          for (const i of at) {
+            const n = Number(reply[r++]);
+            const sizes: [string, string][] = [];
+            for (let k = 0; k < n; k++, r += 2) {
+              sizes.push([String(reply[r]), String(reply[r + 1])]);
+            }
+            out[i] = sizes;
+          }
+        });
+        return out;
+      },
       tally: async (names: string[]) => {
         const out: { pairs: [string, number][]; legacy: number }[] = [];
         const keys = names.map((n) => this.nameKey(n));
