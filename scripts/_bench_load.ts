@@ -41,6 +41,8 @@ export interface LoadTask {
   index: number;
   /** Number of workers sharing the peers. */
   of: number;
+  /** Encrypt each tracker connection, as peers do by default. */
+  encryption: boolean;
 }
 
 /** What the worker reports when done. */
@@ -56,7 +58,9 @@ export interface LoadResult {
 }
 
 async function run(task: LoadTask): Promise<LoadResult> {
-  const clients = task.trackers.map((a) => new TrackerClient(a));
+  const clients = task.trackers.map((a) =>
+    new TrackerClient(a, { encryption: task.encryption })
+  );
   const latencies: number[] = [];
   let ok = 0;
   let errors = 0;

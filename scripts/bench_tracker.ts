@@ -347,6 +347,7 @@ async function throughput(
   peers: number,
   durationMs: number,
   concurrency: number,
+  encryption: boolean,
 ): Promise<{ perSecond: number; errors: number; latency: Percentiles }> {
   const results: LoadResult[] = await Promise.all(
     [0, 1].map((index) =>
@@ -359,6 +360,7 @@ async function throughput(
         concurrency,
         index,
         of: 2,
+        encryption,
       })
     ),
   );
@@ -383,12 +385,13 @@ async function main(): Promise<void> {
       duration: { type: "string", default: "30s" },
       "query-rate": { type: "string", default: "100" },
       throughput: { type: "string", default: "5s" },
+      plaintext: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
     console.log(
-      "Usage: deno task bench:tracker [--store memory|redis|redis-cluster|URL] [--peers 10000, or 100000 for the large run] [--files 10] [--duration 30s] [--interval 30s] [--concurrency 32] [--query-rate 100] [--throughput 5s]",
+      "Usage: deno task bench:tracker [--store memory|redis|redis-cluster|URL] [--peers 10000, or 100000 for the large run] [--files 10] [--duration 30s] [--interval 30s] [--concurrency 32] [--query-rate 100] [--throughput 5s] [--plaintext]",
     );
     return;
   }
@@ -416,7 +419,10 @@ async function main(): Promise<void> {
     : "redis";
   const redisBefore = redis ? await redisBytes(redis.ports) : 0;
   const tracker = await spawnTracker(store, peers, files, intervalMs);
-  const client = new TrackerClient(tracker.address);
+  // Peers encrypt each tracker connection by default; `--plaintext`
+  // measures the tracker and its store without the handshakes.
+  const encryption = !values.plaintext;
+  const client = new TrackerClient(tracker.address, { encryption });
   const baseline = await processMemory(tracker.child.pid);
 
   try {
@@ -458,6 +464,7 @@ async function main(): Promise<void> {
       concurrency,
       index: 0,
       of: 1,
+      encryption,
     });
     const stop = performance.now() + durationMs;
     const getpeersName: number[] = [];
@@ -497,6 +504,7 @@ async function main(): Promise<void> {
       peers,
       throughputMs,
       concurrency,
+      encryption,
     );
     let two: typeof one | undefined;
     if (redis) {
@@ -507,6 +515,7 @@ async function main(): Promise<void> {
           peers,
           throughputMs,
           concurrency,
+          encryption,
         );
       } finally {
         await stopTracker(second);
@@ -518,6 +527,7 @@ async function main(): Promise<void> {
 
     const results = {
       store: kind,
+      encryption,
       peers,
       filesPerPeer: files,
       files: peers * files,
@@ -581,7 +591,9 @@ async function main(): Promise<void> {
     ];
     const pad = (text: string, width: number) => text.padStart(width);
     console.log(
-      `Tracker load (${kind} store): ${peers} peers × ${files} files = ${
+      `Tracker load (${kind} store, ${
+        encryption ? "encrypted" : "plaintext"
+      } connections): ${peers} peers × ${files} files = ${
         peers * files
       } files, registered at ${results.registerPerSecond}/s; ${beats.ok} heartbeats (${beats.errors} errors) over ${
         durationMs / 1000
