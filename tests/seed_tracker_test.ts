@@ -10,7 +10,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startTracker } from "../mod.ts";
-import { RemoteError } from "../lib/errors.ts";
+import { ProtocolError, RemoteError } from "../lib/errors.ts";
+import { tcpTransport, type Transport } from "../lib/net/transport.ts";
 import { writeAll } from "../lib/net/connection.ts";
 import { TrackerClient } from "../lib/tracker/client.ts";
 import {
@@ -228,6 +229,42 @@ Deno.test("TrackerClient stays on the framed protocol with a Shoal tracker, and 
   const nobody = new TrackerClient(`127.0.0.1:${closedPort}`);
   await assert.rejects(nobody.list(), Deno.errors.ConnectionRefused);
   assert.equal(nobody.protocol, undefined);
+});
+
+Deno.test("A connection a Shoal tracker drops at first contact never turns a client to the seed protocol", async () => {
+  await using tracker = await startTracker({ port: 0, hostname: "127.0.0.1" });
+  let dials = 0;
+  // The first connection is cut before the handshake's answer (a restart,
+  // an overload, a connection cap): the tracker answers seed `list` too,
+  // but says it is Shoal, so the failure stays a failure.
+  const flaky: Transport = {
+    async dial(address, options) {
+      const conn = await tcpTransport.dial(address, options);
+      if (dials++ > 0) return conn;
+      return {
+        read: () => {
+          conn.close();
+          return Promise.resolve(null);
+        },
+        write: (p) => conn.write(p),
+        close: () => {
+          try {
+            conn.close();
+          } catch { /* closed */ }
+        },
+        remoteAddr: conn.remoteAddr,
+      };
+    },
+    listen: (options) => tcpTransport.listen(options),
+  };
+  const client = new TrackerClient(tracker.address, { transport: flaky });
+  await assert.rejects(client.list(), ProtocolError);
+  assert.notEqual(client.protocol, "seed");
+  // The next call goes over the framed, encrypted protocol again.
+  const registration = await client.register(4301, [file("b.txt")]);
+  assert.equal(registration.protocol, "shoal");
+  assert.equal(client.protocol, "shoal");
+  await client.unregister(4301);
 });
 
 Deno.test("A Shoal peer registers with a seed-only tracker and downloads what it lists, unverified", async () => {

@@ -501,6 +501,7 @@ const CASES: [string, (make: MakeStore) => Promise<void>][] = [
     assert.deepEqual(await service.seed({ command: "list" }, IP), {
       status: "ok",
       filemap: { "y.bin": [address] },
+      shoal: true,
     });
     clock.time += 999;
     assert.deepEqual(
@@ -525,6 +526,7 @@ const CASES: [string, (make: MakeStore) => Promise<void>][] = [
     assert.deepEqual(await service.seed({ command: "list" }, IP), {
       status: "ok",
       filemap: { "b.txt": ["127.0.0.1:10001"] },
+      shoal: true,
     });
   }],
   ["samples many holders fairly across networks", async (make) => {

@@ -193,7 +193,11 @@ Deno.test("TrackerService applies seed-protocol register and heartbeat as one st
   );
   assert.deepEqual(calls, ["seedAnnounce", "seedAnnounce", "seedAnnounce"]);
   const list = await service.seed({ command: "list" }, IP);
-  assert.deepEqual(list, { status: "ok", filemap: { "y.bin": [address] } });
+  assert.deepEqual(list, {
+    status: "ok",
+    filemap: { "y.bin": [address] },
+    shoal: true,
+  });
   // A Shoal peer that speaks the seed protocol with files becomes a seed peer.
   await service.request({
     type: "register",

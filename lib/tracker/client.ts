@@ -219,7 +219,10 @@ export class TrackerClient {
   /**
    * Whether a failed framed call met a seed-only tracker: the connection was
    * closed without a reply, or answered with something that is not a frame,
-   * by a tracker that then answers a seed-protocol `list` with `ok`.
+   * by a tracker that then answers a seed-protocol `list` with `ok` and does
+   * not say it is a Shoal tracker. A Shoal tracker that dropped one
+   * connection (a restart, an overload, a cap) says so, and the failure
+   * stays a failure: one lost connection never turns a client to plaintext.
    */
   async #speaksOnlySeed(error: unknown): Promise<boolean> {
     if (!this.#seedFallback || this.#protocol === "shoal") return false;
@@ -229,14 +232,14 @@ export class TrackerClient {
       // A frame header that is not one (a seed reply starts with "{"),
       // or a handshake cut short; not a refusal to authenticate.
       (error instanceof ProtocolError &&
-        !/secret|proof|authentication failed/i.test(error.message));
+        !/secret|proof|authentication|refused/i.test(error.message));
     if (!closed) return false;
     try {
       const reply = await legacyRequest(this.address, { command: "list" }, {
         timeoutMs: this.#timeoutMs,
         ...(this.#transport ? { transport: this.#transport } : {}),
       });
-      return reply.status === "ok";
+      return reply.status === "ok" && reply.shoal === undefined;
     } catch {
       return false;
     }

@@ -100,6 +100,13 @@ export interface SeedReply {
   filemap?: Record<string, string[]>;
   /** A `list` reply left names out. */
   truncated?: true;
+  /**
+   * Set on a `list` reply: this is a Shoal tracker, which also speaks the
+   * framed protocol (seed clients ignore the field). A Shoal client whose
+   * framed call failed does not fall back to the seed protocol when it
+   * sees it: the failure was not the tracker's protocol.
+   */
+  shoal?: true;
   /** A `getpeers` reply's holders. */
   peers?: string[];
 }
@@ -354,7 +361,12 @@ export class TrackerService {
           holdersPerName: SEED_HOLDERS_PER_NAME,
           maxBytes: MAX_SEED_REPLY_BYTES,
         });
-        return { status: "ok", filemap, ...(truncated ? { truncated } : {}) };
+        return {
+          status: "ok",
+          filemap,
+          ...(truncated ? { truncated } : {}),
+          shoal: true,
+        };
       }
       case "getpeers": {
         const peers = await this.store.getPeers({ name: request.filename! });
