@@ -167,6 +167,8 @@ class Swarm {
   readonly #stop = new AbortController();
   readonly #signal: AbortSignal;
   readonly #lanes = new Set<Promise<void>>();
+  /** Every chunk request in flight (an endgame duplicate included). */
+  readonly #requests = new Set<AbortController>();
   readonly #tally = new Map<string, SourceTally>();
   #lastVerificationError: ChunkVerificationError | undefined;
 
@@ -186,11 +188,7 @@ class Swarm {
     // Ending the swarm aborts every request in flight (one listener here
     // instead of a combined signal made for every chunk request).
     this.#signal.addEventListener("abort", () => {
-      for (const source of this.pool.sources) {
-        for (const request of source.inflight.values()) {
-          request.abort(this.#signal.reason);
-        }
-      }
+      for (const request of this.#requests) request.abort(this.#signal.reason);
     }, { once: true });
     this.pool = new SourcePool({
       id: manifest.id,
@@ -471,6 +469,7 @@ class Swarm {
     const length = chunkLength(manifest, index);
     const controller = new AbortController();
     if (this.#signal.aborted) controller.abort(this.#signal.reason);
+    this.#requests.add(controller);
     source.inflight.set(index, controller);
     await this.#budget.acquire(length);
     let buffer: Uint8Array | undefined;
@@ -513,6 +512,7 @@ class Swarm {
       }
       this.#drop(source, error as Error);
     } finally {
+      this.#requests.delete(controller);
       // Another lane may have re-picked this index meanwhile: keep its entry.
       if (source.inflight.get(index) === controller) {
         source.inflight.delete(index);
