@@ -8,6 +8,7 @@
  * @module
  */
 import type { ListedFile } from "../protocol/messages.ts";
+import { ListTally } from "./_list_tally.ts";
 import { globMatch } from "./_name_index.ts";
 import { DEFAULT_MAX_LIST_EXAMINED } from "./registry.ts";
 import type {
@@ -148,32 +149,17 @@ export async function searchNames(
   const maxExamined = query
     ? options.maxExamined ?? DEFAULT_MAX_LIST_EXAMINED
     : Infinity;
-  // (id, size) → its best matching name and how many hold it under that.
-  const found = new Map<string, { name: string; count: number }>();
-  const legacy: ListedFile[] = [];
-  let full = false;
+  // "id\0size" → its best matching name and how many hold it under that.
+  const met = new ListTally<string>(limit);
   const walked = await walk(reader, query, maxExamined, async (names) => {
     const tallies = await reader.tally(names);
     for (let i = 0; i < names.length; i++) {
       const name = names[i]!;
       const tally = tallies[i]!;
       for (const [key, count] of tally.pairs) {
-        const seen = found.get(key);
-        if (!seen) {
-          if (found.size + legacy.length >= limit) return !(full = true);
-          found.set(key, { name, count });
-        } else if (
-          count > seen.count || (count === seen.count && name < seen.name)
-        ) {
-          seen.name = name;
-          seen.count = count;
-        }
+        if (!met.content(key, name, count)) return false;
       }
-      const legacyHolders = tally.legacy;
-      if (legacyHolders > 0) {
-        if (found.size + legacy.length >= limit) return !(full = true);
-        legacy.push({ name, id: null, size: null, holders: legacyHolders });
-      }
+      if (tally.legacy > 0 && !met.seed(name, tally.legacy)) return false;
     }
     return true;
   });
@@ -201,23 +187,17 @@ export async function searchNames(
       const named = await reader.contentNames(ids);
       ids.forEach((id, i) => {
         for (const [size, name] of named[i]!) {
-          const key = `${id}\0${size}`;
-          if (found.has(key)) continue;
-          if (found.size + legacy.length >= limit) {
-            full = true;
-            return;
-          }
-          found.set(key, { name, count: 0 });
+          if (!met.byId(`${id}\0${size}`, () => name)) return;
         }
       });
-      if (full || count < want || !last.startsWith(prefix)) break;
+      if (met.full || count < want || !last.startsWith(prefix)) break;
       from = `(${last}`;
     }
     examined += scanned;
   }
   // Holders of each (id, size) over every name, counted per id.
   const sizesById = new Map<string, string[]>();
-  for (const key of found.keys()) {
+  for (const key of met.found.keys()) {
     const [id, size] = key.split("\0") as [string, string];
     const sizes = sizesById.get(id);
     if (sizes) sizes.push(size);
@@ -243,20 +223,20 @@ export async function searchNames(
     bytes += jsonBytes(name) + ENTRY_BYTES;
     return out.length < limit && bytes <= maxBytes;
   };
-  for (const [key, { name }] of found) {
+  for (const [key, { name }] of met.found) {
     const count = holders.get(key) ?? 0;
     if (count === 0) continue; // every holder expired meanwhile
     if (!room(name)) return { files: out, truncated: true, examined };
     const [id, size] = key.split("\0") as [string, string];
     out.push({ name, id, size: Number(size), holders: count });
   }
-  for (const entry of legacy) {
+  for (const entry of met.legacy) {
     if (!room(entry.name)) return { files: out, truncated: true, examined };
     out.push(entry);
   }
   return {
     files: out,
-    truncated: full || !walked.complete || !idsComplete,
+    truncated: met.full || !walked.complete || !idsComplete,
     examined,
   };
 }

@@ -20,6 +20,7 @@ import {
   networkOf,
   sampleHolders,
 } from "./_holder_set.ts";
+import { ListTally } from "./_list_tally.ts";
 import { NameIndex } from "./_name_index.ts";
 import type { ApplyChangesResult, PeerRecord, StoredFile } from "./store.ts";
 
@@ -647,36 +648,16 @@ export class Registry {
     }
     // Filtered: each matching name once, then each content held under it,
     // shown under its most common matching name.
-    const found = new Map<Sized, { name: string; count: number }>();
-    const legacy: ListedFile[] = [];
-    let full = false;
+    const tally = new ListTally<Sized>(limit);
     const result = this.#nameIndex.match(
       query,
       options.maxExamined ?? DEFAULT_MAX_LIST_EXAMINED,
       (name) => {
         const named = this.#names.get(name)!;
         for (const [sized, count] of tallyEntries(named.contents)) {
-          const seen = found.get(sized);
-          if (!seen) {
-            if (found.size + legacy.length >= limit) return !(full = true);
-            found.set(sized, { name, count });
-          } else if (
-            count > seen.count || (count === seen.count && name < seen.name)
-          ) {
-            seen.name = name;
-            seen.count = count;
-          }
+          if (!tally.content(sized, name, count)) return false;
         }
-        if (named.legacy) {
-          if (found.size + legacy.length >= limit) return !(full = true);
-          legacy.push({
-            name,
-            id: null,
-            size: null,
-            holders: holderCount(named.legacy),
-          });
-        }
-        return true;
+        return !named.legacy || tally.seed(name, holderCount(named.legacy));
       },
     );
     // 8 to 64 hex digits also match the content ids they start (bounded).
@@ -693,24 +674,19 @@ export class Registry {
         }
         if (!content.id.startsWith(prefix)) continue;
         for (const sized of sizesOf(content)) {
-          if (found.has(sized)) continue;
-          if (found.size + legacy.length >= limit) {
-            full = true;
-            break;
-          }
-          found.set(sized, { name: this.#bestName(sized), count: 0 });
+          if (!tally.byId(sized, () => this.#bestName(sized))) break;
         }
       }
       examined += Math.min(scanned, most);
     }
-    for (const [sized, { name }] of found) {
+    for (const [sized, { name }] of tally.found) {
       if (!room(name)) {
         return { files: out, truncated: true, examined };
       }
       const { size, holders } = sized;
       out.push({ name, id: sized.content.id, size, holders });
     }
-    for (const entry of legacy) {
+    for (const entry of tally.legacy) {
       if (!room(entry.name)) {
         return { files: out, truncated: true, examined };
       }
@@ -718,7 +694,7 @@ export class Registry {
     }
     return {
       files: out,
-      truncated: full || !result.complete || !idsComplete,
+      truncated: tally.full || !result.complete || !idsComplete,
       examined,
     };
   }
