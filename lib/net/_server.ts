@@ -97,6 +97,7 @@ class TrackedDuplex implements Duplex {
   #writeSince = 0;
   /** One timer for the write timeout, not one per write (see `#arm`). */
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
 
   constructor(
     inner: Duplex,
@@ -171,6 +172,10 @@ class TrackedDuplex implements Duplex {
 
   close(): void {
     this.dispose();
+    // Idempotent: closing twice would throw (and build) a BadResource error
+    // for every connection, a measurable cost on a busy tracker.
+    if (this.#closed) return;
+    this.#closed = true;
     this.#inner.close();
   }
 }
