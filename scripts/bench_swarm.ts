@@ -168,6 +168,8 @@ interface RunResult {
   ratio: number;
   client_server_s: number;
   seeder_upload_x: number;
+  /** Bytes every peer uploaded over the bytes the finishers needed (N·F). */
+  traffic_x: number;
   byte_exact: boolean;
   peak_rss_mib: number;
   /** CPU seconds of a leecher until every one finished, mean. */
@@ -259,8 +261,9 @@ async function flashCrowd(
     const fastTimes = leechers.flatMap(({ plan }, i) =>
       plan.rate === RATE && finishes[i] !== undefined ? [finishes[i]!] : []
     );
+    let leecherUpload = 0;
     for (const { peer, plan } of leechers) {
-      if (!plan.quitAtHalf) await peer.stop();
+      if (!plan.quitAtHalf) leecherUpload += await peer.stop();
     }
     const seederUpload = await seeder.stop();
     const tLast = Math.max(...times);
@@ -273,6 +276,10 @@ async function flashCrowd(
       ratio: round(tLast / limit),
       client_server_s: round((plans.length * SIZE) / RATE),
       seeder_upload_x: round(seederUpload / SIZE),
+      // Leechers that quit took what they were sent: counted as needed.
+      traffic_x: round(
+        (seederUpload + leecherUpload) / (plans.length * SIZE),
+      ),
       byte_exact: exact.every(Boolean),
       peak_rss_mib: round(Math.max(...rss)),
       leecher_cpu_s: round(
@@ -417,6 +424,7 @@ const header = [
   "last/T_min",
   "client-server s",
   "seeder upload ×F",
+  "traffic ×N·F",
   "byte-exact",
   "leecher RSS MiB",
   "CPU s leecher/seeder",
@@ -431,6 +439,7 @@ const table = [
     String(r.ratio),
     String(r.client_server_s),
     String(r.seeder_upload_x),
+    String(r.traffic_x),
     r.byte_exact ? "yes" : "NO",
     String(r.peak_rss_mib),
     `${r.leecher_cpu_s}/${r.seeder_cpu_s}`,

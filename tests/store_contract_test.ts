@@ -12,7 +12,7 @@ import { RedisStore } from "../lib/tracker/redis_store.ts";
 import { TrackerService } from "../lib/tracker/service.ts";
 import type { Clock, TrackerStore } from "../lib/tracker/store.ts";
 import type { FileAnnouncement, ListedFile } from "../lib/protocol/messages.ts";
-import { startRedis, startRedisCluster } from "../scripts/_redis.ts";
+import { cli, startRedis, startRedisCluster } from "../scripts/_redis.ts";
 
 const IP = "127.0.0.1";
 const ID_A = "a".repeat(64);
@@ -599,6 +599,75 @@ Deno.test("TrackerStore contract: RedisStore on a three-master Redis Cluster", a
   const { make, close } = redisStores(cluster.url);
   try {
     await contract(t, make);
+    await t.step(
+      "index entries a lost index call dropped come back at the next TTL extension",
+      async () => {
+        const { clock, store } = await setup((options) =>
+          RedisStore.connect({ url: cluster.url, prefix: "heal", ...options })
+        );
+        try {
+          const address = "127.0.0.1:10001";
+          const name = "docs/a.txt";
+          const registered = clock.time;
+          assert.equal(
+            await store.register({
+              address,
+              protocol: "shoal",
+              files: [file(name, ID_A, 5)],
+            }),
+            "ok",
+          );
+          // The registration's second call (its index updates) never
+          // landed: drop every index key it wrote, one per command (they
+          // sit in different slots; -c follows the cluster's redirects).
+          for (
+            const key of [
+              `heal:{f:${name}}`,
+              `heal:{f:${name}}:i`,
+              `heal:{c:${ID_A}}`,
+              ...["lex", "seen", "base", "lower", "ids", "idseen"].map((k) =>
+                `heal:{names}:${k}`
+              ),
+            ]
+          ) {
+            await cli(cluster.servers[0]!.port, "-c", "DEL", key);
+          }
+          // A plain heartbeat cannot know what was lost: the name finds no
+          // holder with the id, and list queries miss the name.
+          clock.time += 400;
+          assert.equal(await store.touch(address), true);
+          assert.ok(
+            !(await store.getPeers({ name })).some((p) => p.id === ID_A),
+          );
+          assert.deepEqual((await store.search("docs/*")).files, []);
+          // Heartbeats until a quarter of the key TTL (4 × expiry + 60 s)
+          // has passed since the registration extended it.
+          const quarter = (4 * 1000 + 60_000) / 4;
+          while (clock.time - registered < quarter) {
+            clock.time += 500;
+            assert.equal(await store.touch(address), true);
+          }
+          assert.deepEqual(
+            (await store.getPeers({ name })).map((p) => p.id),
+            [ID_A],
+          );
+          assert.deepEqual(
+            (await store.getPeers({ id: ID_A })).map((p) => p.address),
+            [address],
+          );
+          assert.deepEqual(
+            (await store.search("docs/*")).files.map((f) => f.name),
+            [name],
+          );
+          assert.deepEqual(
+            (await store.search(ID_A.slice(0, 12))).files.map((f) => f.id),
+            [ID_A],
+          );
+        } finally {
+          await (store as RedisStore).close();
+        }
+      },
+    );
   } finally {
     await close();
   }

@@ -134,6 +134,11 @@ end
 
 -- A file is {name, id, size[, lower]} (size a string): id and size '' for a seed peer's.
 local function entries(kind, f)
+  -- In a cluster the index updates follow this script in other calls, and
+  -- one can be lost (a node down, the tracker killed in between). A TTL
+  -- extension there writes every index entry again, as a registration
+  -- does, so whatever was lost comes back within a quarter of the TTL.
+  local full = kind == 'a' or (kind == 'e' and not inline)
   if f[2] == '' then
     push(kind, nkey(f[1]), 'L' .. NUL .. address)
   else
@@ -141,7 +146,7 @@ local function entries(kind, f)
     -- while members stay under 64 bytes); their ids sit in a hash beside it.
     local held = address .. NUL .. f[3]
     push(kind, nkey(f[1]), 'S' .. NUL .. held)
-    if kind == 'a' then
+    if full then
       push('h', nkey(f[1]) .. ':i', held .. NUL .. f[2])
     elseif kind == 'r' then
       push('x', nkey(f[1]) .. ':i', held)
@@ -150,7 +155,7 @@ local function entries(kind, f)
     end
     push(kind, ckey(f[2]), address .. NUL .. f[3] .. NUL .. f[1])
   end
-  if kind == 'a' then
+  if full then
     push('n', P .. ':{names}', f[4] and (f[4] .. NUL .. f[1]) or f[1])
     if f[2] ~= '' then push('d', P .. ':{names}', f[2]) end
   elseif kind ~= 'r' then
