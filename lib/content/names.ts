@@ -64,41 +64,41 @@ export function validateName(name: unknown): string {
       `Cannot accept name: expected a string, got ${typeof name}`,
     );
   }
-  const shown = JSON.stringify(
-    name.length > 80 ? name.slice(0, 80) + "…" : name,
-  );
-  const fail = (why: string): never => {
-    throw new ProtocolError(`Cannot accept name ${shown}: ${why}`);
-  };
-  if (name.length === 0) fail("it is empty");
-  if (encoder.encode(name).length > MAX_NAME_BYTES) {
-    fail(`it is longer than ${MAX_NAME_BYTES} bytes`);
+  // Trackers check every name of every registration, and clients every
+  // holder of a reply: the common, valid case allocates nothing it need not.
+  if (name.length === 0) refuse(name, "it is empty");
+  if (utf8Exceeds(name, MAX_NAME_BYTES)) {
+    refuse(name, `it is longer than ${MAX_NAME_BYTES} bytes`);
   }
   // deno-lint-ignore no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(name)) {
-    fail("it contains a NUL or control character");
+    refuse(name, "it contains a NUL or control character");
   }
-  if (name.includes("\\")) fail("it contains a backslash");
-  if (name.startsWith("/")) fail("it is an absolute path");
-  if (/^[A-Za-z]:/.test(name)) fail("it starts with a drive letter");
+  if (name.includes("\\")) refuse(name, "it contains a backslash");
+  if (name.startsWith("/")) refuse(name, "it is an absolute path");
+  if (/^[A-Za-z]:/.test(name)) refuse(name, "it starts with a drive letter");
   const forbidden = WINDOWS_FORBIDDEN.exec(name);
   if (forbidden) {
-    fail(`it contains ${JSON.stringify(forbidden[0])}, which Windows forbids`);
+    refuse(
+      name,
+      `it contains ${JSON.stringify(forbidden[0])}, which Windows forbids`,
+    );
   }
   const segments = name.split("/");
   if (segments.length > MAX_NAME_DEPTH) {
-    fail(`it is deeper than ${MAX_NAME_DEPTH} directories`);
+    refuse(name, `it is deeper than ${MAX_NAME_DEPTH} directories`);
   }
   for (const segment of segments) {
-    if (segment === "") fail("it has an empty path segment");
+    if (segment === "") refuse(name, "it has an empty path segment");
     if (segment === "." || segment === "..") {
-      fail(`it contains a "${segment}" segment`);
+      refuse(name, `it contains a "${segment}" segment`);
     }
-    if (encoder.encode(segment).length > MAX_SEGMENT_BYTES) {
-      fail(`a segment is longer than ${MAX_SEGMENT_BYTES} bytes`);
+    if (utf8Exceeds(segment, MAX_SEGMENT_BYTES)) {
+      refuse(name, `a segment is longer than ${MAX_SEGMENT_BYTES} bytes`);
     }
     if (segment.endsWith(".") || segment.endsWith(" ")) {
-      fail(
+      refuse(
+        name,
         `segment ${JSON.stringify(segment)} ends with a ${
           segment.endsWith(".") ? "dot" : "space"
         }, which Windows drops`,
@@ -106,7 +106,8 @@ export function validateName(name: unknown): string {
     }
     const device = windowsDevice(segment);
     if (device) {
-      fail(
+      refuse(
+        name,
         `segment ${JSON.stringify(segment)} is the Windows device ${device}`,
       );
     }
@@ -114,9 +115,28 @@ export function validateName(name: unknown): string {
   return name;
 }
 
+function refuse(name: string, why: string): never {
+  const shown = JSON.stringify(
+    name.length > 80 ? name.slice(0, 80) + "…" : name,
+  );
+  throw new ProtocolError(`Cannot accept name ${shown}: ${why}`);
+}
+
+/**
+ * Whether `text` takes more than `max` bytes in UTF-8. A UTF-16 code unit
+ * takes at most 3 bytes (a surrogate pair 4 for its 2 units), so short text
+ * is never encoded.
+ */
+function utf8Exceeds(text: string, max: number): boolean {
+  return text.length * 3 > max && encoder.encode(text).length > max;
+}
+
 /** The device a path segment names on Windows, upper-cased, if any. */
 function windowsDevice(segment: string): string | undefined {
-  const stem = segment.split(".", 1)[0]!;
+  // Every device name starts with one of these letters: skip the rest.
+  if (!/^[acnlp]/i.test(segment)) return undefined;
+  const dot = segment.indexOf(".");
+  const stem = dot < 0 ? segment : segment.slice(0, dot);
   return WINDOWS_DEVICE.exec(stem)?.[1]?.toUpperCase();
 }
 

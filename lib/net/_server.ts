@@ -405,7 +405,9 @@ export class ConnectionServer {
 
   async #handle(conn: Duplex, remote: string): Promise<void> {
     try {
-      const first = new Uint8Array(16 * 1024);
+      // The first read only picks the protocol: a handshake or a request
+      // line continues in later reads.
+      const first = new Uint8Array(4 * 1024);
       const timer = setTimeout(() => {
         try {
           conn.close();

@@ -208,7 +208,9 @@ export class FrameConnection {
       this.#prefix = undefined;
       yield* this.#decoder.push(prefix);
     }
-    const buffer = new Uint8Array(this.#readBufferSize);
+    // Small at first (most connections carry a request or two), doubled
+    // while reads fill it, up to the configured size.
+    let buffer = new Uint8Array(Math.min(this.#readBufferSize, 4096));
     while (true) {
       // Large payloads are read straight into their own buffer: no copy.
       const target = this.#decoder.pendingPayload();
@@ -232,7 +234,14 @@ export class FrameConnection {
         }
         return;
       }
+      const full = n === buffer.length;
       yield* this.#decoder.push(buffer.subarray(0, n));
+      if (full && buffer.length < this.#readBufferSize) {
+        // The decoder copied what it keeps: the old buffer is free.
+        buffer = new Uint8Array(
+          Math.min(this.#readBufferSize, buffer.length * 2),
+        );
+      }
     }
   }
 

@@ -560,6 +560,8 @@ export function validatePeersReply(
   if (!Array.isArray(peers) || peers.length > maxEntries) {
     fail('"peers" is not an array of bounded length');
   }
+  // A reply by name repeats one name for every holder: check each once.
+  const names = new Map<unknown, string | undefined>();
   return peers.flatMap((entry: unknown) => {
     if (entry === null || typeof entry !== "object") {
       fail("a peer is not an object");
@@ -583,7 +585,11 @@ export function validatePeersReply(
     if (e.key !== undefined && !isKeyHex(e.key)) {
       fail("a peer's key is not 64 lowercase hex digits");
     }
-    const name = usableName(e.name);
+    let name = names.get(e.name);
+    if (name === undefined && !names.has(e.name)) {
+      name = usableName(e.name);
+      names.set(e.name, name);
+    }
     if (name === undefined) return [];
     return [{
       address: e.address,
