@@ -300,6 +300,10 @@ async function flashCrowd(
   }
 }
 
+function formatRate(bytesPerSecond: number): string {
+  return `${round(bytesPerSecond / MiB)} MiB/s`;
+}
+
 function round(value: number): number {
   return Math.round(value * 100) / 100;
 }
@@ -399,7 +403,7 @@ let heterogeneous: RunResult | undefined;
 let churn: RunResult | undefined;
 if (EXTRA) {
   heterogeneous = await flashCrowd(
-    "N=16, half at 2 MiB/s",
+    `N=16, half at ${formatRate(RATE / 4)}`,
     Array.from({ length: 16 }, (_, i) => ({
       rate: i % 2 === 0 ? RATE : Math.round(RATE / 4),
       quitAtHalf: false,

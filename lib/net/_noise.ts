@@ -12,7 +12,6 @@ import {
   createCipheriv,
   createDecipheriv,
   createHash,
-  createHmac,
   createPrivateKey,
   createPublicKey,
   createSecretKey,
@@ -62,11 +61,16 @@ export function dhKeyPair(privateKey: Uint8Array): DhKeyPair {
   };
 }
 
-/** A fresh random X25519 key pair. */
+/** A fresh random X25519 key pair (one scalar multiplication, not two). */
 export function generateDhKeyPair(): DhKeyPair {
-  const { privateKey } = generateKeyPairSync("x25519");
+  const { privateKey, publicKey } = generateKeyPairSync("x25519");
   const der = privateKey.export({ format: "der", type: "pkcs8" });
-  return dhKeyPair(new Uint8Array(der.subarray(der.length - KEY_BYTES)));
+  const spki = publicKey.export({ format: "der", type: "spki" });
+  return {
+    publicKey: new Uint8Array(spki.subarray(spki.length - KEY_BYTES)),
+    privateKey: new Uint8Array(der.subarray(der.length - KEY_BYTES)),
+    object: privateKey,
+  };
 }
 
 function dh(pair: DhKeyPair, publicKey: Uint8Array): Buffer {
@@ -84,10 +88,21 @@ function hash(...parts: Uint8Array[]): Buffer {
   return h.digest();
 }
 
+/**
+ * HMAC-SHA256 (RFC 2104) of a key of at most 64 bytes, built from two hashes:
+ * `node:crypto`'s `createHmac` costs twice as much in Deno, and a handshake
+ * takes a dozen of them.
+ */
 function hmac(key: Uint8Array, ...parts: Uint8Array[]): Buffer {
-  const h = createHmac("sha256", key);
-  for (const part of parts) h.update(part);
-  return h.digest();
+  const pad = new Uint8Array(64);
+  pad.set(key);
+  for (let i = 0; i < 64; i++) pad[i]! ^= 0x36;
+  const inner = createHash("sha256").update(pad);
+  for (const part of parts) inner.update(part);
+  const innerDigest = inner.digest();
+  // 0x36 ^ 0x5c: turns the inner pad into the outer one.
+  for (let i = 0; i < 64; i++) pad[i]! ^= 0x6a;
+  return createHash("sha256").update(pad).update(innerDigest).digest();
 }
 
 /** The spec's HKDF: two or three 32-byte outputs chained from `ck`. */

@@ -79,7 +79,8 @@ export class SecureDuplex implements Duplex {
     this.#send = keys.send;
     this.#receive = keys.receive;
     this.remoteKey = keys.remoteStatic;
-    this.#in = new Uint8Array(Math.max(16 * 1024, leftover.length));
+    // Small: most connections carry a request or two; #fill grows it.
+    this.#in = new Uint8Array(Math.max(4 * 1024, leftover.length));
     this.#in.set(leftover);
     this.#end = leftover.length;
   }
