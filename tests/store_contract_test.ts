@@ -640,8 +640,8 @@ Deno.test("TrackerStore contract: RedisStore on a three-master Redis Cluster", a
             !(await store.getPeers({ name })).some((p) => p.id === ID_A),
           );
           assert.deepEqual((await store.search("docs/*")).files, []);
-          // Heartbeats until a quarter of the key TTL (4 × expiry + 60 s)
-          // has passed since the registration extended it.
+          // Heartbeats until a quarter of the key TTL has passed since the
+          // registration extended it (RedisStore's TTL: 4 × expiry + 60 s).
           const quarter = (4 * 1000 + 60_000) / 4;
           while (clock.time - registered < quarter) {
             clock.time += 500;
@@ -662,6 +662,51 @@ Deno.test("TrackerStore contract: RedisStore on a three-master Redis Cluster", a
           assert.deepEqual(
             (await store.search(ID_A.slice(0, 12))).files.map((f) => f.id),
             [ID_A],
+          );
+        } finally {
+          await (store as RedisStore).close();
+        }
+      },
+    );
+    await t.step(
+      "putting index entries back never overwrites a newer one",
+      async () => {
+        // The index calls of a heartbeat can land after a newer change of
+        // the same peer: here a change gave the holder another id, which the
+        // TTL-extending heartbeat (still carrying the old one) must keep.
+        const { clock, store } = await setup((options) =>
+          RedisStore.connect({ url: cluster.url, prefix: "keep", ...options })
+        );
+        try {
+          const address = "127.0.0.1:10002";
+          const name = "keep.txt";
+          const registered = clock.time;
+          await store.register({
+            address,
+            protocol: "shoal",
+            files: [file(name, ID_A, 5)],
+          });
+          // The holder's field is `address NUL size`: a NUL cannot travel in
+          // an argument, so a one-line script joins it.
+          await cli(
+            cluster.servers[0]!.port,
+            "-c",
+            "EVAL",
+            "redis.call('HSET', KEYS[1], ARGV[1] .. '\\0' .. ARGV[2], ARGV[3])",
+            "1",
+            `keep:{f:${name}}:i`,
+            address,
+            "5",
+            ID_B,
+          );
+          const quarter = (4 * 1000 + 60_000) / 4;
+          while (clock.time - registered < quarter) {
+            clock.time += 500;
+            assert.equal(await store.touch(address), true);
+          }
+          assert.deepEqual(
+            (await store.getPeers({ name })).map((p) => p.id),
+            [ID_B],
           );
         } finally {
           await (store as RedisStore).close();

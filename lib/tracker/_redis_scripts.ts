@@ -14,11 +14,14 @@
  * extends the TTL; `r` removes a member; `n` records a name in the lexicographic
  * name index and its last-seen time, and drops a few names nobody has
  * announced within the window (so the index cleans itself without a
- * sweeper); `s` only moves a name's last-seen time.
+ * sweeper); `s` only moves a name's last-seen time. Healing in a cluster
+ * (see `entries`) never overwrites: `k` sets a holder's id only if it has
+ * none, `l` puts a name back in the lexicographic index if it is missing,
+ * `j` an id in the id index; the last two go in batches, as `s` and `u` do.
  */
 const APPLY = `
 local function apply_ops(P, now, cutoff, ttl, ops, first)
-  local seen = {}
+  local seen, heal = {}, {}
   for i = first, #ops, 3 do
     local kind, key, member = ops[i], ops[i + 1], ops[i + 2]
     if kind == 'a' then
@@ -35,6 +38,27 @@ local function apply_ops(P, now, cutoff, ttl, ops, first)
       local at = string.find(member, '%z[^%z]*$')
       redis.call('HSET', key, string.sub(member, 1, at - 1), string.sub(member, at + 1))
       redis.call('PEXPIRE', key, ttl)
+    elseif kind == 'k' then
+      local at = string.find(member, '%z[^%z]*$')
+      redis.call('HSETNX', key, string.sub(member, 1, at - 1), string.sub(member, at + 1))
+      redis.call('PEXPIRE', key, ttl)
+    elseif kind == 'l' or kind == 'j' then
+      local nul = kind == 'l' and string.find(member, '\\0', 1, true)
+      local name = nul and string.sub(member, nul + 1) or member
+      local lower = nul and string.sub(member, 1, nul - 1) or member
+      local function add(at, value)
+        local list = heal[at]
+        if list == nil then list = {}; heal[at] = list end
+        list[#list + 1] = 0; list[#list + 1] = value
+      end
+      if kind == 'j' then
+        add(key .. ':ids', member)
+      else
+        add(key .. ':lex', member)
+        if nul then redis.call('HSET', key .. ':lower', name, lower) end
+        local slash = string.find(lower, '/[^/]*$')
+        if slash then add(key .. ':base', string.sub(lower, slash + 1) .. '\\0' .. name) end
+      end
     elseif kind == 'x' then
       redis.call('HDEL', key, member)
     elseif kind == 'p' then
@@ -94,6 +118,11 @@ local function apply_ops(P, now, cutoff, ttl, ops, first)
       redis.call('ZADD', key, 'GT', unpack(list, i, math.min(i + 999, #list)))
     end
   end
+  for key, list in pairs(heal) do
+    for i = 1, #list, 1000 do
+      redis.call('ZADD', key, 'NX', unpack(list, i, math.min(i + 999, #list)))
+    end
+  end
 end
 `;
 
@@ -136,9 +165,10 @@ end
 local function entries(kind, f)
   -- In a cluster the index updates follow this script in other calls, and
   -- one can be lost (a node down, the tracker killed in between). A TTL
-  -- extension there writes every index entry again, as a registration
-  -- does, so whatever was lost comes back within a quarter of the TTL.
-  local full = kind == 'a' or (kind == 'e' and not inline)
+  -- extension there puts back every index entry that is missing, so what
+  -- was lost comes back within a quarter of the TTL. It adds only what is
+  -- missing: these updates can land after a newer change of the same peer.
+  local heal = kind == 'e' and not inline
   if f[2] == '' then
     push(kind, nkey(f[1]), 'L' .. NUL .. address)
   else
@@ -146,8 +176,10 @@ local function entries(kind, f)
     -- while members stay under 64 bytes); their ids sit in a hash beside it.
     local held = address .. NUL .. f[3]
     push(kind, nkey(f[1]), 'S' .. NUL .. held)
-    if full then
+    if kind == 'a' then
       push('h', nkey(f[1]) .. ':i', held .. NUL .. f[2])
+    elseif heal then
+      push('k', nkey(f[1]) .. ':i', held .. NUL .. f[2])
     elseif kind == 'r' then
       push('x', nkey(f[1]) .. ':i', held)
     elseif kind == 'e' then
@@ -155,12 +187,16 @@ local function entries(kind, f)
     end
     push(kind, ckey(f[2]), address .. NUL .. f[3] .. NUL .. f[1])
   end
-  if full then
+  if kind == 'a' then
     push('n', P .. ':{names}', f[4] and (f[4] .. NUL .. f[1]) or f[1])
     if f[2] ~= '' then push('d', P .. ':{names}', f[2]) end
   elseif kind ~= 'r' then
     push('s', P .. ':{names}', f[1])
     if f[2] ~= '' then push('u', P .. ':{names}', f[2]) end
+    if heal then
+      push('l', P .. ':{names}', f[4] and (f[4] .. NUL .. f[1]) or f[1])
+      if f[2] ~= '' then push('j', P .. ':{names}', f[2]) end
+    end
   end
 end
 
