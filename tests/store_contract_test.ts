@@ -594,29 +594,63 @@ Deno.test("TrackerStore contract: RedisStore on one Redis server", async (t) => 
   }
 });
 
+/**
+ * A store on the cluster under `prefix` with one peer registered holding
+ * `name` (ID_A, 5 bytes), and a way to heartbeat it until the heartbeat that
+ * extends the keys' TTL: a quarter of RedisStore's TTL (4 × expiry + 60 s)
+ * after the registration.
+ */
+async function registeredOnCluster(
+  url: string,
+  prefix: string,
+  address: string,
+  name: string,
+) {
+  const { clock, store } = await setup((options) =>
+    RedisStore.connect({ url, prefix, ...options })
+  );
+  const registered = clock.time;
+  assert.equal(
+    await store.register({
+      address,
+      protocol: "shoal",
+      files: [file(name, ID_A, 5)],
+    }),
+    "ok",
+  );
+  return {
+    clock,
+    store,
+    async untilTtlExtension(): Promise<void> {
+      const quarter = (4 * 1000 + 60_000) / 4;
+      while (clock.time - registered < quarter) {
+        clock.time += 500;
+        assert.equal(await store.touch(address), true);
+      }
+    },
+    close: () => (store as RedisStore).close(),
+  };
+}
+
 Deno.test("TrackerStore contract: RedisStore on a three-master Redis Cluster", async (t) => {
   await using cluster = await startRedisCluster();
   const { make, close } = redisStores(cluster.url);
+  const port = cluster.servers[0]!.port;
   try {
     await contract(t, make);
     await t.step(
       "index entries a lost index call dropped come back at the next TTL extension",
       async () => {
-        const { clock, store } = await setup((options) =>
-          RedisStore.connect({ url: cluster.url, prefix: "heal", ...options })
+        const address = "127.0.0.1:10001";
+        const name = "docs/a.txt";
+        const peer = await registeredOnCluster(
+          cluster.url,
+          "heal",
+          address,
+          name,
         );
+        const { clock, store } = peer;
         try {
-          const address = "127.0.0.1:10001";
-          const name = "docs/a.txt";
-          const registered = clock.time;
-          assert.equal(
-            await store.register({
-              address,
-              protocol: "shoal",
-              files: [file(name, ID_A, 5)],
-            }),
-            "ok",
-          );
           // The registration's second call (its index updates) never
           // landed: drop every index key it wrote, one per command (they
           // sit in different slots; -c follows the cluster's redirects).
@@ -630,7 +664,7 @@ Deno.test("TrackerStore contract: RedisStore on a three-master Redis Cluster", a
               ),
             ]
           ) {
-            await cli(cluster.servers[0]!.port, "-c", "DEL", key);
+            await cli(port, "-c", "DEL", key);
           }
           // A plain heartbeat cannot know what was lost: the name finds no
           // holder with the id, and list queries miss the name.
@@ -640,13 +674,7 @@ Deno.test("TrackerStore contract: RedisStore on a three-master Redis Cluster", a
             !(await store.getPeers({ name })).some((p) => p.id === ID_A),
           );
           assert.deepEqual((await store.search("docs/*")).files, []);
-          // Heartbeats until a quarter of the key TTL has passed since the
-          // registration extended it (RedisStore's TTL: 4 × expiry + 60 s).
-          const quarter = (4 * 1000 + 60_000) / 4;
-          while (clock.time - registered < quarter) {
-            clock.time += 500;
-            assert.equal(await store.touch(address), true);
-          }
+          await peer.untilTtlExtension();
           assert.deepEqual(
             (await store.getPeers({ name })).map((p) => p.id),
             [ID_A],
@@ -664,7 +692,7 @@ Deno.test("TrackerStore contract: RedisStore on a three-master Redis Cluster", a
             [ID_A],
           );
         } finally {
-          await (store as RedisStore).close();
+          await peer.close();
         }
       },
     );
@@ -674,22 +702,19 @@ Deno.test("TrackerStore contract: RedisStore on a three-master Redis Cluster", a
         // The index calls of a heartbeat can land after a newer change of
         // the same peer: here a change gave the holder another id, which the
         // TTL-extending heartbeat (still carrying the old one) must keep.
-        const { clock, store } = await setup((options) =>
-          RedisStore.connect({ url: cluster.url, prefix: "keep", ...options })
+        const address = "127.0.0.1:10002";
+        const name = "keep.txt";
+        const peer = await registeredOnCluster(
+          cluster.url,
+          "keep",
+          address,
+          name,
         );
         try {
-          const address = "127.0.0.1:10002";
-          const name = "keep.txt";
-          const registered = clock.time;
-          await store.register({
-            address,
-            protocol: "shoal",
-            files: [file(name, ID_A, 5)],
-          });
           // The holder's field is `address NUL size`: a NUL cannot travel in
           // an argument, so a one-line script joins it.
           await cli(
-            cluster.servers[0]!.port,
+            port,
             "-c",
             "EVAL",
             "redis.call('HSET', KEYS[1], ARGV[1] .. '\\0' .. ARGV[2], ARGV[3])",
@@ -699,17 +724,13 @@ Deno.test("TrackerStore contract: RedisStore on a three-master Redis Cluster", a
             "5",
             ID_B,
           );
-          const quarter = (4 * 1000 + 60_000) / 4;
-          while (clock.time - registered < quarter) {
-            clock.time += 500;
-            assert.equal(await store.touch(address), true);
-          }
+          await peer.untilTtlExtension();
           assert.deepEqual(
-            (await store.getPeers({ name })).map((p) => p.id),
+            (await peer.store.getPeers({ name })).map((p) => p.id),
             [ID_B],
           );
         } finally {
-          await (store as RedisStore).close();
+          await peer.close();
         }
       },
     );
