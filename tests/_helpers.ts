@@ -659,8 +659,6 @@ export function startSeedPeer(
   options: { sendBytes?: number } = {},
 ): SeedPeer {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
-  const handlers = new Set<Promise<void>>();
   const encoder = new TextEncoder();
   const serve = async (conn: Deno.Conn) => {
     const buffer = new Uint8Array(4096);
@@ -695,6 +693,28 @@ export function startSeedPeer(
     // A stalled sender stays silent until the client gives up.
     if (options.sendBytes !== undefined) await conn.read(buffer);
   };
+  const server = serveEach(listener, serve);
+  return {
+    port: listener.addr.port,
+    [Symbol.asyncDispose]: () => server[Symbol.asyncDispose](),
+  };
+}
+
+/**
+ * Serves every connection `listener` accepts with `serve` (errors ignored,
+ * the connection closed after). Disposing closes the listener and the open
+ * connections, and waits for their handlers.
+ *
+ * @param listener Where connections come from (owned from now on).
+ * @param serve What to do with one connection.
+ * @returns The server; `await using` it.
+ */
+export function serveEach(
+  listener: Deno.TcpListener,
+  serve: (conn: Deno.Conn) => Promise<void>,
+): AsyncDisposable {
+  const conns = new Set<Deno.Conn>();
+  const handlers = new Set<Promise<void>>();
   const loop = (async () => {
     for await (const conn of listener) {
       conns.add(conn);
@@ -709,7 +729,6 @@ export function startSeedPeer(
     }
   })();
   return {
-    port: listener.addr.port,
     async [Symbol.asyncDispose]() {
       listener.close();
       await loop.catch(() => {});

@@ -18,6 +18,7 @@ import {
   assertOneLineError,
   randomBytes,
   runPeer,
+  serveEach,
   spawnPeer,
   startSeedPeer,
   tempDir,
@@ -44,7 +45,6 @@ function startSeedTracker(
   const peers = new Map<string, Set<string>>();
   const commands: string[] = [];
   const encoder = new TextEncoder();
-  const handlers = new Set<Promise<void>>();
   const answer = (request: Record<string, unknown>) => {
     const address = String(request.address);
     switch (request.command) {
@@ -102,26 +102,12 @@ function startSeedTracker(
       await writeAll(conn, encoder.encode(JSON.stringify(reply) + "\n"));
     }
   };
-  const loop = (async () => {
-    for await (const conn of listener) {
-      const handler = serve(conn).catch(() => {}).finally(() => {
-        try {
-          conn.close();
-        } catch { /* closed */ }
-      });
-      handlers.add(handler);
-      handler.finally(() => handlers.delete(handler));
-    }
-  })();
+  const server = serveEach(listener, serve);
   return {
     address: `127.0.0.1:${listener.addr.port}`,
     peers,
     commands,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      await loop.catch(() => {});
-      await Promise.all(handlers);
-    },
+    [Symbol.asyncDispose]: () => server[Symbol.asyncDispose](),
   };
 }
 

@@ -73,6 +73,18 @@ export function networkOf(ip: string): string {
 }
 
 /**
+ * The host of `host:port` or `[v6]:port`.
+ *
+ * @param address The address.
+ * @returns Its host, brackets removed.
+ */
+export function hostOf(address: string): string {
+  const colon = address.lastIndexOf(":");
+  const host = colon >= 0 ? address.slice(0, colon) : address;
+  return host.startsWith("[") ? host.slice(1, -1) : host;
+}
+
+/**
  * A random permutation of `0 … n-1` drawn one element at a time: a
  * Fisher–Yates shuffle that only swaps what it draws, so taking `k`
  * elements costs O(k), not O(n).

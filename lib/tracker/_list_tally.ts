@@ -1,11 +1,25 @@
 /**
  * Private helper of the stores' filtered `list`: the contents met under the
  * matching names, each shown under its most common matching name, and the
- * seed-protocol names, bounded by the reply's limit.
+ * seed-protocol names, bounded by the reply's limit; and the byte estimate
+ * both stores bound a `list` reply with.
  *
  * @module
  */
 import type { ListedFile } from "../protocol/messages.ts";
+
+/** Bytes of a `list` entry besides its name: id, size, holders, keys. */
+export const ENTRY_BYTES = 128;
+
+/** Upper bound of the UTF-8 bytes of a string as a JSON string. */
+export function jsonBytes(text: string): number {
+  let bytes = 2;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    bytes += c < 0x80 ? (c === 0x22 || c === 0x5c ? 2 : 1) : c < 0x800 ? 2 : 3;
+  }
+  return bytes;
+}
 
 /**
  * Collects a filtered `list`: `K` names one (content id, size) in the store

@@ -8,7 +8,7 @@
  * @module
  */
 import type { ListedFile } from "../protocol/messages.ts";
-import { ListTally } from "./_list_tally.ts";
+import { ENTRY_BYTES, jsonBytes, ListTally } from "./_list_tally.ts";
 import { globMatch } from "./_name_index.ts";
 import { DEFAULT_MAX_LIST_EXAMINED } from "./registry.ts";
 import type {
@@ -20,8 +20,6 @@ import type {
 
 /** Entries of the name index read per round trip. */
 const PAGE = 256;
-/** Bytes of a `list` entry besides its name: id, size, holders, keys. */
-const ENTRY_BYTES = 128;
 /** A `list` query that also matches the content ids it starts. */
 const ID_PREFIX = /^[0-9a-fA-F]{8,64}$/;
 
@@ -287,14 +285,4 @@ async function seedList(
     examined: walked.examined,
     seed: { filemap, truncated },
   };
-}
-
-/** Upper bound of the UTF-8 bytes of a string as a JSON string. */
-function jsonBytes(text: string): number {
-  let bytes = 2;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    bytes += c < 0x80 ? (c === 0x22 || c === 0x5c ? 2 : 1) : c < 0x800 ? 2 : 3;
-  }
-  return bytes;
 }

@@ -7,7 +7,7 @@
  * @module
  */
 import type { FileAnnouncement, PeerInfo } from "../protocol/messages.ts";
-import { HolderSet, networkOf } from "./_holder_set.ts";
+import { HolderSet, hostOf, networkOf } from "./_holder_set.ts";
 import {
   CONTENT_COUNT_SCRIPT,
   CONTENT_NAMES_SCRIPT,
@@ -665,11 +665,4 @@ function splitMember(member: string, parts: number): string[] {
   }
   out.push(member.slice(start));
   return out;
-}
-
-/** The host of `host:port` or `[v6]:port`. */
-function hostOf(address: string): string {
-  const colon = address.lastIndexOf(":");
-  const host = colon >= 0 ? address.slice(0, colon) : address;
-  return host.startsWith("[") ? host.slice(1, -1) : host;
 }

@@ -17,10 +17,11 @@ import {
   deleteHolder,
   holderCount,
   type Holders,
+  hostOf,
   networkOf,
   sampleHolders,
 } from "./_holder_set.ts";
-import { ListTally } from "./_list_tally.ts";
+import { ENTRY_BYTES, jsonBytes, ListTally } from "./_list_tally.ts";
 import { NameIndex } from "./_name_index.ts";
 import type { ApplyChangesResult, PeerRecord, StoredFile } from "./store.ts";
 
@@ -835,9 +836,6 @@ export class Registry {
   }
 }
 
-/** Bytes of a `list` entry besides its name: id, size, holders, keys. */
-const ENTRY_BYTES = 128;
-
 function namesOf(names: Names): string[] {
   return typeof names === "string" ? [names] : names;
 }
@@ -913,21 +911,4 @@ function decrement<K>(map: Map<K, number>, key: K): void {
   const left = (map.get(key) ?? 1) - 1;
   if (left <= 0) map.delete(key);
   else map.set(key, left);
-}
-
-/** The host of `host:port` or `[v6]:port`. */
-function hostOf(address: string): string {
-  const colon = address.lastIndexOf(":");
-  const host = colon >= 0 ? address.slice(0, colon) : address;
-  return host.startsWith("[") ? host.slice(1, -1) : host;
-}
-
-/** Upper bound of the UTF-8 bytes of a string as a JSON string. */
-function jsonBytes(text: string): number {
-  let bytes = 2;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    bytes += c < 0x80 ? (c === 0x22 || c === 0x5c ? 2 : 1) : c < 0x800 ? 2 : 3;
-  }
-  return bytes;
 }
