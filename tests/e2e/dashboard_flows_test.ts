@@ -9,13 +9,13 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { startDashboard } from "../../lib/dashboard/dashboard.ts";
 import { startPeer } from "../../lib/peer/node.ts";
 import { startTracker } from "../../lib/tracker/server.ts";
 import { TrackerClient } from "../../lib/tracker/client.ts";
 import { tcpTransport, type Transport } from "../../lib/net/transport.ts";
-import { CHROMIUM, CHROMIUM_ARGS } from "../../scripts/_chromium.ts";
+import { launchChromium } from "../../scripts/_chromium.ts";
 import { pollUntil, randomBytes } from "../_helpers.ts";
 
 const CHUNK = 64 * 1024;
@@ -35,30 +35,6 @@ const namedLoopback: Transport = {
   listen: (options) => tcpTransport.listen(options),
 };
 
-async function launchBrowser(): Promise<
-  { context: BrowserContext } & AsyncDisposable
-> {
-  await Deno.stat(CHROMIUM).catch(() => {
-    throw new Error(
-      `Cannot run the browser test: no Chromium at ${CHROMIUM} (install it with "apt-get install chromium", as .ci/setup does)`,
-    );
-  });
-  const profile = await Deno.makeTempDir({ prefix: "shoal-chromium-" });
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [...CHROMIUM_ARGS],
-    viewport: { width: 1280, height: 900 },
-  });
-  return {
-    context,
-    async [Symbol.asyncDispose]() {
-      await context.close();
-      await Deno.remove(profile, { recursive: true });
-    },
-  };
-}
-
 async function openPage(
   context: BrowserContext,
   url: string,
@@ -71,7 +47,9 @@ async function openPage(
 }
 
 Deno.test("Dashboard downloads folders, resumes, replaces, and agrees with itself", async (t) => {
-  await using browser = await launchBrowser();
+  await using browser = await launchChromium({
+    viewport: { width: 1280, height: 900 },
+  });
   const dirs = {
     a: await Deno.makeTempDir({ prefix: "shoal-e2e-flows-a-" }),
     b: await Deno.makeTempDir({ prefix: "shoal-e2e-flows-b-" }),

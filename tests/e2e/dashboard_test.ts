@@ -6,45 +6,15 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { startDashboard } from "../../lib/dashboard/dashboard.ts";
 import { startPeer } from "../../lib/peer/node.ts";
 import { startTracker } from "../../lib/tracker/server.ts";
-import { CHROMIUM, CHROMIUM_ARGS } from "../../scripts/_chromium.ts";
+import { launchChromium } from "../../scripts/_chromium.ts";
 
 const CHUNK = 64 * 1024;
 /** A host name the browser resolves to 127.0.0.1, as a rebinding attack would. */
 const REBIND_HOST = "rebind.test";
-
-/** Launches headless Chromium with a fresh profile; fails if it is missing. */
-async function launchBrowser(): Promise<
-  { context: BrowserContext } & AsyncDisposable
-> {
-  try {
-    await Deno.stat(CHROMIUM);
-  } catch {
-    throw new Error(
-      `Cannot run the browser test: no Chromium at ${CHROMIUM} (install it with "apt-get install chromium", as .ci/setup does)`,
-    );
-  }
-  const profile = await Deno.makeTempDir({ prefix: "shoal-chromium-" });
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      ...CHROMIUM_ARGS,
-      `--host-resolver-rules=MAP ${REBIND_HOST} 127.0.0.1`,
-    ],
-    viewport: { width: 1280, height: 860 },
-  });
-  return {
-    context,
-    async [Symbol.asyncDispose]() {
-      await context.close();
-      await Deno.remove(profile, { recursive: true });
-    },
-  };
-}
 
 /** Opens a page that records script errors. */
 async function openPage(
@@ -73,7 +43,9 @@ function randomBytes(length: number): Uint8Array {
 }
 
 Deno.test("Peer dashboard works in a real browser", async (t) => {
-  await using browser = await launchBrowser();
+  await using browser = await launchChromium({
+    args: [`--host-resolver-rules=MAP ${REBIND_HOST} 127.0.0.1`],
+  });
   const dirs = {
     a: await Deno.makeTempDir({ prefix: "shoal-e2e-dash-a-" }),
     b: await Deno.makeTempDir({ prefix: "shoal-e2e-dash-b-" }),
