@@ -30,6 +30,7 @@ import {
   TRACKER_TS,
   writeRandomFile,
 } from "../_helpers.ts";
+import { startRelay } from "./_relay.ts";
 
 const SECRET = `shoal-test-${crypto.randomUUID()}`;
 const WRONG = `shoal-test-${crypto.randomUUID()}`;
@@ -38,65 +39,6 @@ const PRIVATE = /this swarm is private; a secret is required/;
 /** Whether `needle` occurs in `haystack`. */
 function contains(haystack: Uint8Array, needle: Uint8Array): boolean {
   return Buffer.from(haystack).includes(Buffer.from(needle));
-}
-
-/** A TCP relay to `target` that records every byte in both directions. */
-interface RecordingProxy extends AsyncDisposable {
-  readonly address: string;
-  /** Everything that went through, both ways. */
-  bytes(): Uint8Array;
-}
-
-function recordingProxy(targetPort: number): RecordingProxy {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const recorded: Uint8Array[] = [];
-  const conns = new Set<Deno.Conn>();
-  const pumps = new Set<Promise<void>>();
-  const pump = async (from: Deno.Conn, to: Deno.Conn) => {
-    const buffer = new Uint8Array(64 * 1024);
-    try {
-      while (true) {
-        const n = await from.read(buffer);
-        if (n === null) break;
-        recorded.push(buffer.slice(0, n));
-        for (let off = 0; off < n;) {
-          off += await to.write(buffer.subarray(off, n));
-        }
-      }
-    } catch {
-      // One side went away; the other is closed below.
-    } finally {
-      for (const conn of [from, to]) {
-        if (conns.delete(conn)) conn.close();
-      }
-    }
-  };
-  const loop = (async () => {
-    for await (const inbound of listener) {
-      conns.add(inbound);
-      const outbound = await Deno.connect({
-        hostname: "127.0.0.1",
-        port: targetPort,
-      });
-      conns.add(outbound);
-      for (const [a, b] of [[inbound, outbound], [outbound, inbound]]) {
-        const task = pump(a!, b!);
-        pumps.add(task);
-        task.finally(() => pumps.delete(task));
-      }
-    }
-  })().catch(() => {});
-  return {
-    address: `127.0.0.1:${listener.addr.port}`,
-    bytes: () => Buffer.concat(recorded),
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      await loop;
-      for (const conn of conns) conn.close();
-      conns.clear();
-      await Promise.all(pumps);
-    },
-  };
 }
 
 Deno.test("A private swarm serves peers that know the secret and refuses everyone else", async (t) => {
@@ -284,7 +226,7 @@ Deno.test("A private swarm serves peers that know the secret and refuses everyon
   );
 
   await t.step("the secret never crosses the wire", async () => {
-    await using proxy = recordingProxy(seeder.port);
+    await using proxy = startRelay(seeder.port);
     {
       await using rpc = await RpcClient.connect(proxy.address, {
         secret: SECRET,
