@@ -589,6 +589,36 @@ Deno.test("TrackerStore contract: RedisStore on one Redis server", async (t) => 
   const { make, close } = redisStores(redis.url);
   try {
     await contract(t, make);
+    await t.step(
+      "the name index forgets what nobody held for the window and the lag of its times",
+      async () => {
+        const { clock, store } = await setup((options) =>
+          RedisStore.connect({ url: redis.url, prefix: "gone", ...options })
+        );
+        await using _ = store as RedisStore;
+        const index = (key: string) =>
+          cli(redis.port, "ZRANGE", `gone:{names}:${key}`, "0", "-1");
+        await store.register({
+          address: "127.0.0.1:10001",
+          protocol: "shoal",
+          files: [file("old/a.txt", ID_A)],
+        });
+        // A name's time moves once a quarter TTL (4 × expiry + 60 s), so
+        // the index keeps it that much longer than its holders live; the
+        // holder sets answer queries exactly.
+        clock.time += 1000 + (4 * 1000 + 60_000) / 4 + 1;
+        await store.register({
+          address: "127.0.0.1:10002",
+          protocol: "shoal",
+          files: [file("new/b.txt", ID_B)],
+        });
+        assert.equal((await index("lex")).trim(), "new/b.txt");
+        assert.equal((await index("seen")).trim(), "new/b.txt");
+        assert.equal((await index("base")).trim(), "b.txt\0new/b.txt");
+        assert.equal((await index("ids")).trim(), ID_B);
+        assert.equal((await index("idseen")).trim(), ID_B);
+      },
+    );
   } finally {
     await close();
   }

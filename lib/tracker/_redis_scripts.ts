@@ -13,114 +13,133 @@
  * only moves a member to `now` (re-adding it if it was lost), and `e` also
  * extends the TTL; `r` removes a member; `n` records a name in the lexicographic
  * name index and its last-seen time, and drops a few names nobody has
- * announced within the window (so the index cleans itself without a
- * sweeper); `s` only moves a name's last-seen time. Healing in a cluster
+ * announced within the window and the quarter TTL its time may lag (so the
+ * index cleans itself without a sweeper); `s` only moves a name's last-seen
+ * time, at a TTL extension. Healing in a cluster
  * (see `entries`) never overwrites: `k` sets a holder's id only if it has
  * none, `l` puts a name back in the lexicographic index if it is missing,
- * `j` an id in the id index; the last two go in batches, as `s` and `u` do.
+ * `j` an id in the id index. Index entries (`n`, `d`, `s`, `u`, `l`, `j`)
+ * go in one call per key.
  */
 const APPLY = `
+-- Numbers go to Redis as decimal strings made once: Redis formats a Lua
+-- number with %.17g at every call, a large share of a script's time.
+local function int(n) return string.format('%d', n) end
+
 local function apply_ops(P, now, cutoff, ttl, ops, first)
-  local seen, heal = {}, {}
+  -- Index entries batched by key: (score, member) or (field, value) pairs.
+  local plain, seen, heal, lowers = {}, {}, {}, {}
+  local dropNames, dropIds = {}, {}
+  local function batch(into, key, a, b)
+    local list = into[key]
+    if list == nil then list = {}; into[key] = list end
+    list[#list + 1] = a; list[#list + 1] = b
+  end
+  local NOW, CUT, TTL = int(now), int(cutoff), int(ttl)
+  -- Names' and ids' last-seen times move once a quarter TTL (see
+  -- \`entries\`): one older than this has no live holder.
+  local STALE = int(cutoff - ttl / 4)
   for i = first, #ops, 3 do
     local kind, key, member = ops[i], ops[i + 1], ops[i + 2]
     if kind == 'a' then
-      redis.call('ZADD', key, now, member)
+      redis.call('ZADD', key, NOW, member)
       -- Trim dead holders (and a name's ids of them).
-      for _, d in ipairs(redis.call('ZRANGEBYSCORE', key, '-inf', cutoff, 'LIMIT', 0, 64)) do
+      for _, d in ipairs(redis.call('ZRANGEBYSCORE', key, '-inf', CUT, 'LIMIT', '0', '64')) do
         redis.call('ZREM', key, d)
         if string.sub(d, 1, 2) == 'S\\0' then
           redis.call('HDEL', key .. ':i', string.sub(d, 3))
         end
       end
-      redis.call('PEXPIRE', key, ttl)
+      redis.call('PEXPIRE', key, TTL)
     elseif kind == 'h' then
       local at = string.find(member, '%z[^%z]*$')
       redis.call('HSET', key, string.sub(member, 1, at - 1), string.sub(member, at + 1))
-      redis.call('PEXPIRE', key, ttl)
+      redis.call('PEXPIRE', key, TTL)
     elseif kind == 'k' then
       local at = string.find(member, '%z[^%z]*$')
       redis.call('HSETNX', key, string.sub(member, 1, at - 1), string.sub(member, at + 1))
-      redis.call('PEXPIRE', key, ttl)
-    elseif kind == 'l' or kind == 'j' then
-      local nul = kind == 'l' and string.find(member, '\\0', 1, true)
-      local name = nul and string.sub(member, nul + 1) or member
-      local lower = nul and string.sub(member, 1, nul - 1) or member
-      local function add(at, value)
-        local list = heal[at]
-        if list == nil then list = {}; heal[at] = list end
-        list[#list + 1] = 0; list[#list + 1] = value
-      end
-      if kind == 'j' then
-        add(key .. ':ids', member)
-      else
-        add(key .. ':lex', member)
-        if nul then redis.call('HSET', key .. ':lower', name, lower) end
-        local slash = string.find(lower, '/[^/]*$')
-        if slash then add(key .. ':base', string.sub(lower, slash + 1) .. '\\0' .. name) end
-      end
-    elseif kind == 'x' then
-      redis.call('HDEL', key, member)
-    elseif kind == 'p' then
-      redis.call('PEXPIRE', key, ttl)
-    elseif kind == 't' then
-      redis.call('ZADD', key, now, member)
-    elseif kind == 'e' then
-      redis.call('ZADD', key, now, member)
-      redis.call('PEXPIRE', key, ttl)
-    elseif kind == 'r' then
-      redis.call('ZREM', key, member)
-    elseif kind == 's' or kind == 'u' then
-      local at = key .. (kind == 's' and ':seen' or ':idseen')
-      local list = seen[at]
-      if list == nil then list = {}; seen[at] = list end
-      list[#list + 1] = now; list[#list + 1] = member
-    elseif kind == 'd' then
-      -- A content id in the id index (for id-prefix queries).
-      local ids, idseen = key .. ':ids', key .. ':idseen'
-      redis.call('ZADD', ids, 0, member)
-      redis.call('ZADD', idseen, 'GT', now, member)
-      for _, d in ipairs(redis.call('ZRANGEBYSCORE', idseen, '-inf', cutoff, 'LIMIT', 0, 8)) do
-        redis.call('ZREM', ids, d)
-        redis.call('ZREM', idseen, d)
-      end
-    else
-      local lex, base, seen = key .. ':lex', key .. ':base', key .. ':seen'
+      redis.call('PEXPIRE', key, TTL)
+    elseif kind == 'j' then
+      batch(heal, key .. ':ids', '0', member)
+    elseif kind == 'l' then
       local nul = string.find(member, '\\0', 1, true)
       local name = nul and string.sub(member, nul + 1) or member
       local lower = nul and string.sub(member, 1, nul - 1) or member
-      redis.call('ZADD', lex, 0, member)
-      if nul then redis.call('HSET', key .. ':lower', name, lower) end
+      batch(heal, key .. ':lex', '0', member)
+      if nul then batch(lowers, key .. ':lower', name, lower) end
+      local slash = string.find(lower, '/[^/]*$')
+      if slash then batch(heal, key .. ':base', '0', string.sub(lower, slash + 1) .. '\\0' .. name) end
+    elseif kind == 'x' then
+      redis.call('HDEL', key, member)
+    elseif kind == 'p' then
+      redis.call('PEXPIRE', key, TTL)
+    elseif kind == 't' then
+      redis.call('ZADD', key, NOW, member)
+    elseif kind == 'e' then
+      redis.call('ZADD', key, NOW, member)
+      redis.call('PEXPIRE', key, TTL)
+    elseif kind == 'r' then
+      redis.call('ZREM', key, member)
+    elseif kind == 's' or kind == 'u' then
+      batch(seen, key .. (kind == 's' and ':seen' or ':idseen'), NOW, member)
+    elseif kind == 'd' then
+      -- A content id in the id index (for id-prefix queries).
+      batch(plain, key .. ':ids', '0', member)
+      batch(seen, key .. ':idseen', NOW, member)
+      dropIds[key] = math.min((dropIds[key] or 0) + 8, 64)
+    else
+      local nul = string.find(member, '\\0', 1, true)
+      local name = nul and string.sub(member, nul + 1) or member
+      local lower = nul and string.sub(member, 1, nul - 1) or member
+      batch(plain, key .. ':lex', '0', member)
+      if nul then batch(lowers, key .. ':lower', name, lower) end
       local slash = string.find(lower, '/[^/]*$')
       if slash then
-        redis.call('ZADD', base, 0, string.sub(lower, slash + 1) .. '\\0' .. name)
+        batch(plain, key .. ':base', '0', string.sub(lower, slash + 1) .. '\\0' .. name)
       end
-      redis.call('ZADD', seen, 'GT', now, name)
-      local dead = redis.call('ZRANGEBYSCORE', seen, '-inf', cutoff, 'LIMIT', 0, 8)
-      for _, d in ipairs(dead) do
-        local dl = redis.call('HGET', key .. ':lower', d)
-        if dl then
-          redis.call('HDEL', key .. ':lower', d)
-          redis.call('ZREM', lex, dl .. '\\0' .. d)
+      batch(seen, key .. ':seen', NOW, name)
+      dropNames[key] = math.min((dropNames[key] or 0) + 8, 64)
+    end
+  end
+  -- The index entries go in one call per key and 500 entries.
+  local function flush(into, command, flag)
+    for key, list in pairs(into) do
+      for i = 1, #list, 1000 do
+        if flag then
+          redis.call(command, key, flag, unpack(list, i, math.min(i + 999, #list)))
         else
-          dl = d
-          redis.call('ZREM', lex, d)
+          redis.call(command, key, unpack(list, i, math.min(i + 999, #list)))
         end
-        local s = string.find(dl, '/[^/]*$')
-        if s then redis.call('ZREM', base, string.sub(dl, s + 1) .. '\\0' .. d) end
-        redis.call('ZREM', seen, d)
       end
     end
   end
-  -- Heartbeats' name and id times: one call per key and 500 entries.
-  for key, list in pairs(seen) do
-    for i = 1, #list, 1000 do
-      redis.call('ZADD', key, 'GT', unpack(list, i, math.min(i + 999, #list)))
+  flush(plain, 'ZADD')
+  flush(lowers, 'HSET')
+  flush(seen, 'ZADD', 'GT')
+  flush(heal, 'ZADD', 'NX')
+  -- Then a few names and ids nobody has announced within the window go
+  -- (8 per one added, at most 64 a call).
+  for key, n in pairs(dropIds) do
+    local ids, idseen = key .. ':ids', key .. ':idseen'
+    for _, d in ipairs(redis.call('ZRANGEBYSCORE', idseen, '-inf', STALE, 'LIMIT', '0', int(n))) do
+      redis.call('ZREM', ids, d)
+      redis.call('ZREM', idseen, d)
     end
   end
-  for key, list in pairs(heal) do
-    for i = 1, #list, 1000 do
-      redis.call('ZADD', key, 'NX', unpack(list, i, math.min(i + 999, #list)))
+  for key, n in pairs(dropNames) do
+    local lex, base, names = key .. ':lex', key .. ':base', key .. ':seen'
+    for _, d in ipairs(redis.call('ZRANGEBYSCORE', names, '-inf', STALE, 'LIMIT', '0', int(n))) do
+      local dl = redis.call('HGET', key .. ':lower', d)
+      if dl then
+        redis.call('HDEL', key .. ':lower', d)
+        redis.call('ZREM', lex, dl .. '\\0' .. d)
+      else
+        dl = d
+        redis.call('ZREM', lex, d)
+      end
+      local s = string.find(dl, '/[^/]*$')
+      if s then redis.call('ZREM', base, string.sub(dl, s + 1) .. '\\0' .. d) end
+      redis.call('ZREM', names, d)
     end
   end
 end
@@ -148,6 +167,7 @@ export const PEER_SCRIPT: string = `${APPLY}
 local op, now, expiry, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local P, tag, address, inline = ARGV[5], ARGV[6], ARGV[7], ARGV[8] == '1'
 local cutoff = now - expiry
+local NOW, TTL, CUT = ARGV[2], ARGV[4], int(cutoff)
 local pkey = KEYS[1]
 local ops = {}
 local NUL = '\\0'
@@ -190,7 +210,10 @@ local function entries(kind, f)
   if kind == 'a' then
     push('n', P .. ':{names}', f[4] and (f[4] .. NUL .. f[1]) or f[1])
     if f[2] ~= '' then push('d', P .. ':{names}', f[2]) end
-  elseif kind ~= 'r' then
+  elseif kind == 'e' then
+    -- A name's and an id's last-seen times move only at a TTL extension:
+    -- the name index is a prefilter, read with a cutoff a quarter TTL
+    -- earlier (\`STALE\` in apply_ops); holder sets decide liveness.
     push('s', P .. ':{names}', f[1])
     if f[2] ~= '' then push('u', P .. ':{names}', f[2]) end
     if heal then
@@ -217,7 +240,7 @@ local function alive(r) return r ~= nil and r.seen > cutoff end
 local TOTAL = NUL .. 'total'
 local function usage(net)
   local uk, fk = ukey(net), fkey(net)
-  local dead = redis.call('ZRANGEBYSCORE', uk, '-inf', cutoff)
+  local dead = redis.call('ZRANGEBYSCORE', uk, '-inf', CUT)
   if #dead > 0 then
     local gone = 0
     for _, a in ipairs(dead) do
@@ -225,7 +248,7 @@ local function usage(net)
       redis.call('HDEL', fk, a)
     end
     redis.call('HINCRBY', fk, TOTAL, -gone)
-    redis.call('ZREMRANGEBYSCORE', uk, '-inf', cutoff)
+    redis.call('ZREMRANGEBYSCORE', uk, '-inf', CUT)
   end
   return redis.call('ZCARD', uk), tonumber(redis.call('HGET', fk, TOTAL)) or 0
 end
@@ -246,21 +269,23 @@ local function forget(r)
 end
 
 -- Writes the record (all of it when changed, else its time) and marks the
--- peer alive in its network.
-local function save(r, changed)
+-- peer alive in its network; extends the keys' TTLs when changed or asked.
+local function save(r, changed, extend)
   if changed then
-    redis.call('HSET', pkey, 'proto', r.proto, 'seen', now, 'seq', r.seq,
+    redis.call('HSET', pkey, 'proto', r.proto, 'seen', NOW, 'seq', r.seq,
       'net', r.net, 'files', #r.files == 0 and '[]' or cjson.encode(r.files))
     if r.key then redis.call('HSET', pkey, 'key', r.key) else redis.call('HDEL', pkey, 'key') end
     count(r.net, #r.files)
   else
-    redis.call('HSET', pkey, 'seen', now)
+    redis.call('HSET', pkey, 'seen', NOW)
   end
-  redis.call('PEXPIRE', pkey, ttl)
   local uk = ukey(r.net)
-  redis.call('ZADD', uk, now, address)
-  redis.call('PEXPIRE', uk, ttl)
-  redis.call('PEXPIRE', fkey(r.net), ttl)
+  redis.call('ZADD', uk, NOW, address)
+  if changed or extend then
+    redis.call('PEXPIRE', pkey, TTL)
+    redis.call('PEXPIRE', uk, TTL)
+    redis.call('PEXPIRE', fkey(r.net), TTL)
+  end
   r.seen = now
 end
 
@@ -269,12 +294,10 @@ end
 -- The index keys' TTLs are extended when a quarter of it has passed (not
 -- at every heartbeat).
 local function refresh(r, changed, added)
-  save(r, changed)
   local kept = 't'
-  if now - (r.tx or 0) >= ttl / 4 then
-    kept = 'e'
-    redis.call('HSET', pkey, 'tx', now)
-  end
+  if now - (r.tx or 0) >= ttl / 4 then kept = 'e' end
+  save(r, changed, kept == 'e')
+  if kept == 'e' then redis.call('HSET', pkey, 'tx', NOW) end
   for _, f in ipairs(r.files) do
     entries((added == nil or added[f[1]]) and 'a' or kept, f)
   end

@@ -515,6 +515,9 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
   /** What the search needs of Redis. */
   #reader() {
     const cutoff = this.#cutoff();
+    // Names' last-seen times move once a quarter TTL: the index pages keep
+    // every name seen since then, and the holder counts decide.
+    const stale = cutoff - this.#ttlMs / 4;
     const names = `${this.#prefix}:{names}`;
     return {
       page: (
@@ -530,7 +533,7 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
           to,
           count,
           index,
-          cutoff,
+          stale,
           index === "ids" ? "idseen" : "seen",
         ) as Promise<(string | number)[]>,
       contentNames: async (ids: string[]) => {
