@@ -7,6 +7,7 @@
  * @module
  */
 import type { Cluster, Redis } from "ioredis";
+import { keySlot } from "./_key_slot.ts";
 import { parseRedisUrl } from "./_redis_url.ts";
 import { StoreUnavailableError } from "./store.ts";
 
@@ -37,16 +38,10 @@ export class RedisClient {
   /** Whether it is a cluster. */
   readonly cluster: boolean;
   readonly #redis: Redis | Cluster;
-  readonly #slot: (key: string) => number;
   #closed = false;
 
-  private constructor(
-    redis: Redis | Cluster,
-    slot: (key: string) => number,
-    cluster: boolean,
-  ) {
+  private constructor(redis: Redis | Cluster, cluster: boolean) {
     this.#redis = redis;
-    this.#slot = slot;
     this.cluster = cluster;
     // Errors are reported by the calls that fail; the client reconnects.
     redis.on("error", () => {});
@@ -70,7 +65,6 @@ export class RedisClient {
   ): Promise<RedisClient> {
     const target = parseRedisUrl(url);
     const { Cluster, Redis } = await import("ioredis");
-    const { default: slot } = await import("cluster-key-slot");
     const retry = (times: number) => Math.min(50 * 2 ** times, 1000);
     const common = {
       lazyConnect: true,
@@ -96,7 +90,7 @@ export class RedisClient {
     for (const [name, [lua, numberOfKeys]] of Object.entries(scripts)) {
       redis.defineCommand(name, { lua, numberOfKeys });
     }
-    const client = new RedisClient(redis, slot, target.cluster);
+    const client = new RedisClient(redis, target.cluster);
     const ready = new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -161,7 +155,7 @@ export class RedisClient {
     const byNode = new Map<string, number[]>();
     const bySlot = new Map<number, number[]>();
     keys.forEach((key, i) => {
-      const slot = this.#slot(key);
+      const slot = keySlot(key);
       const node = slots[slot]?.[0] ?? `slot ${slot}`;
       let group = byNode.get(node);
       if (!group) byNode.set(node, group = []);

@@ -21,10 +21,18 @@
  * `j` an id in the id index. Index entries (`n`, `d`, `s`, `u`, `l`, `j`)
  * go in one call per key.
  */
+/** Joins the fields of index updates passed between scripts. */
+export const INDEX_SEPARATOR = "\x01";
+
 const APPLY = `
 -- Numbers go to Redis as decimal strings made once: Redis formats a Lua
 -- number with %.17g at every call, a large share of a script's time.
 local function int(n) return string.format('%d', n) end
+
+-- Index updates travel between scripts as one string: their fields joined
+-- by a byte no name, key or address holds (names refuse control
+-- characters).
+local SEP = '\\1'
 
 local function apply_ops(P, now, cutoff, ttl, ops, first)
   -- Index entries batched by key: (score, member) or (field, value) pairs.
@@ -147,13 +155,21 @@ end
 
 /**
  * `KEYS[1]`: any key of the node. `ARGV`: prefix, now, expiry, ttl, then
- * (kind, key, member) triples, every key on that node (a cluster node may
- * serve several slots in one script with `allow-cross-slot-keys`).
+ * (kind, key, member) triples joined by `\x01` ({@linkcode INDEX_SEPARATOR}),
+ * every key on that node (a cluster node may serve several slots in one
+ * script with `allow-cross-slot-keys`).
  */
 export const INDEX_SCRIPT: string = `#!lua flags=allow-cross-slot-keys
 ${APPLY}
+local ops, packed, at = {}, ARGV[5], 1
+while true do
+  local sep = string.find(packed, SEP, at, true)
+  ops[#ops + 1] = string.sub(packed, at, (sep or 0) - 1)
+  if sep == nil then break end
+  at = sep + 1
+end
 local now, expiry = tonumber(ARGV[2]), tonumber(ARGV[3])
-apply_ops(ARGV[1], now, now - expiry, tonumber(ARGV[4]), ARGV, 5)
+apply_ops(ARGV[1], now, now - expiry, tonumber(ARGV[4]), ops, 1)
 return 1
 `;
 
@@ -161,7 +177,8 @@ return 1
  * Changes one peer's record. `KEYS[1]`: the record. `ARGV`: op, now, expiry,
  * ttl, prefix, tag (the record's hash tag), address, inline ("1": apply the
  * index updates here, single Redis; "0": return them, cluster), then the
- * op's arguments. Returns `{result, seq, ops…}`.
+ * op's arguments. Returns `{result, seq, ops}`: the index updates still to
+ * apply (cluster), (kind, key, member) triples joined by `\x01`.
  */
 export const PEER_SCRIPT: string = `${APPLY}
 local op, now, expiry, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -341,9 +358,7 @@ local function finish(result, seq)
     apply_ops(P, now, cutoff, ttl, ops, 1)
     return { result, seq }
   end
-  local out = { result, seq }
-  for i = 1, #ops do out[#out + 1] = ops[i] end
-  return out
+  return { result, seq, table.concat(ops, SEP) }
 end
 
 if op == 'register' then

@@ -12,6 +12,7 @@ import {
   CONTENT_COUNT_SCRIPT,
   CONTENT_NAMES_SCRIPT,
   INDEX_SCRIPT,
+  INDEX_SEPARATOR,
   KEYS_SCRIPT,
   NAME_TALLY_SCRIPT,
   NAMES_PAGE_SCRIPT,
@@ -209,7 +210,8 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
     ) as (string | number)[];
     const result = reply[0] as ApplyChangesResult;
     const seq = Number(reply[1]);
-    if (reply.length > 2) await this.#applyIndex(now, reply.slice(2));
+    const ops = reply[2];
+    if (ops) await this.#applyIndex(now, String(ops).split(INDEX_SEPARATOR));
     return { result, seq };
   }
 
@@ -217,21 +219,21 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
    * Cluster: index updates, one script per node serving their keys (each
    * (kind, key, member) triple keeps its order within a node).
    */
-  async #applyIndex(now: number, ops: (string | number)[]): Promise<void> {
+  async #applyIndex(now: number, ops: string[]): Promise<void> {
     const keys: string[] = [];
-    for (let i = 0; i < ops.length; i += 3) keys.push(String(ops[i + 1]));
+    for (let i = 1; i < ops.length; i += 3) keys.push(ops[i]!);
     await this.#client.perNode(keys, async (at) => {
-      const group = at.flatMap((
-        k,
-      ) => [String(ops[3 * k]), keys[k]!, String(ops[3 * k + 2])]);
+      const group = at.map((k) =>
+        ops.slice(3 * k, 3 * k + 3).join(INDEX_SEPARATOR)
+      );
       await this.#client.call(
         "shoalIndex",
-        group[1]!,
+        keys[at[0]!]!,
         this.#prefix,
         now,
         this.#expiryMs,
         this.#ttlMs,
-        ...group,
+        group.join(INDEX_SEPARATOR),
       );
     });
   }
