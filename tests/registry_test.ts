@@ -62,6 +62,32 @@ Deno.test("Registry keeps a peer until exactly its expiry, then forgets it", () 
   assert.deepEqual(expired, [PEER_1]);
 });
 
+Deno.test("Registry expires each peer at its own time after the oldest one was refreshed", () => {
+  const { registry, clock, expired } = fakeClockRegistry(1000);
+  const start = clock.now;
+  registry.upsert(PEER_1, "shoal", [file("a.txt", ID_A)]);
+  clock.now = start + 100;
+  registry.upsert(PEER_2, "shoal", [file("b.txt", ID_B)]);
+  clock.now = start + 200;
+  registry.upsert(PEER_3, "shoal", [file("c.txt", ID_C)]);
+  assert.equal(registry.list().length, 3);
+  clock.now = start + 500;
+  assert.equal(registry.touch(PEER_1), true);
+  const names = () => registry.list().map((f) => f.name).sort();
+  clock.now = start + 1099;
+  assert.deepEqual(names(), ["a.txt", "b.txt", "c.txt"]);
+  clock.now = start + 1100;
+  assert.deepEqual(names(), ["a.txt", "c.txt"]);
+  assert.deepEqual(expired, [PEER_2]);
+  clock.now = start + 1200;
+  assert.deepEqual(names(), ["a.txt"]);
+  clock.now = start + 1499;
+  assert.deepEqual(names(), ["a.txt"]);
+  clock.now = start + 1500;
+  assert.deepEqual(names(), []);
+  assert.deepEqual(expired, [PEER_2, PEER_3, PEER_1]);
+});
+
 Deno.test("Registry sweep drops expired peers it finds out of order", () => {
   const { registry, clock, expired } = fakeClockRegistry(1000);
   registry.upsert(PEER_1, "shoal", [file("a.txt", ID_A)]);

@@ -163,6 +163,8 @@ export class Registry {
   readonly #onExpire: ((address: string) => void) | undefined;
   /** Peers, least recently heard from first. */
   readonly #peers = new Map<string, Peer>();
+  /** No peer expires before this time (see `#expireDue`). */
+  #nextExpiry = -Infinity;
   readonly #contents = new Map<string, Content>();
   readonly #names = new Map<string, Named>();
   readonly #nameIndex = new NameIndex();
@@ -202,14 +204,21 @@ export class Registry {
 
   /**
    * Drops the peers at the front of the map that have expired: the map is
-   * in order of last contact, so this costs O(expired peers).
+   * in order of last contact, so this costs O(expired peers). Until the
+   * front peer's expiry it returns at once: a walk from the front also
+   * passes the holes that re-inserting refreshed peers leaves there.
    */
   #expireDue(now: number): void {
+    if (now < this.#nextExpiry) return;
     for (const [address, record] of this.#peers) {
-      if (this.#alive(record, now)) return;
+      if (this.#alive(record, now)) {
+        this.#nextExpiry = record.lastSeen + this.#expiryMs;
+        return;
+      }
       this.remove(address);
       this.#onExpire?.(address);
     }
+    this.#nextExpiry = -Infinity;
   }
 
   /**
