@@ -194,9 +194,12 @@ local function fkey(net) return P .. ':{' .. tag .. '}:uf:' .. net end
 local function ckey(id) return P .. ':{c:' .. id .. '}' end
 local function nkey(name) return P .. ':{f:' .. name .. '}' end
 
+local nops = 0
 local function push(kind, key, member)
-  ops[#ops + 1] = kind; ops[#ops + 1] = key; ops[#ops + 1] = member
+  ops[nops + 1] = kind; ops[nops + 2] = key; ops[nops + 3] = member
+  nops = nops + 3
 end
+local NAMES = P .. ':{names}'
 
 -- A file is {name, id, size[, lower]} (size a string): id and size '' for a seed peer's.
 local function entries(kind, f)
@@ -206,36 +209,37 @@ local function entries(kind, f)
   -- was lost comes back within a quarter of the TTL. It adds only what is
   -- missing: these updates can land after a newer change of the same peer.
   local heal = kind == 'e' and not inline
+  local nk = nkey(f[1])
   if f[2] == '' then
-    push(kind, nkey(f[1]), 'L' .. NUL .. address)
+    push(kind, nk, 'L' .. NUL .. address)
   else
     -- A name's holders are short (Redis keeps a small sorted set compact
     -- while members stay under 64 bytes); their ids sit in a hash beside it.
     local held = address .. NUL .. f[3]
-    push(kind, nkey(f[1]), 'S' .. NUL .. held)
+    push(kind, nk, 'S' .. NUL .. held)
     if kind == 'a' then
-      push('h', nkey(f[1]) .. ':i', held .. NUL .. f[2])
+      push('h', nk .. ':i', held .. NUL .. f[2])
     elseif heal then
-      push('k', nkey(f[1]) .. ':i', held .. NUL .. f[2])
+      push('k', nk .. ':i', held .. NUL .. f[2])
     elseif kind == 'r' then
-      push('x', nkey(f[1]) .. ':i', held)
+      push('x', nk .. ':i', held)
     elseif kind == 'e' then
-      push('p', nkey(f[1]) .. ':i', '')
+      push('p', nk .. ':i', '')
     end
-    push(kind, ckey(f[2]), address .. NUL .. f[3] .. NUL .. f[1])
+    push(kind, ckey(f[2]), held .. NUL .. f[1])
   end
   if kind == 'a' then
-    push('n', P .. ':{names}', f[4] and (f[4] .. NUL .. f[1]) or f[1])
-    if f[2] ~= '' then push('d', P .. ':{names}', f[2]) end
+    push('n', NAMES, f[4] and (f[4] .. NUL .. f[1]) or f[1])
+    if f[2] ~= '' then push('d', NAMES, f[2]) end
   elseif kind == 'e' then
     -- A name's and an id's last-seen times move only at a TTL extension:
     -- the name index is a prefilter, read with a cutoff a quarter TTL
     -- earlier (\`STALE\` in apply_ops); holder sets decide liveness.
-    push('s', P .. ':{names}', f[1])
-    if f[2] ~= '' then push('u', P .. ':{names}', f[2]) end
+    push('s', NAMES, f[1])
+    if f[2] ~= '' then push('u', NAMES, f[2]) end
     if heal then
-      push('l', P .. ':{names}', f[4] and (f[4] .. NUL .. f[1]) or f[1])
-      if f[2] ~= '' then push('j', P .. ':{names}', f[2]) end
+      push('l', NAMES, f[4] and (f[4] .. NUL .. f[1]) or f[1])
+      if f[2] ~= '' then push('j', NAMES, f[2]) end
     end
   end
 end
@@ -289,8 +293,9 @@ end
 -- peer alive in its network; extends the keys' TTLs when changed or asked.
 local function save(r, changed, extend)
   if changed then
+    -- A registration keeps its files as the tracker encoded them.
     redis.call('HSET', pkey, 'proto', r.proto, 'seen', NOW, 'seq', r.seq,
-      'net', r.net, 'files', #r.files == 0 and '[]' or cjson.encode(r.files))
+      'net', r.net, 'files', r.json or (#r.files == 0 and '[]' or cjson.encode(r.files)))
     if r.key then redis.call('HSET', pkey, 'key', r.key) else redis.call('HDEL', pkey, 'key') end
     count(r.net, #r.files)
   else
@@ -327,7 +332,7 @@ local function live()
   return r
 end
 
-local function register(proto, net, files, maxPeers, maxNet, key)
+local function register(proto, net, files, maxPeers, maxNet, key, json)
   local old = live()
   local same = old ~= nil and old.net == net
   local peers, used = usage(net)
@@ -336,7 +341,7 @@ local function register(proto, net, files, maxPeers, maxNet, key)
     return 'too_many_files'
   end
   if old ~= nil then forget(old) end
-  refresh({ proto = proto, seq = 0, net = net, files = files, key = key }, true, nil)
+  refresh({ proto = proto, seq = 0, net = net, files = files, key = key, json = json }, true, nil)
   return 'ok'
 end
 
@@ -364,7 +369,7 @@ end
 if op == 'register' then
   local files = cjson.decode(ARGV[11])
   local key = ARGV[14] ~= '' and ARGV[14] or nil
-  return finish(register(ARGV[9], ARGV[10], files, tonumber(ARGV[12]), tonumber(ARGV[13]), key), 0)
+  return finish(register(ARGV[9], ARGV[10], files, tonumber(ARGV[12]), tonumber(ARGV[13]), key, ARGV[11]), 0)
 elseif op == 'replace' then
   local r = live()
   if r == nil then return finish('unknown_peer', 0) end
