@@ -503,27 +503,38 @@ return out
  * Distinct live holders of content ids per size: `KEYS[1]` routes to the
  * node, `ARGV[1]` is the cutoff, `ARGV[2]` the number `n` of ids, then the
  * ids' keys (all on that node), then for each the sizes asked,
- * comma-separated. Returns the counts in that order.
+ * comma-separated, then for each the holders already known under one name
+ * per size, comma-separated. When the id has no other live holder entries
+ * than those (one count of its sorted set) they are the answer; else its
+ * entries are read. Returns the counts in that order.
  */
 export const CONTENT_COUNT_SCRIPT: string =
   `#!lua flags=allow-cross-slot-keys,no-writes
 local out = {}
 local n = tonumber(ARGV[2])
+local low = '(' .. ARGV[1]
 for k = 1, n do
-  local bySize, sizes = {}, {}
+  local key, bySize, sizes, known, total = ARGV[2 + k], {}, {}, {}, 0
   for size in string.gmatch(ARGV[2 + n + k], '[^,]+') do
     bySize[size] = {}; sizes[#sizes + 1] = size
   end
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', ARGV[2 + k], '(' .. ARGV[1], '+inf')) do
-    local a = string.find(m, '\\0', 1, true)
-    local b = string.find(m, '\\0', a + 1, true)
-    local set = bySize[string.sub(m, a + 1, b - 1)]
-    if set then set[string.sub(m, 1, a - 1)] = true end
+  for c in string.gmatch(ARGV[2 + 2 * n + k] or '', '[^,]+') do
+    known[#known + 1] = tonumber(c); total = total + tonumber(c)
   end
-  for _, size in ipairs(sizes) do
-    local n = 0
-    for _ in pairs(bySize[size]) do n = n + 1 end
-    out[#out + 1] = n
+  if #known == #sizes and redis.call('ZCOUNT', key, low, '+inf') == total then
+    for i = 1, #sizes do out[#out + 1] = known[i] end
+  else
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, low, '+inf')) do
+      local a = string.find(m, '\\0', 1, true)
+      local b = string.find(m, '\\0', a + 1, true)
+      local set = bySize[string.sub(m, a + 1, b - 1)]
+      if set then set[string.sub(m, 1, a - 1)] = true end
+    end
+    for _, size in ipairs(sizes) do
+      local c = 0
+      for _ in pairs(bySize[size]) do c = c + 1 end
+      out[#out + 1] = c
+    end
   end
 end
 return out

@@ -42,8 +42,16 @@ export interface NameReader {
   tally(
     names: string[],
   ): Promise<{ pairs: [string, number][]; legacy: number }[]>;
-  /** Distinct live holders of each id, per size asked. */
-  count(ids: string[], sizes: string[][]): Promise<number[][]>;
+  /**
+   * Distinct live holders of each id, per size asked; `known` are the
+   * holders met under one name per size (the answer when the id has no
+   * other holders).
+   */
+  count(
+    ids: string[],
+    sizes: string[][],
+    known: number[][],
+  ): Promise<number[][]>;
   /** Each id's sizes, each with its most common name. */
   contentNames(ids: string[]): Promise<[size: string, name: string][][]>;
   /** Live holder members of a name (a sample of about `want`). */
@@ -208,6 +216,9 @@ export async function searchNames(
     const counts = await reader.count(
       batch,
       batch.map((id) => sizesById.get(id)!),
+      batch.map((id) =>
+        sizesById.get(id)!.map((size) => met.found.get(`${id}\0${size}`)!.count)
+      ),
     );
     batch.forEach((id, k) =>
       sizesById.get(id)!.forEach((size, s) =>

@@ -583,7 +583,7 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
         });
         return out;
       },
-      count: async (ids: string[], sizes: string[][]) => {
+      count: async (ids: string[], sizes: string[][], known: number[][]) => {
         const out: number[][] = [];
         const keys = ids.map((id) => this.#contentKey(id));
         await this.#client.perNode(keys, async (at) => {
@@ -594,6 +594,7 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
             at.length,
             ...at.map((i) => keys[i]!),
             ...at.map((i) => sizes[i]!.join(",")),
+            ...at.map((i) => known[i]!.join(",")),
           ) as number[];
           let r = 0;
           for (const i of at) out[i] = sizes[i]!.map(() => Number(reply[r++]));
