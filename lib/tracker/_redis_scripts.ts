@@ -154,22 +154,26 @@ end
 `;
 
 /**
- * `KEYS[1]`: any key of the node. `ARGV`: prefix, now, expiry, ttl, then
+ * `KEYS[1]`: any key of the node. `ARGV`: prefix, expiry, ttl, then for each
+ * change (one or many peers' changes, in order) its time and its
  * (kind, key, member) triples joined by `\x01` ({@linkcode INDEX_SEPARATOR}),
  * every key on that node (a cluster node may serve several slots in one
  * script with `allow-cross-slot-keys`).
  */
 export const INDEX_SCRIPT: string = `#!lua flags=allow-cross-slot-keys
 ${APPLY}
-local ops, packed, at = {}, ARGV[5], 1
-while true do
-  local sep = string.find(packed, SEP, at, true)
-  ops[#ops + 1] = string.sub(packed, at, (sep or 0) - 1)
-  if sep == nil then break end
-  at = sep + 1
+local expiry, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+for c = 4, #ARGV, 2 do
+  local ops, packed, at = {}, ARGV[c + 1], 1
+  while true do
+    local sep = string.find(packed, SEP, at, true)
+    ops[#ops + 1] = string.sub(packed, at, (sep or 0) - 1)
+    if sep == nil then break end
+    at = sep + 1
+  end
+  local now = tonumber(ARGV[c])
+  apply_ops(ARGV[1], now, now - expiry, ttl, ops, 1)
 end
-local now, expiry = tonumber(ARGV[2]), tonumber(ARGV[3])
-apply_ops(ARGV[1], now, now - expiry, tonumber(ARGV[4]), ops, 1)
 return 1
 `;
 

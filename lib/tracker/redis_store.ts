@@ -173,8 +173,9 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
    *
    * @returns Once closed.
    */
-  close(): Promise<void> {
-    return this.#client.close();
+  async close(): Promise<void> {
+    await this.#flushing;
+    await this.#client.close();
   }
 
   /** Same as {@linkcode RedisStore.close}. */
@@ -217,25 +218,81 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
 
   /**
    * Cluster: index updates, one script per node serving their keys (each
-   * (kind, key, member) triple keeps its order within a node).
+   * (kind, key, member) triple keeps its order within a node). Updates
+   * that changes finishing together derive go out together: whatever is
+   * queued when the next task runs takes one call per node, however many
+   * changes it comes from (each keeps its own time).
    */
-  async #applyIndex(now: number, ops: string[]): Promise<void> {
+  #applyIndex(now: number, ops: string[]): Promise<void> {
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    this.#queued.push({ now, ops, resolve, reject });
+    if (this.#queued.length === 1) {
+      this.#flushing = new Promise((done) =>
+        setTimeout(() => this.#flushIndex().finally(done), 0)
+      );
+    }
+    return promise;
+  }
+
+  /** Index updates waiting for the next call (see `#applyIndex`). */
+  #queued: {
+    now: number;
+    ops: string[];
+    resolve: () => void;
+    reject: (error: unknown) => void;
+  }[] = [];
+  /** The flush under way, if any. */
+  #flushing: Promise<void> | undefined;
+
+  async #flushIndex(): Promise<void> {
+    const batch = this.#queued;
+    this.#queued = [];
+    // Every update's key, and which change (and which triple) it is.
     const keys: string[] = [];
-    for (let i = 1; i < ops.length; i += 3) keys.push(ops[i]!);
-    await this.#client.perNode(keys, async (at) => {
-      const group = at.map((k) =>
-        ops.slice(3 * k, 3 * k + 3).join(INDEX_SEPARATOR)
-      );
-      await this.#client.call(
-        "shoalIndex",
-        keys[at[0]!]!,
-        this.#prefix,
-        now,
-        this.#expiryMs,
-        this.#ttlMs,
-        group.join(INDEX_SEPARATOR),
-      );
+    const change: number[] = [];
+    const triple: number[] = [];
+    batch.forEach(({ ops }, c) => {
+      for (let i = 1; i < ops.length; i += 3) {
+        keys.push(ops[i]!);
+        change.push(c);
+        triple.push(i - 1);
+      }
     });
+    try {
+      await this.#client.perNode(keys, async (at) => {
+        // (now, that change's triples on this node) pairs, in order.
+        const args: (string | number)[] = [];
+        let last = -1;
+        let group: string[] = [];
+        const close = () => {
+          if (last >= 0) {
+            args.push(batch[last]!.now, group.join(INDEX_SEPARATOR));
+          }
+        };
+        for (const k of at) {
+          if (change[k] !== last) {
+            close();
+            last = change[k]!;
+            group = [];
+          }
+          const ops = batch[last]!.ops;
+          const t = triple[k]!;
+          group.push(ops[t]!, ops[t + 1]!, ops[t + 2]!);
+        }
+        close();
+        await this.#client.call(
+          "shoalIndex",
+          keys[at[0]!]!,
+          this.#prefix,
+          this.#expiryMs,
+          this.#ttlMs,
+          ...args,
+        );
+      });
+      for (const { resolve } of batch) resolve();
+    } catch (error) {
+      for (const { reject } of batch) reject(error);
+    }
   }
 
   /**
