@@ -764,6 +764,51 @@ Deno.test("TrackerStore contract: RedisStore on a three-master Redis Cluster", a
         }
       },
     );
+    await t.step(
+      "changes made at once share their index calls and all land",
+      async () => {
+        // 60 registrations, then 60 heartbeats that change files, all in
+        // flight together: their index updates go out in shared calls.
+        const { store, clock } = await setup(make);
+        const id = (i: number) => i.toString(16).padStart(64, "0");
+        const address = (i: number) => `10.0.${i}.1:7000`;
+        const peers = Array.from({ length: 60 }, (_, i) => i);
+        const results = await Promise.all(peers.map((i) =>
+          store.register({
+            address: address(i),
+            protocol: "shoal",
+            files: [file(`batch/${i}.bin`, id(i + 1))],
+          })
+        ));
+        assert.deepEqual(results, peers.map(() => "ok"));
+        clock.time += 100;
+        const changed = await Promise.all(
+          peers.map((i) =>
+            store.applyChanges(address(i), {
+              seq: 1,
+              added: [file(`batch/${i}.txt`, id(i + 1000))],
+              removed: [`batch/${i}.bin`],
+            })
+          ),
+        );
+        assert.deepEqual(
+          changed.map((c) => c.result),
+          peers.map(() => "ok"),
+        );
+        const listed = (await store.search("batch/*")).files;
+        assert.deepEqual(
+          listed.map((f) => f.name).sort(),
+          peers.map((i) => `batch/${i}.txt`).sort(),
+        );
+        for (const i of [0, 17, 59]) {
+          assert.deepEqual(
+            (await store.getPeers({ id: id(i + 1000) })).map((p) => p.address),
+            [address(i)],
+          );
+          assert.deepEqual(await store.getPeers({ id: id(i + 1) }), []);
+        }
+      },
+    );
   } finally {
     await close();
   }
