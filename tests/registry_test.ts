@@ -88,6 +88,27 @@ Deno.test("Registry expires each peer at its own time after the oldest one was r
   assert.deepEqual(expired, [PEER_2, PEER_3, PEER_1]);
 });
 
+Deno.test("Registry expires a peer the clock put at the front after going back", () => {
+  const { registry, clock, expired } = fakeClockRegistry(1000);
+  const start = clock.now;
+  registry.upsert(PEER_1, "shoal", [file("a.txt", ID_A)]);
+  clock.now = start + 10;
+  registry.upsert(PEER_2, "shoal", [file("b.txt", ID_B)]);
+  assert.equal(registry.list().length, 2);
+  clock.now = start - 500; // the clock went back
+  registry.upsert(PEER_3, "shoal", [file("c.txt", ID_C)]);
+  clock.now = start - 400;
+  assert.equal(registry.touch(PEER_1), true);
+  clock.now = start - 300;
+  assert.equal(registry.touch(PEER_2), true);
+  clock.now = start + 500; // PEER_3, now first, expired
+  assert.deepEqual(registry.list().map((f) => f.name).sort(), [
+    "a.txt",
+    "b.txt",
+  ]);
+  assert.deepEqual(expired, [PEER_3]);
+});
+
 Deno.test("Registry sweep drops expired peers it finds out of order", () => {
   const { registry, clock, expired } = fakeClockRegistry(1000);
   registry.upsert(PEER_1, "shoal", [file("a.txt", ID_A)]);

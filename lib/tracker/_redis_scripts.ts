@@ -13,7 +13,7 @@
  * only moves a member to `now` (re-adding it if it was lost), and `e` also
  * extends the TTL; `r` removes a member; `n` records a name in the lexicographic
  * name index and its last-seen time, and drops a few names nobody has
- * announced within the window and the quarter TTL its time may lag (so the
+ * announced within the window and the half TTL its time may lag (so the
  * index cleans itself without a sweeper); `s` only moves a name's last-seen
  * time, at a TTL extension. Healing in a cluster
  * (see `entries`) never overwrites: `k` sets a holder's id only if it has
@@ -21,6 +21,9 @@
  * `j` an id in the id index. Index entries (`n`, `d`, `s`, `u`, `l`, `j`)
  * go in one call per key.
  */
+/** What the Redis keys of this version mean; see {@linkcode LAYOUT_SCRIPT}. */
+export const LAYOUT = "2";
+
 /** Joins the fields of index updates passed between scripts. */
 export const INDEX_SEPARATOR = "\x01";
 
@@ -45,8 +48,9 @@ local function apply_ops(P, now, cutoff, ttl, ops, first)
   end
   local NOW, CUT, TTL = int(now), int(cutoff), int(ttl)
   -- Names' and ids' last-seen times move once a quarter TTL (see
-  -- \`entries\`): one older than this has no live holder.
-  local STALE = int(cutoff - ttl / 4)
+  -- \`entries\`), and that update can be lost like any index call in a
+  -- cluster: one older than two quarters has no live holder.
+  local STALE = int(cutoff - ttl / 2)
   for i = first, #ops, 3 do
     local kind, key, member = ops[i], ops[i + 1], ops[i + 2]
     if kind == 'a' then
@@ -125,8 +129,8 @@ local function apply_ops(P, now, cutoff, ttl, ops, first)
   flush(lowers, 'HSET')
   flush(seen, 'ZADD', 'GT')
   flush(heal, 'ZADD', 'NX')
-  -- Then a few names and ids nobody has announced within the window go
-  -- (8 per one added, at most 64 a call).
+  -- Then a few names and ids nobody has announced since STALE go (8 per
+  -- one added, at most 64 per change).
   for key, n in pairs(dropIds) do
     local ids, idseen = key .. ':ids', key .. ':idseen'
     for _, d in ipairs(redis.call('ZRANGEBYSCORE', idseen, '-inf', STALE, 'LIMIT', '0', int(n))) do
@@ -135,6 +139,9 @@ local function apply_ops(P, now, cutoff, ttl, ops, first)
     end
   end
   for key, n in pairs(dropNames) do
+    -- Whoever adds names says which layout they are in (Redis may have
+    -- restarted empty since a tracker checked it).
+    redis.call('SET', key .. ':layout', '${LAYOUT}')
     local lex, base, names = key .. ':lex', key .. ':base', key .. ':seen'
     for _, d in ipairs(redis.call('ZRANGEBYSCORE', names, '-inf', STALE, 'LIMIT', '0', int(n))) do
       local dl = redis.call('HGET', key .. ':lower', d)
@@ -237,7 +244,7 @@ local function entries(kind, f)
     if f[2] ~= '' then push('d', NAMES, f[2]) end
   elseif kind == 'e' then
     -- A name's and an id's last-seen times move only at a TTL extension:
-    -- the name index is a prefilter, read with a cutoff a quarter TTL
+    -- the name index is a prefilter, read with a cutoff half a TTL
     -- earlier (\`STALE\` in apply_ops); holder sets decide liveness.
     push('s', NAMES, f[1])
     if f[2] ~= '' then push('u', NAMES, f[2]) end
@@ -602,4 +609,20 @@ for k = 2, #ARGV do
   end
 end
 return out
+`;
+
+/**
+ * Records or reads the layout of a prefix's keys: `KEYS[1]` is the name
+ * index's base key, `ARGV[1]` this version's layout. Returns the layout the
+ * keys are in: the one recorded (every script that adds a name records it),
+ * `1` for a name index an older version wrote (it recorded none), else
+ * `ARGV[1]`, now recorded.
+ */
+export const LAYOUT_SCRIPT: string = `
+local at = KEYS[1] .. ':layout'
+local recorded = redis.call('GET', at)
+if recorded then return recorded end
+if redis.call('EXISTS', KEYS[1] .. ':lex') == 1 then return '1' end
+redis.call('SET', at, ARGV[1])
+return ARGV[1]
 `;

@@ -14,6 +14,8 @@ import {
   INDEX_SCRIPT,
   INDEX_SEPARATOR,
   KEYS_SCRIPT,
+  LAYOUT,
+  LAYOUT_SCRIPT,
   NAME_TALLY_SCRIPT,
   NAMES_PAGE_SCRIPT,
   PEER_SCRIPT,
@@ -39,6 +41,7 @@ import {
   type SeedList,
   type SeedListOptions,
   type StoredFile,
+  StoreUnavailableError,
   systemClock,
   type TrackerStore,
 } from "./store.ts";
@@ -76,6 +79,10 @@ export interface RedisStoreOptions {
   /** Random numbers in [0, 1) that order replies. @default {Math.random} */
   random?: () => number;
 }
+
+/** What separates fields in keys, members and packed index updates. */
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\x00-\x1f]/;
 
 /** A file as the scripts keep it: name, id, size (text), lowercase name. */
 type Entry = [string, string, string] | [string, string, string, string];
@@ -133,16 +140,21 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
    * @param waitMs Longest wait for the first connection, ms.
    * @returns The store.
    * @throws {TypeError} If the URL is not a `redis://` or
-   *   `redis-cluster://` URL, or the key prefix holds `{` or `}`.
+   *   `redis-cluster://` URL, or the key prefix holds `{`, `}` or a control
+   *   character.
+   * @throws {Error} If the keys under the prefix were written by an older
+   *   version whose layout this one cannot share.
    */
   static async connect(
     options: RedisStoreOptions,
     waitMs = 5000,
   ): Promise<RedisStore> {
     const prefix = options.prefix ?? "shoal";
-    if (/[{}]/.test(prefix)) {
+    if (/[{}]/.test(prefix) || CONTROL.test(prefix)) {
       throw new TypeError(
-        `Invalid Redis key prefix "${prefix}": it may not contain { or }`,
+        `Invalid Redis key prefix ${
+          JSON.stringify(prefix)
+        }: it may not contain {, } or control characters`,
       );
     }
     const client = await RedisClient.open(
@@ -156,10 +168,29 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
         shoalNamesPage: [NAMES_PAGE_SCRIPT, 1],
         shoalKeys: [KEYS_SCRIPT, 1],
         shoalContentNames: [CONTENT_NAMES_SCRIPT, 1],
+        shoalLayout: [LAYOUT_SCRIPT, 1],
       },
       options.timeoutMs ?? 800,
       waitMs,
     );
+    // Versions whose index means something else must not share the keys
+    // (checked when Redis answers now; a store started before it is up
+    // writes the current layout).
+    let layout: unknown = LAYOUT;
+    try {
+      layout = await client.call("shoalLayout", `${prefix}:{names}`, LAYOUT);
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) {
+        await client.close();
+        throw error;
+      }
+    }
+    if (layout !== LAYOUT) {
+      await client.close();
+      throw new Error(
+        `Redis at ${options.url} holds tracker state another Shoal version wrote (key layout ${layout}, this version writes ${LAYOUT}): stop those trackers, then flush that Redis or use another database (redis://HOST:PORT/1)`,
+      );
+    }
     return new RedisStore(client, options);
   }
 
@@ -174,7 +205,7 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
    * @returns Once closed.
    */
   async close(): Promise<void> {
-    await this.#flushing;
+    while (this.#flushing.size > 0) await Promise.all(this.#flushing);
     await this.#client.close();
   }
 
@@ -194,6 +225,15 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
     address: string,
     ...args: (string | number)[]
   ): Promise<{ result: ApplyChangesResult; seq: number }> {
+    // Keys, members and the index updates passed between scripts are
+    // joined by control characters, which no address or name may hold.
+    if (CONTROL.test(address)) {
+      throw new TypeError(
+        `Invalid peer address ${
+          JSON.stringify(address)
+        }: it holds a control character`,
+      );
+    }
     const now = Math.floor(this.#clock.now());
     const [key, tag] = this.#peerKey(address);
     const reply = await this.#client.call(
@@ -226,11 +266,7 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
   #applyIndex(now: number, ops: string[]): Promise<void> {
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     this.#queued.push({ now, ops, resolve, reject });
-    if (this.#queued.length === 1) {
-      this.#flushing = new Promise((done) =>
-        setTimeout(() => this.#flushIndex().finally(done), 0)
-      );
-    }
+    if (this.#queued.length === 1) this.#scheduleFlush();
     return promise;
   }
 
@@ -241,12 +277,22 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
     resolve: () => void;
     reject: (error: unknown) => void;
   }[] = [];
-  /** The flush under way, if any. */
-  #flushing: Promise<void> | undefined;
+  /** Flushes under way (`close` waits for them). */
+  readonly #flushing = new Set<Promise<void>>();
+
+  #scheduleFlush(): void {
+    const flush = new Promise<void>((done) =>
+      setTimeout(() => this.#flushIndex().finally(done), 0)
+    );
+    this.#flushing.add(flush);
+    void flush.then(() => this.#flushing.delete(flush));
+  }
 
   async #flushIndex(): Promise<void> {
-    const batch = this.#queued;
-    this.#queued = [];
+    // At most 64 changes a call, so one script never runs long; the rest
+    // go in the next.
+    const batch = this.#queued.splice(0, 64);
+    if (this.#queued.length > 0) this.#scheduleFlush();
     // Every update's key, and which change (and which triple) it is.
     const keys: string[] = [];
     const change: number[] = [];
@@ -574,9 +620,10 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
   /** What the search needs of Redis. */
   #reader() {
     const cutoff = this.#cutoff();
-    // Names' last-seen times move once a quarter TTL: the index pages keep
-    // every name seen since then, and the holder counts decide.
-    const stale = cutoff - this.#ttlMs / 4;
+    // Names' last-seen times move once a quarter TTL, and one such update
+    // may be lost: the index pages keep every name seen within two
+    // quarters before the cutoff, and the holder counts decide.
+    const stale = cutoff - this.#ttlMs / 2;
     const names = `${this.#prefix}:{names}`;
     return {
       page: (
@@ -707,6 +754,13 @@ function encodeFiles(
   const seen = new Set<string>();
   const out: Entry[] = [];
   for (const { name, id, size } of files) {
+    if (CONTROL.test(name)) {
+      throw new TypeError(
+        `Invalid file name ${
+          JSON.stringify(name)
+        }: it holds a control character`,
+      );
+    }
     if (seen.has(name)) continue; // one entry per name, the first
     seen.add(name);
     const lower = name.toLowerCase();

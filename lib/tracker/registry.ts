@@ -208,6 +208,11 @@ export class Registry {
    * front peer's expiry it returns at once: a walk from the front also
    * passes the holes that re-inserting refreshed peers leaves there.
    */
+  /** A peer seen at `now` expires then at the latest (the clock can go back). */
+  #due(now: number): void {
+    this.#nextExpiry = Math.min(this.#nextExpiry, now + this.#expiryMs);
+  }
+
   #expireDue(now: number): void {
     if (now < this.#nextExpiry) return;
     for (const [address, record] of this.#peers) {
@@ -251,6 +256,7 @@ export class Registry {
       return "too_many_files";
     }
     this.remove(address);
+    this.#due(now);
     const record: Peer = {
       address,
       protocol,
@@ -303,6 +309,7 @@ export class Registry {
       return undefined;
     }
     record.lastSeen = now;
+    this.#due(now);
     // Re-insert: the map stays in order of last contact.
     this.#peers.delete(address);
     this.#peers.set(address, record);
