@@ -620,6 +620,45 @@ Deno.test("TrackerStore contract: RedisStore on one Redis server", async (t) => 
       },
     );
     await t.step(
+      "a lost update of a name's time hides nothing until the next one",
+      async () => {
+        const { clock, store } = await setup((options) =>
+          RedisStore.connect({ url: redis.url, prefix: "lost", ...options })
+        );
+        await using _ = store as RedisStore;
+        const address = "127.0.0.1:10001";
+        const start = clock.time;
+        await store.register({
+          address,
+          protocol: "shoal",
+          files: [file("kept/a.txt", ID_A)],
+        });
+        // Heartbeats every 500 ms; the one that extends the TTL (a quarter
+        // of it: 16 s) moves the name's time; here that update is lost.
+        const quarter = (4 * 1000 + 60_000) / 4;
+        while (clock.time - start < quarter) {
+          clock.time += 500;
+          assert.equal(await store.touch(address), true);
+        }
+        await cli(
+          redis.port,
+          "ZADD",
+          "lost:{names}:seen",
+          String(start),
+          "kept/a.txt",
+        );
+        // A window and more later, the live peer's name is still listed.
+        while (clock.time - start < quarter + 1000 + 3000) {
+          clock.time += 500;
+          assert.equal(await store.touch(address), true);
+        }
+        assert.deepEqual(
+          (await store.search("kept/*")).files.map((f) => f.name),
+          ["kept/a.txt"],
+        );
+      },
+    );
+    await t.step(
       "the name index forgets what nobody held for the window and the lag of its times",
       async () => {
         const { clock, store } = await setup((options) =>
