@@ -37,6 +37,13 @@ local function int(n) return string.format('%d', n) end
 -- characters).
 local SEP = '\\1'
 
+-- A name's entry in the base-name index (its last path segment, lowercase,
+-- NUL, the name), or nil for a name without a directory.
+local function base_entry(lower, name)
+  local slash = string.find(lower, '/[^/]*$')
+  return slash and (string.sub(lower, slash + 1) .. '\\0' .. name) or nil
+end
+
 local function apply_ops(P, now, cutoff, ttl, ops, first)
   -- Index entries batched by key: (score, member) or (field, value) pairs.
   local plain, seen, heal, lowers = {}, {}, {}, {}
@@ -45,6 +52,19 @@ local function apply_ops(P, now, cutoff, ttl, ops, first)
     local list = into[key]
     if list == nil then list = {}; into[key] = list end
     list[#list + 1] = a; list[#list + 1] = b
+  end
+  -- A name's entries in the lexicographic and base-name indexes (\`member\`
+  -- is the name, or its lowercase form, NUL, the name), batched in \`into\`;
+  -- returns the name.
+  local function name_entries(into, key, member)
+    local nul = string.find(member, '\\0', 1, true)
+    local name = nul and string.sub(member, nul + 1) or member
+    local lower = nul and string.sub(member, 1, nul - 1) or member
+    batch(into, key .. ':lex', '0', member)
+    if nul then batch(lowers, key .. ':lower', name, lower) end
+    local base = base_entry(lower, name)
+    if base then batch(into, key .. ':base', '0', base) end
+    return name
   end
   local NOW, CUT, TTL = int(now), int(cutoff), int(ttl)
   -- Names' and ids' last-seen times move once a quarter TTL (see
@@ -74,13 +94,7 @@ local function apply_ops(P, now, cutoff, ttl, ops, first)
     elseif kind == 'j' then
       batch(heal, key .. ':ids', '0', member)
     elseif kind == 'l' then
-      local nul = string.find(member, '\\0', 1, true)
-      local name = nul and string.sub(member, nul + 1) or member
-      local lower = nul and string.sub(member, 1, nul - 1) or member
-      batch(heal, key .. ':lex', '0', member)
-      if nul then batch(lowers, key .. ':lower', name, lower) end
-      local slash = string.find(lower, '/[^/]*$')
-      if slash then batch(heal, key .. ':base', '0', string.sub(lower, slash + 1) .. '\\0' .. name) end
+      name_entries(heal, key, member)
     elseif kind == 'x' then
       redis.call('HDEL', key, member)
     elseif kind == 'p' then
@@ -100,16 +114,7 @@ local function apply_ops(P, now, cutoff, ttl, ops, first)
       batch(seen, key .. ':idseen', NOW, member)
       dropIds[key] = math.min((dropIds[key] or 0) + 8, 64)
     else
-      local nul = string.find(member, '\\0', 1, true)
-      local name = nul and string.sub(member, nul + 1) or member
-      local lower = nul and string.sub(member, 1, nul - 1) or member
-      batch(plain, key .. ':lex', '0', member)
-      if nul then batch(lowers, key .. ':lower', name, lower) end
-      local slash = string.find(lower, '/[^/]*$')
-      if slash then
-        batch(plain, key .. ':base', '0', string.sub(lower, slash + 1) .. '\\0' .. name)
-      end
-      batch(seen, key .. ':seen', NOW, name)
+      batch(seen, key .. ':seen', NOW, name_entries(plain, key, member))
       dropNames[key] = math.min((dropNames[key] or 0) + 8, 64)
     end
   end
@@ -152,8 +157,8 @@ local function apply_ops(P, now, cutoff, ttl, ops, first)
         dl = d
         redis.call('ZREM', lex, d)
       end
-      local s = string.find(dl, '/[^/]*$')
-      if s then redis.call('ZREM', base, string.sub(dl, s + 1) .. '\\0' .. d) end
+      local entry = base_entry(dl, d)
+      if entry then redis.call('ZREM', base, entry) end
       redis.call('ZREM', names, d)
     end
   end
