@@ -310,14 +310,14 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
         const args: (string | number)[] = [];
         let last = -1;
         let group: string[] = [];
-        const close = () => {
+        const endGroup = () => {
           if (last >= 0) {
             args.push(batch[last]!.now, group.join(INDEX_SEPARATOR));
           }
         };
         for (const k of at) {
           if (change[k] !== last) {
-            close();
+            endGroup();
             last = change[k]!;
             group = [];
           }
@@ -325,7 +325,7 @@ export class RedisStore implements TrackerStore, AsyncDisposable {
           const t = triple[k]!;
           group.push(ops[t]!, ops[t + 1]!, ops[t + 2]!);
         }
-        close();
+        endGroup();
         await this.#client.call(
           "shoalIndex",
           keys[at[0]!]!,

@@ -202,17 +202,17 @@ export class Registry {
 
   #network = (address: string): string => this.#peers.get(address)!.network;
 
+  /** A peer seen at `now` expires then at the latest (the clock can go back). */
+  #due(now: number): void {
+    this.#nextExpiry = Math.min(this.#nextExpiry, now + this.#expiryMs);
+  }
+
   /**
    * Drops the peers at the front of the map that have expired: the map is
    * in order of last contact, so this costs O(expired peers). Until the
    * front peer's expiry it returns at once: a walk from the front also
    * passes the holes that re-inserting refreshed peers leaves there.
    */
-  /** A peer seen at `now` expires then at the latest (the clock can go back). */
-  #due(now: number): void {
-    this.#nextExpiry = Math.min(this.#nextExpiry, now + this.#expiryMs);
-  }
-
   #expireDue(now: number): void {
     if (now < this.#nextExpiry) return;
     for (const [address, record] of this.#peers) {
