@@ -622,40 +622,33 @@ Deno.test("TrackerStore contract: RedisStore on one Redis server", async (t) => 
     await t.step(
       "a lost update of a name's time hides nothing until the next one",
       async () => {
-        const { clock, store } = await setup((options) =>
-          RedisStore.connect({ url: redis.url, prefix: "lost", ...options })
+        const name = "kept/a.txt";
+        const peer = await registeredPeer(
+          redis.url,
+          "lost",
+          "127.0.0.1:10001",
+          name,
         );
-        await using _ = store as RedisStore;
-        const address = "127.0.0.1:10001";
-        const start = clock.time;
-        await store.register({
-          address,
-          protocol: "shoal",
-          files: [file("kept/a.txt", ID_A)],
-        });
-        // Heartbeats every 500 ms; the one that extends the TTL (a quarter
-        // of it: 16 s) moves the name's time; here that update is lost.
-        const quarter = (4 * 1000 + 60_000) / 4;
-        while (clock.time - start < quarter) {
-          clock.time += 500;
-          assert.equal(await store.touch(address), true);
+        try {
+          // The heartbeat that extends the TTL moves the name's time; here
+          // that update is lost.
+          await peer.untilTtlExtension();
+          await cli(
+            redis.port,
+            "ZADD",
+            "lost:{names}:seen",
+            String(peer.registered),
+            name,
+          );
+          // A window and more later, the live peer's name is still listed.
+          await peer.heartbeatUntil(TTL_QUARTER + 1000 + 3000);
+          assert.deepEqual(
+            (await peer.store.search("kept/*")).files.map((f) => f.name),
+            [name],
+          );
+        } finally {
+          await peer.close();
         }
-        await cli(
-          redis.port,
-          "ZADD",
-          "lost:{names}:seen",
-          String(start),
-          "kept/a.txt",
-        );
-        // A window and more later, the live peer's name is still listed.
-        while (clock.time - start < quarter + 1000 + 3000) {
-          clock.time += 500;
-          assert.equal(await store.touch(address), true);
-        }
-        assert.deepEqual(
-          (await store.search("kept/*")).files.map((f) => f.name),
-          ["kept/a.txt"],
-        );
       },
     );
     await t.step(
@@ -675,7 +668,7 @@ Deno.test("TrackerStore contract: RedisStore on one Redis server", async (t) => 
         // A name's time moves once a quarter TTL (4 × expiry + 60 s) and
         // one such update may be lost, so the index keeps it half a TTL
         // longer than its holders live; the holder sets answer exactly.
-        clock.time += 1000 + (4 * 1000 + 60_000) / 2 + 1;
+        clock.time += 1000 + 2 * TTL_QUARTER + 1;
         await store.register({
           address: "127.0.0.1:10002",
           protocol: "shoal",
@@ -693,13 +686,16 @@ Deno.test("TrackerStore contract: RedisStore on one Redis server", async (t) => 
   }
 });
 
+/** A quarter of RedisStore's TTL (4 × expiry + 60 s) in the cases: 16 s. */
+const TTL_QUARTER = (4 * 1000 + 60_000) / 4;
+
 /**
- * A store on the cluster under `prefix` with one peer registered holding
- * `name` (ID_A, 5 bytes), and a way to heartbeat it until the heartbeat that
- * extends the keys' TTL: a quarter of RedisStore's TTL (4 × expiry + 60 s)
- * after the registration.
+ * A store on Redis (one server or a cluster) under `prefix` with one peer
+ * registered holding `name` (ID_A, 5 bytes), and ways to heartbeat it every
+ * 500 ms: until a time after the registration, or until the heartbeat that
+ * extends the keys' TTL ({@linkcode TTL_QUARTER} after the registration).
  */
-async function registeredOnCluster(
+async function registeredPeer(
   url: string,
   prefix: string,
   address: string,
@@ -717,16 +713,18 @@ async function registeredOnCluster(
     }),
     "ok",
   );
+  const heartbeatUntil = async (sinceRegistration: number) => {
+    while (clock.time - registered < sinceRegistration) {
+      clock.time += 500;
+      assert.equal(await store.touch(address), true);
+    }
+  };
   return {
     clock,
     store,
-    async untilTtlExtension(): Promise<void> {
-      const quarter = (4 * 1000 + 60_000) / 4;
-      while (clock.time - registered < quarter) {
-        clock.time += 500;
-        assert.equal(await store.touch(address), true);
-      }
-    },
+    registered,
+    heartbeatUntil,
+    untilTtlExtension: () => heartbeatUntil(TTL_QUARTER),
     close: () => (store as RedisStore).close(),
   };
 }
@@ -742,7 +740,7 @@ Deno.test("TrackerStore contract: RedisStore on a three-master Redis Cluster", a
       async () => {
         const address = "127.0.0.1:10001";
         const name = "docs/a.txt";
-        const peer = await registeredOnCluster(
+        const peer = await registeredPeer(
           cluster.url,
           "heal",
           address,
@@ -803,7 +801,7 @@ Deno.test("TrackerStore contract: RedisStore on a three-master Redis Cluster", a
         // TTL-extending heartbeat (still carrying the old one) must keep.
         const address = "127.0.0.1:10002";
         const name = "keep.txt";
-        const peer = await registeredOnCluster(
+        const peer = await registeredPeer(
           cluster.url,
           "keep",
           address,
