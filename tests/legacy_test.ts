@@ -199,6 +199,33 @@ Deno.test("readLine accepts a line of exactly the limit and refuses one byte mor
   }
 });
 
+Deno.test("readLine grows its buffer for a long line sent in pieces, and refuses a prefix already past the limit", async () => {
+  {
+    await using pair = await socketPair();
+    const long = "y".repeat(300 * 1024);
+    const reading = readLine(
+      pair.server,
+      encoder.encode("{"),
+      1024 * 1024,
+      5000,
+    );
+    for (let at = 0; at < long.length; at += 7000) {
+      await pair.client.write(encoder.encode(long.slice(at, at + 7000)));
+    }
+    await pair.client.write(encoder.encode("}\nnext"));
+    const { line, rest } = await reading;
+    assert.equal(line, `{${long}}`);
+    assert.deepEqual(rest, encoder.encode("next"));
+  }
+  {
+    await using pair = await socketPair();
+    await assert.rejects(
+      readLine(pair.server, encoder.encode("z".repeat(200)), 100, 5000),
+      /exceeds the 100-byte limit/,
+    );
+  }
+});
+
 Deno.test("readLine stops reading an endless line at the limit", async () => {
   await using pair = await socketPair();
   const reading = readLine(pair.server, new Uint8Array(), 64 * 1024, 5000);

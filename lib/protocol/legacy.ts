@@ -111,23 +111,20 @@ export async function readLine(
   maxBytes: number = DEFAULT_MAX_LINE_BYTES,
   timeoutMs = 10_000,
 ): Promise<LineResult> {
-  let buffer = new Uint8Array(Math.min(maxBytes + 1, 64 * 1024));
-  let filled = 0;
-  const append = (bytes: Uint8Array) => {
-    if (filled + bytes.length > buffer.length) {
-      const grown = new Uint8Array(
-        Math.min(
-          Math.max(buffer.length * 2, filled + bytes.length),
-          maxBytes + 1 + bytes.length,
-        ),
-      );
-      grown.set(buffer.subarray(0, filled));
-      buffer = grown;
-    }
-    buffer.set(bytes, filled);
-    filled += bytes.length;
-  };
-  append(prefix);
+  // Most requests arrive whole in the first read: answer from it, with no
+  // buffer, read or timer of our own.
+  const whole = prefix.indexOf(10);
+  if (whole >= 0 && whole <= maxBytes) {
+    return { line: decodeLine(prefix, whole), rest: prefix.slice(whole + 1) };
+  }
+  if (prefix.length > maxBytes) throw tooLong(maxBytes);
+  // Else the line grows in one buffer, read into its free end, doubled as
+  // it fills and never past the limit (plus one byte to see it crossed).
+  let buffer = new Uint8Array(
+    Math.min(maxBytes + 1, Math.max(4 * 1024, prefix.length * 2)),
+  );
+  buffer.set(prefix);
+  let filled = prefix.length;
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
@@ -136,26 +133,27 @@ export async function readLine(
     } catch { /* already closed */ }
   }, timeoutMs);
   try {
-    const chunk = new Uint8Array(64 * 1024);
     let searched = 0;
     while (true) {
       const newline = buffer.subarray(searched, filled).indexOf(10);
       if (newline >= 0) {
         const end = searched + newline;
         if (end > maxBytes) break;
-        let line: string;
-        try {
-          line = decoder.decode(buffer.subarray(0, end));
-        } catch {
-          throw new ProtocolError("Cannot accept line: it is not valid UTF-8");
-        }
-        return { line, rest: buffer.slice(end + 1, filled) };
+        return {
+          line: decodeLine(buffer, end),
+          rest: buffer.slice(end + 1, filled),
+        };
       }
       searched = filled;
       if (filled > maxBytes) break;
+      if (filled === buffer.length) {
+        const grown = new Uint8Array(Math.min(buffer.length * 2, maxBytes + 1));
+        grown.set(buffer);
+        buffer = grown;
+      }
       let n: number | null;
       try {
-        n = await conn.read(chunk);
+        n = await conn.read(buffer.subarray(filled));
       } catch (error) {
         if (timedOut) break;
         throw error;
@@ -166,18 +164,31 @@ export async function readLine(
           "Cannot accept line: the connection ended before a newline",
         );
       }
-      append(chunk.subarray(0, n));
+      filled += n;
     }
     if (timedOut) {
       throw new TimeoutError(
         `Cannot read line: no newline within ${timeoutMs} ms`,
       );
     }
-    throw new ProtocolError(
-      `Cannot accept line: it exceeds the ${maxBytes}-byte limit`,
-    );
+    throw tooLong(maxBytes);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+function tooLong(maxBytes: number): ProtocolError {
+  return new ProtocolError(
+    `Cannot accept line: it exceeds the ${maxBytes}-byte limit`,
+  );
+}
+
+/** The UTF-8 text of `bytes` before `end`, or a ProtocolError. */
+function decodeLine(bytes: Uint8Array, end: number): string {
+  try {
+    return decoder.decode(bytes.subarray(0, end));
+  } catch {
+    throw new ProtocolError("Cannot accept line: it is not valid UTF-8");
   }
 }
 
