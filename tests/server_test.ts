@@ -1,7 +1,7 @@
 /**
  * Tests of the accept loop shared by tracker and peer (`lib/_server.ts`) on
- * real sockets: a reply the client never reads is abandoned after the write
- * timeout, and at the connection cap a stalled writer makes room for a
+ * real sockets: a silent connection is closed after the first-byte timeout,
+ * a reply the client never reads is abandoned after the write timeout, and at the connection cap a stalled writer makes room for a
  * newcomer.
  *
  * @module
@@ -73,6 +73,48 @@ async function drain(conn: Deno.Conn): Promise<number> {
   }
   return total;
 }
+
+Deno.test("ConnectionServer closes a connection silent past the first-byte timeout, and serves one that speaks in time", async () => {
+  const server = bigReplyServer({ firstByteTimeoutMs: 1000 });
+  try {
+    const started = performance.now();
+    const silent = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: server.port,
+    });
+    const late = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: server.port,
+    });
+    try {
+      // Well within the timeout, the second one asks: it is answered.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await writeAll(late, encoder.encode("ping\n"));
+      const { line } = await readLine(late, new Uint8Array(), 1024, 5000);
+      assert.equal(line, "pong");
+      // The silent one is closed by the server: not before the timeout,
+      // and not long after it (the read ends instead of the timer below).
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const closed = await Promise.race([
+        drain(silent).then(() => "closed"),
+        new Promise((resolve) => {
+          timer = setTimeout(() => resolve("still open"), 10_000);
+        }),
+      ]);
+      clearTimeout(timer);
+      assert.equal(closed, "closed");
+      assert.ok(
+        performance.now() - started >= 1000,
+        "closed before its first-byte timeout",
+      );
+    } finally {
+      silent.close();
+      late.close();
+    }
+  } finally {
+    await server.close();
+  }
+});
 
 Deno.test("ConnectionServer abandons a reply the client stops reading after the write timeout", async () => {
   const dropped: string[] = [];

@@ -79,36 +79,26 @@ interface Tracked {
   lastActivity: number;
   /** When the pending writes last made progress, or began (ms). */
   writeProgress: number;
+  /** When the first read must have delivered (ms; Infinity once it has). */
+  firstByteBy: number;
   released: boolean;
 }
 
 /**
  * A connection as the handlers see it: every read and write goes through
  * here, so the server knows which connections sit idle waiting for the
- * remote side or stalled sending to it (evictable), and which are serving;
- * and each write must make progress within the write timeout.
+ * remote side or stalled sending to it (evictable), and which are serving.
+ * The server's deadline sweep (not a timer per connection) closes the ones
+ * whose first byte or write is overdue.
  */
 class TrackedDuplex implements Duplex {
   readonly #inner: Duplex;
   readonly #entry: Tracked;
-  readonly #writeTimeoutMs: number;
-  readonly #onStalled: (entry: Tracked) => void;
-  /** When the pending writes began or last made progress (ms). */
-  #writeSince = 0;
-  /** One timer for the write timeout, not one per write (see `#arm`). */
-  #timer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
 
-  constructor(
-    inner: Duplex,
-    entry: Tracked,
-    writeTimeoutMs: number,
-    onStalled: (entry: Tracked) => void,
-  ) {
+  constructor(inner: Duplex, entry: Tracked) {
     this.#inner = inner;
     this.#entry = entry;
-    this.#writeTimeoutMs = writeTimeoutMs;
-    this.#onStalled = onStalled;
   }
 
   get remoteAddr(): { hostname: string; port: number } {
@@ -128,50 +118,16 @@ class TrackedDuplex implements Duplex {
 
   async write(bytes: Uint8Array): Promise<number> {
     const entry = this.#entry;
-    if (entry.writing++ === 0) {
-      entry.writeProgress = this.#writeSince = performance.now();
-    }
-    if (this.#writeTimeoutMs > 0) this.#arm();
+    if (entry.writing++ === 0) entry.writeProgress = performance.now();
     try {
       return await this.#inner.write(bytes);
     } finally {
       entry.writing--;
-      entry.lastActivity =
-        entry.writeProgress =
-        this.#writeSince =
-          performance.now();
+      entry.lastActivity = entry.writeProgress = performance.now();
     }
   }
 
-  /**
-   * Makes sure the write-timeout timer is pending. It is not moved on every
-   * write: when it fires before the pending writes are overdue it is set
-   * again for when they would be, and when none is pending it stops.
-   */
-  #arm(): void {
-    if (this.#timer !== undefined) return;
-    this.#timer = setTimeout(
-      this.#onTimer,
-      Math.max(0, this.#writeSince + this.#writeTimeoutMs - performance.now()),
-    );
-  }
-
-  #onTimer = (): void => {
-    this.#timer = undefined;
-    if (this.#entry.writing === 0) return;
-    if (performance.now() - this.#writeSince >= this.#writeTimeoutMs) {
-      this.#onStalled(this.#entry);
-    } else this.#arm();
-  };
-
-  /** Drops the timer (the connection's handler ended). */
-  dispose(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-  }
-
   close(): void {
-    this.dispose();
     // Idempotent: closing twice would throw (and build) a BadResource error
     // for every connection, a measurable cost on a busy tracker.
     if (this.#closed) return;
@@ -235,6 +191,7 @@ export class ConnectionServer {
   readonly #onDrop: DropHandler | undefined;
   #closed = false;
   #loop: Promise<void> | undefined;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
 
   /**
    * Listens with a transport (TCP by default) and wraps the listener;
@@ -294,7 +251,46 @@ export class ConnectionServer {
   }
 
   start(): void {
-    this.#loop ??= this.#accept();
+    if (this.#loop) return;
+    this.#loop = this.#accept();
+    // One timer for every connection's deadlines, a quarter of the shortest
+    // timeout apart (10 ms to 1 s): a deadline is met that much late at
+    // most, and a connection arms no timer of its own.
+    const { firstByteTimeoutMs, writeTimeoutMs } = this.#limits;
+    const shortest = Math.min(
+      firstByteTimeoutMs,
+      writeTimeoutMs > 0 ? writeTimeoutMs : Infinity,
+    );
+    const sweeper = setInterval(
+      () => this.#sweep(),
+      Math.min(1000, Math.max(10, shortest / 4)),
+    );
+    // The listener keeps a serving program alive, not this timer.
+    Deno.unrefTimer(sweeper);
+    this.#sweeper = sweeper;
+  }
+
+  /**
+   * Closes the connections whose first byte is overdue, and those whose
+   * pending write made no progress for the write timeout (the remote side
+   * stopped reading).
+   */
+  #sweep(): void {
+    const now = performance.now();
+    const { writeTimeoutMs } = this.#limits;
+    for (const entry of this.#open.values()) {
+      if (entry.firstByteBy <= now) {
+        entry.firstByteBy = Infinity;
+        try {
+          entry.conn.close();
+        } catch { /* closed */ }
+      } else if (
+        writeTimeoutMs > 0 && entry.writing > 0 &&
+        now - entry.writeProgress >= writeTimeoutMs
+      ) {
+        this.#stalled(entry);
+      }
+    }
   }
 
   async #accept(): Promise<void> {
@@ -324,18 +320,13 @@ export class ConnectionServer {
         writing: 0,
         lastActivity: performance.now(),
         writeProgress: 0,
+        firstByteBy: performance.now() + this.#limits.firstByteTimeoutMs,
         released: false,
       };
-      const conn = new TrackedDuplex(
-        accepted,
-        entry,
-        this.#limits.writeTimeoutMs,
-        (stalled) => this.#stalled(stalled),
-      );
+      const conn = new TrackedDuplex(accepted, entry);
       this.#open.set(accepted, entry);
       this.#perAddress.set(ip, (this.#perAddress.get(ip) ?? 0) + 1);
-      const task = this.#handle(conn, entry.remote).finally(() => {
-        conn.dispose();
+      const task = this.#handle(conn, entry).finally(() => {
         this.#release(entry);
         this.#tasks.delete(task);
       });
@@ -403,21 +394,18 @@ export class ConnectionServer {
     return true;
   }
 
-  async #handle(conn: Duplex, remote: string): Promise<void> {
+  async #handle(conn: Duplex, entry: Tracked): Promise<void> {
+    const { remote } = entry;
     try {
       // The first read only picks the protocol: a handshake or a request
-      // line continues in later reads.
+      // line continues in later reads. The sweep closes a connection that
+      // sends nothing in time (see `firstByteBy`).
       const first = new Uint8Array(4 * 1024);
-      const timer = setTimeout(() => {
-        try {
-          conn.close();
-        } catch { /* closed */ }
-      }, this.#limits.firstByteTimeoutMs);
       let n: number | null;
       try {
         n = await conn.read(first);
       } finally {
-        clearTimeout(timer);
+        entry.firstByteBy = Infinity;
       }
       if (n === null || n === 0) return;
       const prefix = first.subarray(0, n);
@@ -446,6 +434,7 @@ export class ConnectionServer {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#sweeper);
     try {
       this.listener.close();
     } catch { /* closed */ }
