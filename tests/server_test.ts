@@ -78,14 +78,10 @@ Deno.test("ConnectionServer closes a connection silent past the first-byte timeo
   const server = bigReplyServer({ firstByteTimeoutMs: 1000 });
   try {
     const started = performance.now();
-    const silent = await Deno.connect({
-      hostname: "127.0.0.1",
-      port: server.port,
-    });
-    const late = await Deno.connect({
-      hostname: "127.0.0.1",
-      port: server.port,
-    });
+    const open = () =>
+      Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    const silent = await open();
+    const late = await open();
     try {
       // Well within the timeout, the second one asks: it is answered.
       await new Promise((resolve) => setTimeout(resolve, 100));
