@@ -133,7 +133,8 @@ export async function readLine(
     } catch { /* already closed */ }
   }, timeoutMs);
   try {
-    let searched = 0;
+    // The prefix holds no newline within the limit (checked above).
+    let searched = filled;
     while (true) {
       const newline = buffer.subarray(searched, filled).indexOf(10);
       if (newline >= 0) {
@@ -177,6 +178,7 @@ export async function readLine(
   }
 }
 
+/** The error for a line longer than `maxBytes`. */
 function tooLong(maxBytes: number): ProtocolError {
   return new ProtocolError(
     `Cannot accept line: it exceeds the ${maxBytes}-byte limit`,
