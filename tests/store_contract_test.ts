@@ -228,6 +228,24 @@ const CASES: [string, (make: MakeStore) => Promise<void>][] = [
         "127.0.0.1:10002": undefined,
       });
       assert.equal((await store.get("127.0.0.1:10001"))?.key, key);
+      // A delta, a new file list and a heartbeat keep it.
+      assert.equal(
+        (await store.applyChanges("127.0.0.1:10001", {
+          seq: 1,
+          added: [file("b.txt", ID_B)],
+          removed: [],
+        })).result,
+        "ok",
+      );
+      assert.equal(
+        await store.replaceFiles("127.0.0.1:10001", [file("c.txt", ID_C)]),
+        "ok",
+      );
+      assert.equal(await store.touch("127.0.0.1:10001"), true);
+      assert.equal((await store.get("127.0.0.1:10001"))?.key, key);
+      assert.deepEqual(byAddress(await store.getPeers({ id: ID_C })), {
+        "127.0.0.1:10001": key,
+      });
       // Registering again without a key forgets it.
       await store.register({
         address: "127.0.0.1:10001",

@@ -37,10 +37,23 @@ local function int(n) return string.format('%d', n) end
 -- characters).
 local SEP = '\\1'
 
+-- Where the last \`char\` is in \`s\`, or nil: a plain search from one
+-- occurrence to the next (an end-anchored pattern would be tried at every
+-- position of \`s\`).
+local function last(s, char)
+  local at = string.find(s, char, 1, true)
+  while at do
+    local after = string.find(s, char, at + 1, true)
+    if not after then return at end
+    at = after
+  end
+  return nil
+end
+
 -- A name's entry in the base-name index (its last path segment, lowercase,
 -- NUL, the name), or nil for a name without a directory.
 local function base_entry(lower, name)
-  local slash = string.find(lower, '/[^/]*$')
+  local slash = last(lower, '/')
   return slash and (string.sub(lower, slash + 1) .. '\\0' .. name) or nil
 end
 
@@ -84,11 +97,11 @@ local function apply_ops(P, now, cutoff, ttl, ops, first)
       end
       redis.call('PEXPIRE', key, TTL)
     elseif kind == 'h' then
-      local at = string.find(member, '%z[^%z]*$')
+      local at = last(member, '\\0')
       redis.call('HSET', key, string.sub(member, 1, at - 1), string.sub(member, at + 1))
       redis.call('PEXPIRE', key, TTL)
     elseif kind == 'k' then
-      local at = string.find(member, '%z[^%z]*$')
+      local at = last(member, '\\0')
       redis.call('HSETNX', key, string.sub(member, 1, at - 1), string.sub(member, at + 1))
       redis.call('PEXPIRE', key, TTL)
     elseif kind == 'j' then
@@ -308,12 +321,19 @@ end
 -- Writes the record (all of it when changed, else its time) and marks the
 -- peer alive in its network; extends the keys' TTLs when changed or asked.
 local function save(r, changed, extend)
+  -- With the TTLs extended, the record says when (field tx, see \`refresh\`).
   if changed then
     -- A registration keeps its files as the tracker encoded them.
-    redis.call('HSET', pkey, 'proto', r.proto, 'seen', NOW, 'seq', r.seq,
-      'net', r.net, 'files', r.json or (#r.files == 0 and '[]' or cjson.encode(r.files)))
-    if r.key then redis.call('HSET', pkey, 'key', r.key) else redis.call('HDEL', pkey, 'key') end
+    local fields = { 'proto', r.proto, 'seen', NOW, 'seq', r.seq, 'net', r.net,
+      'files', r.json or (#r.files == 0 and '[]' or cjson.encode(r.files)) }
+    -- Only a new record (the old one was deleted) gains or loses its key;
+    -- a changed one was loaded with the key it has.
+    if r.key then fields[#fields + 1] = 'key'; fields[#fields + 1] = r.key end
+    if extend then fields[#fields + 1] = 'tx'; fields[#fields + 1] = NOW end
+    redis.call('HSET', pkey, unpack(fields))
     count(r.net, #r.files)
+  elseif extend then
+    redis.call('HSET', pkey, 'seen', NOW, 'tx', NOW)
   else
     redis.call('HSET', pkey, 'seen', NOW)
   end
@@ -335,7 +355,6 @@ local function refresh(r, changed, added)
   local kept = 't'
   if now - (r.tx or 0) >= ttl / 4 then kept = 'e' end
   save(r, changed, kept == 'e')
-  if kept == 'e' then redis.call('HSET', pkey, 'tx', NOW) end
   for _, f in ipairs(r.files) do
     entries((added == nil or added[f[1]]) and 'a' or kept, f)
   end
