@@ -10,23 +10,22 @@
  *
  * @module
  */
-import { FRAME_HEADER_SIZE, FRAME_JSON } from "../lib/net/wire.ts";
+import { writeAll } from "../lib/net/connection.ts";
+import { encodeJsonFrame, FrameDecoder } from "../lib/net/wire.ts";
 
 const ID = "f".repeat(64);
-/** Each reply's JSON up to its request id. */
-const REPLIES: Record<string, string> = {
-  register: `{"type":"registered","address":"127.0.0.1:1"`,
-  heartbeat: `{"type":"ok"`,
-  getpeers:
-    `{"type":"peers","peers":[{"address":"127.0.0.1:1","protocol":"shoal","name":"x","id":"${ID}"}]`,
-  list:
-    `{"type":"files","files":[{"name":"x","id":"${ID}","size":1,"holders":1}]`,
+/** Each request type's reply, without its request id. */
+const REPLIES: Record<string, Record<string, unknown>> = {
+  register: { type: "registered", address: "127.0.0.1:1" },
+  heartbeat: { type: "ok" },
+  getpeers: {
+    type: "peers",
+    peers: [{ address: "127.0.0.1:1", protocol: "shoal", name: "x", id: ID }],
+  },
+  list: { type: "files", files: [{ name: "x", id: ID, size: 1, holders: 1 }] },
 };
 /** The benchmark's requests are small; a longer frame closes the connection. */
 const MAX_REQUEST = 64 * 1024;
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /**
  * Answers each frame on `conn` until it closes or sends something else.
@@ -34,48 +33,27 @@ const decoder = new TextDecoder();
  * @param conn A client's connection; closed when done.
  */
 export async function serveNoop(conn: Deno.Conn): Promise<void> {
-  let buffer = new Uint8Array(4096);
-  let filled = 0;
+  const frames = new FrameDecoder({
+    maxFrameSize: MAX_REQUEST,
+    allowData: false,
+  });
+  const buffer = new Uint8Array(4096);
   try {
-    while (true) {
-      if (filled === buffer.length) {
-        if (buffer.length >= MAX_REQUEST + FRAME_HEADER_SIZE) return;
-        const grown = new Uint8Array(buffer.length * 2);
-        grown.set(buffer);
-        buffer = grown;
+    for (
+      let n = await conn.read(buffer);
+      n !== null;
+      n = await conn.read(buffer)
+    ) {
+      for (const frame of frames.push(buffer.subarray(0, n))) {
+        if (frame.kind !== "json") return;
+        const { type, rid } = frame.message as { type?: string; rid?: number };
+        const reply = REPLIES[type ?? ""] ?? REPLIES.heartbeat;
+        await writeAll(conn, encodeJsonFrame({ ...reply, rid }));
       }
-      const n = await conn.read(buffer.subarray(filled));
-      if (n === null) return;
-      filled += n;
-      let start = 0;
-      while (filled - start >= FRAME_HEADER_SIZE) {
-        const view = new DataView(buffer.buffer, start);
-        const length = view.getUint32(1);
-        if (buffer[start] !== FRAME_JSON || length > MAX_REQUEST) return;
-        const end = start + FRAME_HEADER_SIZE + length;
-        if (end > filled) break;
-        const request = JSON.parse(
-          decoder.decode(buffer.subarray(start + FRAME_HEADER_SIZE, end)),
-        );
-        const body = encoder.encode(
-          `${REPLIES[request.type] ?? REPLIES.heartbeat},"rid":${
-            Number(request.rid) || 0
-          }}`,
-        );
-        const frame = new Uint8Array(FRAME_HEADER_SIZE + body.length);
-        frame[0] = FRAME_JSON;
-        new DataView(frame.buffer).setUint32(1, body.length);
-        frame.set(body, FRAME_HEADER_SIZE);
-        for (let sent = 0; sent < frame.length;) {
-          sent += await conn.write(frame.subarray(sent));
-        }
-        start = end;
-      }
-      buffer.copyWithin(0, start, filled);
-      filled -= start;
     }
   } catch {
-    // A client that went away: nothing to answer.
+    // A client that went away, or sent something that is not a request:
+    // nothing to answer.
   } finally {
     try {
       conn.close();
